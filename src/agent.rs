@@ -1,0 +1,82 @@
+//! Wiring: build the shared context, start the dispatcher worker and the link, run until
+//! shutdown. `main.rs` (the `run` subcommand), the sandbox and the tests all start the agent
+//! through [`spawn`].
+
+use std::sync::Arc;
+
+use tokio::task::JoinHandle;
+
+use crate::callback::{CallbackClient, CallbackError};
+use crate::config::Config;
+use crate::dispatch::{self, Counters, OpEvents};
+use crate::link::{Link, LinkEvents};
+use crate::ops::Ctx;
+use crate::shutdown::Shutdown;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("callback client: {0}")]
+    Callback(#[from] CallbackError),
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// Observers of the running agent; the status board implements both.
+#[derive(Clone)]
+pub struct Hooks {
+    pub link: Arc<dyn LinkEvents>,
+    pub ops: Arc<dyn OpEvents>,
+}
+
+/// Hooks that observe nothing.
+pub struct Quiet;
+impl LinkEvents for Quiet {
+    fn link_up(&self) {}
+    fn link_down(&self, _reason: &str) {}
+}
+impl OpEvents for Quiet {
+    fn op_done(&self, _operation: &str, _ok: bool) {}
+}
+
+impl Default for Hooks {
+    fn default() -> Self {
+        Hooks {
+            link: Arc::new(Quiet),
+            ops: Arc::new(Quiet),
+        }
+    }
+}
+
+/// A started agent: its tasks run on the current tokio runtime until `shutdown` fires.
+pub struct Running {
+    pub ctx: Arc<Ctx>,
+    pub counters: Arc<Counters>,
+    pub join: JoinHandle<()>,
+}
+
+impl Running {
+    /// Wait for the agent's tasks to finish (after shutdown was fired).
+    pub async fn finished(self) {
+        let _ = self.join.await;
+    }
+}
+
+pub fn spawn(cfg: Config, hooks: Hooks, shutdown: Shutdown) -> Result<Running, AgentError> {
+    let cfg = Arc::new(cfg);
+    let callback = CallbackClient::new(&cfg)?;
+    let ctx = Arc::new(Ctx::new(cfg.clone(), callback));
+    let (dispatcher, worker) = dispatch::channel(ctx.clone(), hooks.ops.clone());
+    let counters = dispatcher.counters();
+    let link = Link::new(cfg.clone(), dispatcher, hooks.link.clone());
+    let (s1, s2) = (shutdown.clone(), shutdown);
+    let join = tokio::spawn(async move {
+        let worker = tokio::spawn(worker.run(s1));
+        link.run(s2).await;
+        let _ = worker.await;
+    });
+    Ok(Running {
+        ctx,
+        counters,
+        join,
+    })
+}

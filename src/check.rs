@@ -1,0 +1,97 @@
+//! `expirenza-agent check`: what the mirror can serve, operation by operation.
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::config::Config;
+use crate::mirror::{check, Mirror, MirrorError};
+use crate::ops::Op;
+
+/// The mirror tables and columns each operation reads; `None` for operations that need none.
+pub fn needs(op: Op) -> &'static [(&'static str, &'static [&'static str])] {
+    use crate::ops::*;
+    match op {
+        Op::TablesInfo => tables_info::NEEDS,
+        Op::HallplansInfo => hallplans_info::NEEDS,
+        Op::GetBill | Op::CheckWork => crate::mirror::orders::NEEDS,
+        _ => &[],
+    }
+}
+
+/// Tables whose row counts `check` prints.
+const COUNTED: &[&str] = &[
+    "halls",
+    "tables",
+    "orders",
+    "order_positions",
+    "order_discounts",
+];
+
+/// Print the mirror report; returns the number of problems.
+pub fn report_mirror(cfg: &Config, out: &mut dyn Write) -> std::io::Result<usize> {
+    let mirror = Mirror::new(&cfg.mirror_path, cfg.mirror.busy_timeout_ms, 1);
+    let counts = mirror.with(|c| {
+        let mut v = Vec::new();
+        for t in COUNTED {
+            v.push((*t, check::count(c, t).ok()));
+        }
+        Ok(v)
+    });
+    let counts = match counts {
+        Ok(v) => v,
+        Err(e @ MirrorError::Missing(_)) => {
+            writeln!(out, "FAIL         {e}: create it with `expirenza-agent init-mirror PATH` or point mirror_path at the POS's mirror")?;
+            return Ok(1);
+        }
+        Err(e) => {
+            writeln!(out, "FAIL         {e}")?;
+            return Ok(1);
+        }
+    };
+    for (t, n) in counts {
+        match n {
+            Some(n) => writeln!(out, "  table      {t:<22} {n} rows")?,
+            None => writeln!(out, "  table      {t:<22} missing")?,
+        }
+    }
+    let mut problems = 0;
+    for op in Op::ALL {
+        let needs = needs(*op);
+        if needs.is_empty() {
+            continue;
+        }
+        match mirror.with(|c| check::missing(c, needs)) {
+            Ok(m) if m.is_empty() => writeln!(out, "  op         {:<26} OK", op.name())?,
+            Ok(m) => {
+                problems += 1;
+                writeln!(
+                    out,
+                    "  op         {:<26} FAIL missing {}",
+                    op.name(),
+                    m.join(", ")
+                )?;
+            }
+            Err(e) => {
+                problems += 1;
+                writeln!(out, "  op         {:<26} FAIL {e}", op.name())?;
+            }
+        }
+    }
+    Ok(problems)
+}
+
+/// A warning when the config file (which may hold the secret) is readable by group or others
+/// in a way that exposes it: world-readable is always flagged.
+pub fn config_permissions_warning(path: &Path) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode();
+    if mode & 0o004 != 0 {
+        Some(format!(
+            "{} is readable by every user (mode {:o}); it may hold the secret: chmod 0640 (or 0600)",
+            path.display(),
+            mode & 0o777
+        ))
+    } else {
+        None
+    }
+}

@@ -1,0 +1,93 @@
+//! Wall-clock strings in the protocol's formats, without a date-time crate.
+//!
+//! - `eventTime`: ISO-8601 UTC with nanoseconds, `2024-10-06T23:01:01.453026800Z`.
+//! - `created` / `dateTime`: `yyyy.MM.dd HH:mm:ss` in the restaurant's local time, taken from
+//!   the system time zone (`/etc/localtime`, or `TZ`) through libc's `localtime_r`, which musl
+//!   implements too. The protocol does not state the zone; local time is [inferred].
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// (year, month, day) from days since 1970-01-01 (Howard Hinnant's civil_from_days).
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+pub fn unix_now() -> (i64, u32) {
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    (d.as_secs() as i64, d.subsec_nanos())
+}
+
+/// `2024-10-06T23:01:01.453026800Z`
+pub fn utc_iso(secs: i64, nanos: u32) -> String {
+    let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
+    let s = secs.rem_euclid(86_400);
+    format!(
+        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
+        s / 3600,
+        s / 60 % 60,
+        s % 60
+    )
+}
+
+pub fn utc_iso_now() -> String {
+    let (s, n) = unix_now();
+    utc_iso(s, n)
+}
+
+/// UTC offset of the local zone at `secs`, in seconds.
+pub fn local_offset(secs: i64) -> i64 {
+    let t: libc::time_t = secs as libc::time_t;
+    // SAFETY: localtime_r writes into the zeroed `tm` we own; `t` is a valid time_t.
+    unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(&t, &mut tm).is_null() {
+            return 0;
+        }
+        tm.tm_gmtoff as i64
+    }
+}
+
+/// `yyyy.MM.dd HH:mm:ss` for `secs` shifted by `offset` seconds.
+pub fn pos_datetime(secs: i64, offset: i64) -> String {
+    let t = secs + offset;
+    let (y, mo, d) = civil_from_days(t.div_euclid(86_400));
+    let s = t.rem_euclid(86_400);
+    format!(
+        "{y:04}.{mo:02}.{d:02} {:02}:{:02}:{:02}",
+        s / 3600,
+        s / 60 % 60,
+        s % 60
+    )
+}
+
+pub fn pos_datetime_now() -> String {
+    let (s, _) = unix_now();
+    pos_datetime(s, local_offset(s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_instants() {
+        assert_eq!(utc_iso(0, 0), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(
+            utc_iso(1_728_255_661, 453_026_800),
+            "2024-10-06T23:01:01.453026800Z"
+        );
+        assert_eq!(pos_datetime(1_715_710_867, 3 * 3600), "2024.05.14 21:21:07");
+        assert_eq!(pos_datetime(951_782_400, 0), "2000.02.29 00:00:00");
+    }
+}

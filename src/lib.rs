@@ -1,0 +1,32 @@
+//! expirenza-agent: the POS side of the Expirenza (Shake To Pay) pay-at-table protocol.
+//!
+//! Data flow, one module per step (see `docs/design.md`):
+//!
+//! ```text
+//!  link (WebSocket, keep-alive, backoff)
+//!    └─► request (bounded parse of one text frame)
+//!          └─► dispatch (queue + max_in_flight, one task per operation)
+//!                └─► ops::<operation> (reads the mirror, or writes the journal and waits)
+//!                      └─► callback (serialise once, sign, POST, retry until the deadline)
+//! ```
+
+#[macro_use]
+pub mod log;
+
+pub mod agent;
+pub mod callback;
+pub mod check;
+pub mod config;
+pub mod dispatch;
+pub mod json;
+pub mod link;
+pub mod mirror;
+pub mod money;
+pub mod ops;
+pub mod request;
+pub mod secret;
+pub mod shutdown;
+pub mod sign;
+
+pub use config::Config;
+pub mod clock;

@@ -1,0 +1,230 @@
+//! The `expirenza-agent` command: run, check, init-mirror, sign (and more as they land).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use expirenza_agent::config::{Config, DEFAULT_CONFIG_PATH};
+use expirenza_agent::{agent, log, mirror, secret::Secret, shutdown, sign};
+
+const USAGE: &str = "\
+expirenza-agent: the POS side of the Expirenza (Shake To Pay) pay-at-table integration
+
+USAGE:
+    expirenza-agent run         [--config PATH] [-v|--verbose] [-q|--quiet]
+    expirenza-agent check       [--config PATH]
+    expirenza-agent init-mirror PATH [--demo]
+    expirenza-agent sign        [--secret-file F] [FILE|-]
+    expirenza-agent --version | --help
+
+COMMANDS:
+    run          Connect to the cloud and answer its operations (the service).
+    check        Validate the config and the POS mirror; print what was found.
+    init-mirror  Create the mirror schema in a new SQLite file (--demo: fill a demo restaurant).
+    sign         Print base64(HMAC-SHA256(secret, body)) of FILE or stdin, to check a callback
+                 by hand. The secret comes from --secret-file or EXPIRENZA_SECRET_KEY.
+
+The default config path is /etc/expirenza-agent/config.toml. Environment overrides:
+EXPIRENZA_RESTO_ID, EXPIRENZA_SECRET_KEY, EXPIRENZA_WS_URL, EXPIRENZA_CALLBACK_URL,
+EXPIRENZA_MIRROR. See README.md for every config key and its default.
+";
+
+fn main() -> ExitCode {
+    match real_main() {
+        Ok(code) => code,
+        Err(e) => {
+            // `{:#}` prints the context chain on one line; no error here carries the secret.
+            expirenza_agent::log_error!("{e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+enum Cmd {
+    Run,
+    Check,
+    InitMirror {
+        path: PathBuf,
+        demo: bool,
+    },
+    Sign {
+        secret_file: Option<PathBuf>,
+        input: Option<PathBuf>,
+    },
+}
+
+fn real_main() -> Result<ExitCode> {
+    use lexopt::prelude::*;
+    let mut parser = lexopt::Parser::from_env();
+    let mut cmd_name: Option<String> = None;
+    let mut config: Option<PathBuf> = None;
+    let mut demo = false;
+    let mut secret_file = None;
+    let mut positional: Vec<PathBuf> = Vec::new();
+    let mut level = log::Level::Info;
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Short('h') | Long("help") => {
+                print!("{USAGE}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            Short('V') | Long("version") => {
+                println!("expirenza-agent {}", env!("CARGO_PKG_VERSION"));
+                return Ok(ExitCode::SUCCESS);
+            }
+            Short('c') | Long("config") => config = Some(parser.value()?.into()),
+            Long("demo") => demo = true,
+            Long("secret-file") => secret_file = Some(parser.value()?.into()),
+            Short('v') | Long("verbose") => level = log::Level::Debug,
+            Short('q') | Long("quiet") => level = log::Level::Warn,
+            Value(v) if cmd_name.is_none() => cmd_name = Some(v.string()?),
+            Value(v) => positional.push(v.into()),
+            _ => bail!("{}\n\n{USAGE}", arg.unexpected()),
+        }
+    }
+    log::set_level(level);
+    let config_path = config.unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
+    let cmd = match cmd_name.as_deref() {
+        Some("run") => Cmd::Run,
+        Some("check") => Cmd::Check,
+        Some("init-mirror") => {
+            let Some(path) = positional.pop() else {
+                bail!("init-mirror needs a PATH\n\n{USAGE}")
+            };
+            Cmd::InitMirror { path, demo }
+        }
+        Some("sign") => Cmd::Sign {
+            secret_file,
+            input: positional.pop().filter(|p| p != Path::new("-")),
+        },
+        Some(other) => bail!("unknown command '{other}'\n\n{USAGE}"),
+        None => {
+            print!("{USAGE}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    match cmd {
+        Cmd::Run => run(&config_path),
+        Cmd::Check => check(&config_path),
+        Cmd::InitMirror { path, demo } => init_mirror(&path, demo),
+        Cmd::Sign { secret_file, input } => sign_cmd(secret_file.as_deref(), input.as_deref()),
+    }
+}
+
+fn load_config(path: &Path) -> Result<Config> {
+    Config::load(path).with_context(|| format!("loading configuration {}", path.display()))
+}
+
+fn run(config_path: &Path) -> Result<ExitCode> {
+    let cfg = load_config(config_path)?;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(cfg.limits.max_in_flight + 4)
+        .thread_name("expirenza-op")
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async move {
+        let (trigger, shutdown) = shutdown::channel();
+        expirenza_agent::log_info!(
+            "expirenza-agent {} starting: resto {} -> {} (mirror {})",
+            env!("CARGO_PKG_VERSION"),
+            cfg.resto_id,
+            cfg.ws_url,
+            cfg.mirror_path.display()
+        );
+        let running =
+            agent::spawn(cfg, agent::Hooks::default(), shutdown).context("starting the agent")?;
+        wait_for_signal().await;
+        expirenza_agent::log_info!("shutdown requested");
+        trigger.fire();
+        running.finished().await;
+        expirenza_agent::log_info!("stopped");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+fn check(config_path: &Path) -> Result<ExitCode> {
+    let cfg = load_config(config_path)?;
+    let mut problems = 0;
+    println!("config       {}", config_path.display());
+    println!("resto_id     {}", cfg.resto_id);
+    println!(
+        "secret       loaded from {} ({} bytes, not shown)",
+        cfg.secret_source,
+        cfg.secret.expose().len()
+    );
+    println!("pos_system   {}", cfg.pos_system);
+    println!("ws_url       {}", cfg.ws_url);
+    println!("callback_url {}", cfg.callback_url);
+    println!("mirror       {}", cfg.mirror_path.display());
+    if let Some(w) = expirenza_agent::check::config_permissions_warning(config_path) {
+        println!("WARN         {w}");
+    }
+    problems += expirenza_agent::check::report_mirror(&cfg, &mut std::io::stdout())?;
+    if problems > 0 {
+        println!("FAIL         {problems} problem(s) found");
+        return Ok(ExitCode::from(1));
+    }
+    println!("OK");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn init_mirror(path: &Path, demo: bool) -> Result<ExitCode> {
+    if path.exists() {
+        bail!(
+            "{} already exists; init-mirror only creates new files",
+            path.display()
+        );
+    }
+    let mut conn =
+        mirror::create_schema(path).with_context(|| format!("creating {}", path.display()))?;
+    if demo {
+        mirror::demo::fill(&mut conn).context("filling the demo restaurant")?;
+    }
+    println!(
+        "created {}{}",
+        path.display(),
+        if demo {
+            " with the demo restaurant"
+        } else {
+            ""
+        }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn sign_cmd(secret_file: Option<&Path>, input: Option<&Path>) -> Result<ExitCode> {
+    let secret = match secret_file {
+        Some(p) => Secret::new(
+            std::fs::read_to_string(p)
+                .with_context(|| format!("reading the secret from {}", p.display()))?
+                .trim(),
+        ),
+        None => match std::env::var("EXPIRENZA_SECRET_KEY") {
+            Ok(s) if !s.is_empty() => Secret::new(s),
+            _ => bail!("no secret: pass --secret-file F or set EXPIRENZA_SECRET_KEY"),
+        },
+    };
+    let mut body = Vec::new();
+    match input {
+        Some(p) => body = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
+        None => {
+            std::io::stdin()
+                .read_to_end(&mut body)
+                .context("reading the body from stdin")?;
+        }
+    }
+    println!("{}", sign::sign(&secret, &body));
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,34 @@
+//! What the mirror can serve: each operation names the tables and columns it reads, and
+//! [`missing`] lists those the mirror lacks (tables and views alike, via `PRAGMA table_info`).
+
+use rusqlite::Connection;
+
+use super::MirrorError;
+
+/// Names of `(table, columns)` pairs that are absent, e.g. `table orders` or `column orders.created`.
+pub fn missing(conn: &Connection, needs: &[(&str, &[&str])]) -> Result<Vec<String>, MirrorError> {
+    let mut out = Vec::new();
+    for (table, cols) in needs {
+        let mut st = conn.prepare("SELECT name FROM pragma_table_info(?1)")?;
+        let present: Vec<String> = st
+            .query_map([table], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        if present.is_empty() {
+            out.push(format!("table or view '{table}'"));
+            continue;
+        }
+        for c in *cols {
+            if !present.iter().any(|p| p.eq_ignore_ascii_case(c)) {
+                out.push(format!("column '{table}.{c}'"));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Row count of a table or view, for `check`'s report.
+pub fn count(conn: &Connection, table: &str) -> Result<i64, MirrorError> {
+    // `table` comes from our own constant lists, never from input; quote it anyway.
+    let q = format!("SELECT COUNT(*) FROM \"{}\"", table.replace('"', "\"\""));
+    Ok(conn.query_row(&q, [], |r| r.get(0))?)
+}

@@ -1,0 +1,149 @@
+//! The local SQLite mirror of the POS, opened read-only.
+//!
+//! The POS (or an integrator's sync job) owns the mirror file and keeps it current; the agent
+//! only reads the tables and columns that `docs/mirror.md` names (`schema.sql` creates them for
+//! a fresh mirror). Connections are opened lazily, read-only, with a busy timeout, and kept in a
+//! small pool (`[mirror] max_connections`). A connection is dropped instead of pooled after any
+//! error, and the file's identity (device, inode) is checked on every checkout, so a mirror that
+//! is replaced or deleted while the agent runs is picked up again once it is back.
+//!
+//! A missing or malformed mirror never stops the agent: the operations that need it answer FAIL
+//! with a clear message, and `expirenza-agent check` names what is missing.
+
+pub mod check;
+pub mod demo;
+pub mod orders;
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+pub const SCHEMA_SQL: &str = include_str!("schema.sql");
+
+#[derive(Debug, thiserror::Error)]
+pub enum MirrorError {
+    #[error("the POS mirror {0} does not exist")]
+    Missing(PathBuf),
+    #[error("the POS mirror is busy (locked by a writer for longer than {0} ms)")]
+    Busy(u64),
+    #[error("the POS mirror lacks {0} (see docs/mirror.md)")]
+    Schema(String),
+    #[error("the POS mirror cannot be read: {0}")]
+    Sqlite(String),
+    #[error("the mirror holds more than {0} rows for one answer ([limits] max_rows)")]
+    TooManyRows(usize),
+}
+
+impl From<rusqlite::Error> for MirrorError {
+    fn from(e: rusqlite::Error) -> Self {
+        match &e {
+            rusqlite::Error::SqliteFailure(f, _)
+                if matches!(
+                    f.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) =>
+            {
+                MirrorError::Busy(0)
+            }
+            rusqlite::Error::SqliteFailure(_, Some(msg))
+                if msg.contains("no such table") || msg.contains("no such column") =>
+            {
+                MirrorError::Schema(msg.trim_start_matches("no such ").to_string())
+            }
+            _ => MirrorError::Sqlite(e.to_string()),
+        }
+    }
+}
+
+struct Pooled {
+    conn: Connection,
+    ident: (u64, u64),
+}
+
+pub struct Mirror {
+    path: PathBuf,
+    busy_timeout: Duration,
+    max_pooled: usize,
+    pool: Mutex<Vec<Pooled>>,
+}
+
+impl Mirror {
+    pub fn new(path: &Path, busy_timeout_ms: u64, max_connections: usize) -> Self {
+        Mirror {
+            path: path.to_path_buf(),
+            busy_timeout: Duration::from_millis(busy_timeout_ms),
+            max_pooled: max_connections,
+            pool: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn ident(&self) -> Result<(u64, u64), MirrorError> {
+        match std::fs::metadata(&self.path) {
+            Ok(m) => Ok((m.dev(), m.ino())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(MirrorError::Missing(self.path.clone()))
+            }
+            Err(e) => Err(MirrorError::Sqlite(format!("{}: {e}", self.path.display()))),
+        }
+    }
+
+    fn open(&self) -> Result<Connection, MirrorError> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_URI,
+        )?;
+        conn.busy_timeout(self.busy_timeout)?;
+        // A read-only connection still needs a sane cache bound on a small board.
+        conn.execute_batch("PRAGMA cache_size = -512; PRAGMA query_only = ON;")?;
+        Ok(conn)
+    }
+
+    /// Run `f` on a pooled read-only connection. Errors drop the connection.
+    pub fn with<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, MirrorError>,
+    ) -> Result<T, MirrorError> {
+        let ident = self.ident()?;
+        let pooled = {
+            let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
+            // Connections to a replaced file are stale: drop them all.
+            pool.retain(|p| p.ident == ident);
+            pool.pop()
+        };
+        let pooled = match pooled {
+            Some(p) => p,
+            None => Pooled {
+                conn: self.open()?,
+                ident,
+            },
+        };
+        let res = f(&pooled.conn).map_err(|e| match e {
+            MirrorError::Busy(_) => MirrorError::Busy(self.busy_timeout.as_millis() as u64),
+            e => e,
+        });
+        if res.is_ok() {
+            let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
+            if pool.len() < self.max_pooled {
+                pool.push(pooled);
+            }
+        }
+        res
+    }
+}
+
+/// Create the schema in a new (or existing) writable database: `init-mirror`.
+pub fn create_schema(path: &Path) -> Result<Connection, MirrorError> {
+    let conn = Connection::open(path)?;
+    conn.execute_batch("PRAGMA journal_mode = WAL;")?;
+    conn.execute_batch(SCHEMA_SQL)?;
+    Ok(conn)
+}

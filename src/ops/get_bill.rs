@@ -1,0 +1,156 @@
+//! `getBill`: the open bill(s) on a table, or one bill by id (protocol reference §5.1).
+//!
+//! - `billId` (pre-check QR): that bill if it is open; with `tableNumber` too, it must be on that table.
+//! - `tableNumber` (table QR): every open bill on the table, oldest first.
+//! - FAIL `TABLE_NOT_FOUND`: no such table. FAIL `ORDER_NOT_FOUND`: no open bill.
+//! - `tableNumber` may arrive as a string (documented) or an integer (Go SDK); both are accepted.
+
+use serde::Deserialize;
+
+use super::{bill, fail_body, Answer, Ctx, OpError, SUBSTATE_POS_UNAVAILABLE};
+use crate::mirror::orders::{self, Order};
+use crate::request::{parse_fields, Envelope};
+
+#[derive(Deserialize)]
+struct Fields {
+    #[serde(rename = "tableNumber")]
+    table_number: Option<heapless::String<64>>,
+    #[serde(rename = "billId")]
+    bill_id: Option<heapless::String<128>>,
+}
+
+#[derive(Deserialize)]
+struct FieldsIntTable {
+    #[serde(rename = "tableNumber")]
+    table_number: Option<i64>,
+    #[serde(rename = "billId")]
+    bill_id: Option<heapless::String<128>>,
+}
+
+fn fields(frame: &[u8]) -> Result<(Option<String>, Option<String>), String> {
+    match parse_fields::<Fields>(frame) {
+        Ok(f) => Ok((
+            f.table_number.map(|s| s.to_string()),
+            f.bill_id.map(|s| s.to_string()),
+        )),
+        Err(first) => match parse_fields::<FieldsIntTable>(frame) {
+            Ok(f) => Ok((
+                f.table_number.map(|n| n.to_string()),
+                f.bill_id.map(|s| s.to_string()),
+            )),
+            Err(_) => Err(first.to_string()),
+        },
+    }
+}
+
+pub fn handle(ctx: &Ctx, env: &Envelope, frame: &[u8]) -> Result<Answer, OpError> {
+    let rid = env.rid.as_str();
+    let (table_number, bill_id) = match fields(frame) {
+        Ok(f) => f,
+        Err(e) => {
+            return fail_body(
+                ctx,
+                rid,
+                "ORDER_NOT_FOUND",
+                &format!("malformed getBill request: {e}"),
+                |_| {},
+            )
+        }
+    };
+    let table_number = table_number.filter(|t| !t.trim().is_empty());
+    let bill_id = bill_id.filter(|b| !b.trim().is_empty());
+    let echo_table = |j: &mut crate::json::JsonBuf, t: &Option<String>| {
+        if let Some(t) = t {
+            j.f_str("tableNumber", t);
+        }
+    };
+    if table_number.is_none() && bill_id.is_none() {
+        return fail_body(
+            ctx,
+            rid,
+            "ORDER_NOT_FOUND",
+            "getBill needs tableNumber or billId",
+            |_| {},
+        );
+    }
+
+    let max_rows = ctx.max_rows();
+    let found = ctx.mirror.with(|c| {
+        let table = match &table_number {
+            Some(t) => match orders::table_by_number(c, t)? {
+                Some(row) => Some(row),
+                None => return Ok(Lookup::NoTable),
+            },
+            None => None,
+        };
+        match (&bill_id, &table) {
+            (Some(b), _) => {
+                let Some(o) = orders::order_by_id(c, b, max_rows)?.filter(Order::is_open) else {
+                    return Ok(Lookup::NoOrder(format!("bill {b} is not open")));
+                };
+                if let Some(t) = &table {
+                    if o.table_id.as_deref() != Some(t.id.as_str()) {
+                        return Ok(Lookup::NoOrder(format!(
+                            "bill {b} is not on table {}",
+                            t.number
+                        )));
+                    }
+                }
+                let number = match (&table, &o.table_id) {
+                    (Some(t), _) => Some(t.number),
+                    (None, Some(tid)) => orders::table_by_id(c, tid)?.map(|t| t.number),
+                    (None, None) => None,
+                };
+                Ok(Lookup::Found(vec![o], number.map(|n| n.to_string())))
+            }
+            (None, Some(t)) => {
+                let list = orders::open_orders_on_table(c, &t.id, max_rows)?;
+                if list.is_empty() {
+                    return Ok(Lookup::NoOrder(format!(
+                        "no open bill on table {}",
+                        t.number
+                    )));
+                }
+                Ok(Lookup::Found(list, None))
+            }
+            (None, None) => unreachable!("checked above"),
+        }
+    });
+
+    match found {
+        Ok(Lookup::Found(list, number_from_bill)) => {
+            let echo = table_number.clone().or(number_from_bill);
+            let mut j = ctx.body();
+            j.begin_obj().f_str("rID", rid).f_str("state", "SUCCESS");
+            echo_table(&mut j, &echo);
+            j.key("orders").begin_arr();
+            for o in &list {
+                bill::write_order(&mut j, o);
+            }
+            j.end_arr().end_obj();
+            Answer::callback(j, format!("SUCCESS orders={}", list.len()))
+        }
+        Ok(Lookup::NoTable) => fail_body(
+            ctx,
+            rid,
+            "TABLE_NOT_FOUND",
+            &format!(
+                "table {} does not exist",
+                table_number.as_deref().unwrap_or("?")
+            ),
+            |j| echo_table(j, &table_number),
+        ),
+        Ok(Lookup::NoOrder(msg)) => fail_body(ctx, rid, "ORDER_NOT_FOUND", &msg, |j| {
+            echo_table(j, &table_number)
+        }),
+        Err(e) => fail_body(ctx, rid, SUBSTATE_POS_UNAVAILABLE, &e.to_string(), |j| {
+            echo_table(j, &table_number)
+        }),
+    }
+}
+
+enum Lookup {
+    NoTable,
+    NoOrder(String),
+    Found(Vec<Order>, Option<String>),
+}

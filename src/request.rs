@@ -1,0 +1,193 @@
+//! Parsing one incoming text frame into a bounded request envelope.
+//!
+//! Parsing is done with `serde-json-core` into fixed-capacity `heapless` strings, so a hostile
+//! frame can never make the agent allocate more than the frame itself (already capped by
+//! `[limits] max_message_bytes`). Strings are unescaped (`from_slice_escaped`) so a Cyrillic
+//! name sent as `\u0411` arrives as `Б`. Before serde sees the frame, [`precheck`] bounds the
+//! nesting depth: the parser recurses on nested values, and a frame of 100 000 `[` would
+//! otherwise overflow the stack.
+//!
+//! The envelope holds only `rID` and `operation`; each operation parses its own fields from the
+//! same frame with [`parse_fields`] (see `ops/*.rs`), so changing one operation's request never
+//! touches another's.
+
+use serde::Deserialize;
+
+/// Deepest nesting accepted in a frame. Real requests nest 4 levels (items → modifier).
+pub const MAX_DEPTH: usize = 16;
+/// Longest single string after unescaping. Longer strings make the frame invalid.
+pub const MAX_STRING: usize = 4096;
+
+pub type RId = heapless::String<256>;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    #[error("frame is not valid UTF-8 text")]
+    NotText,
+    #[error("frame is not a JSON object")]
+    NotObject,
+    #[error("frame nests deeper than {MAX_DEPTH} levels")]
+    TooDeep,
+    #[error("frame is not valid JSON for this request: {0}")]
+    Json(String),
+    #[error("frame has no rID")]
+    MissingRid,
+    #[error("frame has an empty rID")]
+    EmptyRid,
+    #[error("frame has no operation")]
+    MissingOperation,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    pub rid: RId,
+    pub operation: heapless::String<64>,
+}
+
+#[derive(Deserialize)]
+struct RawEnvelope {
+    #[serde(rename = "rID", alias = "rId")]
+    rid: Option<RId>,
+    operation: Option<heapless::String<64>>,
+}
+
+/// Checks done before any parse: object shape and nesting depth (strings are skipped).
+pub fn precheck(frame: &[u8]) -> Result<(), FrameError> {
+    let first = frame.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        return Err(FrameError::NotObject);
+    }
+    let (mut depth, mut in_str, mut esc) = (0usize, false, false);
+    for &b in frame {
+        if in_str {
+            match (esc, b) {
+                (true, _) => esc = false,
+                (false, b'\\') => esc = true,
+                (false, b'"') => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_str = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Err(FrameError::TooDeep);
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Parse `T` from the whole frame; trailing bytes other than whitespace are an error.
+pub fn parse_fields<'a, T: Deserialize<'a>>(frame: &'a [u8]) -> Result<T, FrameError> {
+    let mut scratch = [0u8; MAX_STRING];
+    let (v, used) = serde_json_core::from_slice_escaped::<T>(frame, &mut scratch)
+        .map_err(|e| FrameError::Json(e.to_string()))?;
+    if !frame[used..].iter().all(u8::is_ascii_whitespace) {
+        return Err(FrameError::Json(
+            "trailing characters after the object".into(),
+        ));
+    }
+    Ok(v)
+}
+
+/// Precheck, then read `rID` and `operation`.
+pub fn parse_envelope(frame: &[u8]) -> Result<Envelope, FrameError> {
+    if std::str::from_utf8(frame).is_err() {
+        return Err(FrameError::NotText);
+    }
+    precheck(frame)?;
+    let raw: RawEnvelope = parse_fields(frame)?;
+    let rid = raw.rid.ok_or(FrameError::MissingRid)?;
+    if rid.trim().is_empty() {
+        return Err(FrameError::EmptyRid);
+    }
+    let operation = raw.operation.ok_or(FrameError::MissingOperation)?;
+    Ok(Envelope { rid, operation })
+}
+
+/// Best-effort `rID` for log lines about frames that failed to parse (never allocates much).
+pub fn sniff_rid(frame: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(&frame[..frame.len().min(4096)]).ok()?;
+    let i = text.find("\"rID\"").or_else(|| text.find("\"rId\""))?;
+    let rest = text[i + 5..]
+        .trim_start()
+        .strip_prefix(':')?
+        .trim_start()
+        .strip_prefix('"')?;
+    let end = rest.find('"')?;
+    Some(rest[..end.min(128)].to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_ok_and_unescaped() {
+        let e = parse_envelope(br#"{"rID":"2021-03-13 00:32:04.942046#UP57RxE","operation":"getBill","tableNumber":"12","x":{"y":[1,2,null]}}"#).unwrap();
+        assert_eq!(e.rid.as_str(), "2021-03-13 00:32:04.942046#UP57RxE");
+        assert_eq!(e.operation.as_str(), "getBill");
+        let e = parse_envelope(br#"{"rId":"\u0411\"q","operation":"showMessage"}"#).unwrap();
+        assert_eq!(e.rid.as_str(), "Б\"q");
+    }
+
+    #[test]
+    fn envelope_errors() {
+        assert_eq!(parse_envelope(b"[1]"), Err(FrameError::NotObject));
+        assert_eq!(parse_envelope(b"hello"), Err(FrameError::NotObject));
+        assert_eq!(
+            parse_envelope(br#"{"operation":"x"}"#),
+            Err(FrameError::MissingRid)
+        );
+        assert_eq!(
+            parse_envelope(br#"{"rID":"  ","operation":"x"}"#),
+            Err(FrameError::EmptyRid)
+        );
+        assert_eq!(
+            parse_envelope(br#"{"rID":"a"}"#),
+            Err(FrameError::MissingOperation)
+        );
+        assert!(matches!(
+            parse_envelope(br#"{"rID":5,"operation":"x"}"#),
+            Err(FrameError::Json(_))
+        ));
+        assert!(matches!(
+            parse_envelope(br#"{"rID":"a","operation":"x"} junk"#),
+            Err(FrameError::Json(_))
+        ));
+        assert!(matches!(
+            parse_envelope(br#"{"rID":"a","rID":"b","operation":"x"}"#),
+            Err(FrameError::Json(_))
+        ));
+        assert_eq!(parse_envelope(&[0xff, 0xfe]), Err(FrameError::NotText));
+        let deep = format!(
+            "{{\"rID\":\"a\",\"operation\":\"x\",\"v\":{}{}}}",
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        assert_eq!(parse_envelope(deep.as_bytes()), Err(FrameError::TooDeep));
+        let long = format!("{{\"rID\":\"{}\",\"operation\":\"x\"}}", "a".repeat(300));
+        assert!(matches!(
+            parse_envelope(long.as_bytes()),
+            Err(FrameError::Json(_))
+        ));
+    }
+
+    #[test]
+    fn depth_ignores_brackets_in_strings() {
+        let f = format!("{{\"rID\":\"{}\",\"operation\":\"x\"}}", "[".repeat(200));
+        assert!(precheck(f.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn sniff() {
+        assert_eq!(sniff_rid(br#"{"rID" : "abc", bad"#).as_deref(), Some("abc"));
+        assert_eq!(sniff_rid(b"nope"), None);
+    }
+}

@@ -350,7 +350,7 @@ impl Config {
     pub fn from_toml(text: &str, path: &Path, env: &dyn Env) -> Result<Config, ConfigError> {
         let file: FileConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.into(),
-            message: e.to_string(),
+            message: parse_error_without_source(&e, text),
         })?;
         Self::from_file_config(file, env)
     }
@@ -554,6 +554,21 @@ impl Config {
     }
 }
 
+/// A TOML error as `line L, column C: <message>`, without the source excerpt that toml's
+/// `Display` adds: that excerpt is the offending line, which may be `secret_key = "…"`.
+fn parse_error_without_source(e: &toml::de::Error, text: &str) -> String {
+    let msg = e.message().trim_end();
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!("line {line}, column {col}: {msg}")
+        }
+        None => msg.to_string(),
+    }
+}
+
 /// Secret sources, first match wins: `EXPIRENZA_SECRET_KEY`, the systemd credential
 /// `$CREDENTIALS_DIRECTORY/secret_key`, `secret_key_file`, `secret_key`.
 fn load_secret(
@@ -641,10 +656,25 @@ pub fn is_loopback_host(host: &str) -> bool {
         .is_ok_and(|ip| ip.is_loopback())
 }
 
+/// `scheme://user:pass@host/…` → `scheme://<redacted>@host/…`: a URL refused for carrying
+/// credentials must not print them in the error.
+fn redact_userinfo(url: &str) -> String {
+    let Some(i) = url.find("://") else {
+        return url.to_string();
+    };
+    let rest = &url[i + 3..];
+    let auth_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..auth_end].rfind('@') {
+        Some(at) => format!("{}://<redacted>{}", &url[..i], &rest[at..]),
+        None => url.to_string(),
+    }
+}
+
 fn check_endpoint(key: &str, url: &str, tls: &str, plain: &str) -> Result<(), ConfigError> {
     let Some(ep) = parse_endpoint(url) else {
         return Err(ConfigError::Invalid(format!(
-            "{key} is not a valid URL: {url}"
+            "{key} is not a valid URL: {}",
+            redact_userinfo(url)
         )));
     };
     let scheme = ep.scheme.to_ascii_lowercase();
@@ -807,5 +837,32 @@ mod tests {
         )
         .unwrap();
         assert!(!format!("{c:?}").contains("top-secret-value"));
+    }
+
+    #[test]
+    fn parse_errors_do_not_quote_the_secret_line() {
+        for text in [
+            "resto_id = \"r\"\nsecret_key = \"canary-123\n",
+            "resto_id = \"r\"\nsecret_kee = \"canary-123\"\n",
+            "resto_id = \"r\"\nsecret_key = canary-123\n",
+        ] {
+            let e = toml::from_str::<FileConfig>(text).err().unwrap();
+            let m = parse_error_without_source(&e, text);
+            assert!(!m.contains("canary-123"), "{m}");
+            assert!(m.starts_with("line 2, column "), "{m}");
+        }
+    }
+
+    #[test]
+    fn urls_with_credentials_are_redacted_in_errors() {
+        assert_eq!(
+            redact_userinfo("wss://id:pw@host:1/p?q=a@b"),
+            "wss://<redacted>@host:1/p?q=a@b"
+        );
+        assert_eq!(redact_userinfo("wss://host/p@x"), "wss://host/p@x");
+        let e = check_endpoint("ws_url", "ws://id:pw@example.com/x", "wss", "ws")
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("pw"), "{e}");
     }
 }

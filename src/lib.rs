@@ -30,3 +30,5 @@ pub mod sign;
 
 pub use config::Config;
 pub mod clock;
+#[doc(hidden)]
+pub mod testkit;

@@ -125,7 +125,7 @@ fn run(config_path: &Path) -> Result<ExitCode> {
         .thread_name("expirenza-op")
         .build()
         .context("starting the async runtime")?;
-    rt.block_on(async move {
+    let code = rt.block_on(async move {
         let (trigger, shutdown) = shutdown::channel();
         expirenza_agent::log_info!(
             "expirenza-agent {} starting: resto {} -> {} (mirror {})",
@@ -141,8 +141,12 @@ fn run(config_path: &Path) -> Result<ExitCode> {
         trigger.fire();
         running.finished().await;
         expirenza_agent::log_info!("stopped");
-        Ok(ExitCode::SUCCESS)
-    })
+        Ok::<_, anyhow::Error>(ExitCode::SUCCESS)
+    });
+    // Operations still running after the grace period (a callback retrying towards its 80 s
+    // deadline) are abandoned here rather than holding the exit: the bound is explicit.
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    code
 }
 
 async fn wait_for_signal() {

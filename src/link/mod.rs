@@ -73,6 +73,11 @@ fn describe_connect_error(e: &WsError) -> (bool, String) {
             ),
         ),
         WsError::Http(resp) => (false, format!("handshake refused with HTTP {}", resp.status().as_u16())),
+        // rustls errors surface wrapped in io::Error (InvalidData): name them as TLS failures.
+        WsError::Io(io) if io.get_ref().is_some_and(|e| e.is::<rustls::Error>()) => (
+            false,
+            format!("TLS handshake failed: {io} (for a private CA, set ca_file)"),
+        ),
         WsError::Io(io) => (false, format!("network error: {} ({})", io.kind(), io)),
         WsError::Tls(t) => (false, format!("TLS error: {t}")),
         WsError::Url(u) => (false, format!("bad ws_url: {u}")),

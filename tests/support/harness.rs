@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use expirenza_agent::agent::{self, Hooks, Quiet, Running};
+use expirenza_agent::agent::{self, Hooks, Running};
+use expirenza_agent::dispatch::OpEvents;
 use expirenza_agent::link::LinkEvents;
 use expirenza_agent::shutdown::{self, Trigger};
 use expirenza_agent::{mirror, Config};
@@ -110,10 +111,42 @@ impl LinkLog {
     }
 }
 
+/// Records finished operations: (operation, ok), in order.
+#[derive(Default)]
+pub struct OpLog {
+    pub done: Mutex<Vec<(String, bool)>>,
+    notify: tokio::sync::Notify,
+}
+
+impl OpEvents for OpLog {
+    fn op_done(&self, operation: &str, ok: bool) {
+        self.done.lock().unwrap().push((operation.to_string(), ok));
+        self.notify.notify_waiters();
+    }
+}
+
+impl OpLog {
+    /// Wait (event-driven) until `n` operations finished; returns them.
+    pub async fn wait(&self, n: usize, limit: Duration) -> Vec<(String, bool)> {
+        let end = tokio::time::Instant::now() + limit;
+        loop {
+            let notified = self.notify.notified();
+            let v = self.done.lock().unwrap().clone();
+            if v.len() >= n {
+                return v;
+            }
+            if tokio::time::timeout_at(end, notified).await.is_err() {
+                return self.done.lock().unwrap().clone();
+            }
+        }
+    }
+}
+
 pub struct Started {
     pub running: Running,
     pub trigger: Trigger,
     pub link: Arc<LinkLog>,
+    pub ops: Arc<OpLog>,
 }
 
 impl Started {
@@ -128,9 +161,10 @@ impl Started {
 pub fn start(cfg: Config) -> Started {
     cfg.validate().expect("test config is valid");
     let link = Arc::new(LinkLog::default());
+    let ops = Arc::new(OpLog::default());
     let hooks = Hooks {
         link: link.clone(),
-        ops: Arc::new(Quiet),
+        ops: ops.clone(),
     };
     let (trigger, sd) = shutdown::channel();
     let running = agent::spawn(cfg, hooks, sd).expect("agent starts");
@@ -138,6 +172,7 @@ pub fn start(cfg: Config) -> Started {
         running,
         trigger,
         link,
+        ops,
     }
 }
 

@@ -71,8 +71,22 @@ impl Proxy {
                 let _ = up.set_nodelay(true);
                 let (cr, cw) = sock.into_split();
                 let (ur, uw) = up.into_split();
-                tokio::spawn(pump(cr, uw, mode_rx.clone(), stop_rx.clone(), m.generation, by.clone()));
-                tokio::spawn(pump(ur, cw, mode_rx.clone(), stop_rx.clone(), m.generation, by.clone()));
+                tokio::spawn(pump(
+                    cr,
+                    uw,
+                    mode_rx.clone(),
+                    stop_rx.clone(),
+                    m.generation,
+                    by.clone(),
+                ));
+                tokio::spawn(pump(
+                    ur,
+                    cw,
+                    mode_rx.clone(),
+                    stop_rx.clone(),
+                    m.generation,
+                    by.clone(),
+                ));
             }
         });
         Ok(Proxy {

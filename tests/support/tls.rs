@@ -16,6 +16,15 @@ use tokio_rustls::rustls;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio_rustls::TlsAcceptor;
 
+fn unique() -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
 pub struct TestPki {
     /// PEM of the CA certificate: what goes in `ca_file`.
     pub ca_pem: String,
@@ -29,15 +38,15 @@ impl TestPki {
         let ca_key = KeyPair::generate().unwrap();
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "expirenza test CA");
+        ca_params.distinguished_name.push(
+            rcgen::DnType::CommonName,
+            format!("expirenza test CA {}", unique()),
+        );
         let ca_cert = ca_params.self_signed(&ca_key).unwrap();
         let issuer = Issuer::new(ca_params, ca_key);
         let leaf_key = KeyPair::generate().unwrap();
         let leaf_params =
-            CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-                .unwrap();
+            CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
         let leaf = leaf_params.signed_by(&leaf_key, &issuer).unwrap();
         TestPki {
             ca_pem: ca_cert.pem(),
@@ -91,18 +100,16 @@ impl TlsProxy {
                 let acceptor = acceptor.clone();
                 let (ok, failed) = (ok2.clone(), failed2.clone());
                 tokio::spawn(async move {
-                    let tls = match tokio::time::timeout(
-                        Duration::from_secs(5),
-                        acceptor.accept(sock),
-                    )
-                    .await
-                    {
-                        Ok(Ok(t)) => t,
-                        _ => {
-                            failed.fetch_add(1, Ordering::Relaxed);
-                            return;
-                        }
-                    };
+                    let tls =
+                        match tokio::time::timeout(Duration::from_secs(5), acceptor.accept(sock))
+                            .await
+                        {
+                            Ok(Ok(t)) => t,
+                            _ => {
+                                failed.fetch_add(1, Ordering::Relaxed);
+                                return;
+                            }
+                        };
                     ok.fetch_add(1, Ordering::Relaxed);
                     let Ok(mut up) = TcpStream::connect(target).await else {
                         return;
@@ -143,7 +150,9 @@ pub async fn garbage_server() -> (SocketAddr, Arc<AtomicUsize>, tokio::sync::wat
                 r = listener.accept() => match r { Ok((s, _)) => s, Err(_) => continue },
             };
             n2.fetch_add(1, Ordering::Relaxed);
-            let _ = sock.write_all(b"\x00\xffSSH-2.0-garbage\r\n\x16\x03\x09nonsense").await;
+            let _ = sock
+                .write_all(b"\x00\xffSSH-2.0-garbage\r\n\x16\x03\x09nonsense")
+                .await;
             let _ = sock.shutdown().await;
         }
     });

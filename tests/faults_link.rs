@@ -1,0 +1,290 @@
+//! Link faults against the fake cloud on loopback: the server closes the socket (gracefully and
+//! abruptly), stops answering (black hole), restarts at the same address, the host does not
+//! resolve, the TLS handshake fails (garbage, untrusted certificate). In each case the agent
+//! notices within its keep-alive bound (pings every 1 s, dead after 3 s), reconnects on its
+//! backoff schedule (never two attempts closer than the 200 ms floor), and answers again.
+
+#[path = "support/harness.rs"]
+mod harness;
+#[path = "support/proxy.rs"]
+mod proxy;
+#[path = "support/tls.rs"]
+mod tls;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use expirenza_agent::testkit::{FakeCloud, FakeCloudConfig};
+use harness::*;
+
+const T: Duration = Duration::from_secs(8);
+
+async fn cloud() -> FakeCloud {
+    FakeCloud::start(FakeCloudConfig {
+        resto_id: RESTO.into(),
+        secret: SECRET.into(),
+        pos_system: None,
+    })
+    .await
+    .unwrap()
+}
+
+fn port_of(url: &str) -> u16 {
+    let after = url.split("://").nth(1).unwrap();
+    let hostport = after.split('/').next().unwrap();
+    hostport.rsplit(':').next().unwrap().parse().unwrap()
+}
+
+fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// getBill on table 12 answered SUCCESS, correctly signed.
+async fn answers(cloud: &FakeCloud, rid: &str) {
+    let cb = cloud
+        .request(&get_bill(rid, "12"), rid, T)
+        .await
+        .unwrap_or_else(|| panic!("{rid}: no answer"));
+    assert!(cb.signature_ok, "{rid}: bad signature");
+    let v = json(&cb.body);
+    assert_eq!(v["state"], "SUCCESS", "{rid}: {v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_closes_the_socket_gracefully_and_abruptly() {
+    let dir = temp_dir("f-close");
+    let mirror = demo_mirror(&dir);
+    let cloud = cloud().await;
+    let agent = start(fast_config(
+        &cloud.ws_url(),
+        &cloud.callback_url(),
+        &mirror,
+        &dir,
+    ));
+    cloud.wait_connected(T).await.expect("first connect");
+    answers(&cloud, "before").await;
+
+    cloud.drop_connection().await;
+    let t0 = Instant::now();
+    cloud
+        .wait_connected(T)
+        .await
+        .expect("reconnect after close");
+    let took = t0.elapsed();
+    assert!(took < Duration::from_secs(3), "reconnect took {took:?}");
+    answers(&cloud, "after-close").await;
+
+    cloud.kill_connection().await;
+    cloud
+        .wait_connected(T)
+        .await
+        .expect("reconnect after reset");
+    answers(&cloud, "after-kill").await;
+
+    assert_spacing(&cloud.connect_attempts(), "close/kill");
+    assert_eq!(cloud.connection_count(), 3);
+    assert_eq!(
+        agent
+            .running
+            .counters
+            .failed
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn black_hole_is_detected_within_dead_after() {
+    let dir = temp_dir("f-hole");
+    let mirror = demo_mirror(&dir);
+    let cloud = cloud().await;
+    let agent = start(fast_config(
+        &cloud.ws_url(),
+        &cloud.callback_url(),
+        &mirror,
+        &dir,
+    ));
+    cloud.wait_connected(T).await.expect("first connect");
+    answers(&cloud, "before").await;
+    let attempts = cloud.connect_attempts().len();
+
+    cloud.set_black_hole(true);
+    let t0 = Instant::now();
+    assert!(
+        cloud
+            .wait_connect_attempts(attempts + 1, Duration::from_secs(10))
+            .await,
+        "the agent never noticed the dead link"
+    );
+    let noticed = t0.elapsed();
+    // dead_after 3 s (+ up to one backoff cap of 1 s); not before ~2 s (it must not be
+    // declaring live links dead either).
+    assert!(
+        noticed >= Duration::from_secs(2) && noticed <= Duration::from_secs(5),
+        "noticed after {noticed:?}"
+    );
+    assert!(
+        agent
+            .link
+            .downs()
+            .iter()
+            .any(|d| d.contains("nothing heard")),
+        "{:?}",
+        agent.link.downs()
+    );
+    cloud.set_black_hole(false);
+    cloud
+        .wait_connected(T)
+        .await
+        .expect("reconnect after the black hole");
+    answers(&cloud, "after-hole").await;
+    assert_spacing(&cloud.connect_attempts(), "black hole");
+    println!("black hole noticed after {noticed:?}");
+    agent.stop().await;
+}
+
+/// The cloud stops and a new one starts at the same address (a proxy port the agent knows,
+/// for both the WebSocket and the callback endpoint; its upstream is the new process).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_restarts_at_the_same_address() {
+    let dir = temp_dir("f-restart");
+    let mirror = demo_mirror(&dir);
+    let first = cloud().await;
+    let ws = proxy::Proxy::start(addr(port_of(&first.ws_url())))
+        .await
+        .unwrap();
+    let http = proxy::Proxy::start(addr(port_of(&first.callback_url())))
+        .await
+        .unwrap();
+    let agent = start(fast_config(
+        &format!("ws://127.0.0.1:{}/restaurantEntryPoint", ws.port()),
+        &format!("http://127.0.0.1:{}/callback", http.port()),
+        &mirror,
+        &dir,
+    ));
+    first.wait_connected(T).await.expect("first connect");
+    answers(&first, "before").await;
+
+    // Stop the first cloud: its servers close every socket; the address now refuses.
+    drop(first);
+    assert!(
+        agent.link.wait_downs(2, T).await,
+        "the agent never saw the cloud go"
+    );
+    let second = cloud().await;
+    ws.set_target(addr(port_of(&second.ws_url())));
+    http.set_target(addr(port_of(&second.callback_url())));
+    second
+        .wait_connected(T)
+        .await
+        .expect("connect to the restarted cloud");
+    answers(&second, "after-restart").await;
+    assert_spacing(&agent.link.attempts(), "restart");
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_failure_is_retried_on_the_backoff_schedule() {
+    let dir = temp_dir("f-dns");
+    let mirror = demo_mirror(&dir);
+    let cloud = cloud().await;
+    let agent = start(fast_config(
+        "wss://nonexistent.invalid/restaurantEntryPoint",
+        &cloud.callback_url(),
+        &mirror,
+        &dir,
+    ));
+    let t0 = Instant::now();
+    assert!(agent.link.wait_downs(4, Duration::from_secs(12)).await);
+    let elapsed = t0.elapsed();
+    let attempts = agent.link.attempts();
+    assert_spacing(&attempts, "dns");
+    // Not a tight loop: attempts are bounded by the floor.
+    assert!(
+        attempts.len() as u128 <= elapsed.as_millis() / FLOOR.as_millis() + 2,
+        "{} attempts in {elapsed:?}",
+        attempts.len()
+    );
+    for d in agent.link.downs() {
+        assert!(
+            d.contains("network error") || d.contains("timed out") || d.contains("lookup"),
+            "unclear reason: {d}"
+        );
+    }
+    println!(
+        "dns: {} attempts in {elapsed:?}: {:?}",
+        attempts.len(),
+        agent.link.downs()[0]
+    );
+    agent.stop().await;
+}
+
+/// TLS handshake fails (a server speaking garbage, then one with an untrusted certificate),
+/// then the path is repaired (a TLS terminator whose CA is in `ca_file`) and the agent answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_handshake_failures_then_recovery() {
+    let dir = temp_dir("f-tls");
+    let mirror = demo_mirror(&dir);
+    let cloud = cloud().await;
+    let trusted = tls::TestPki::new();
+    let untrusted = tls::TestPki::new();
+    let ca = dir.join("ca.pem");
+    trusted.write_ca(&ca);
+    let good = tls::TlsProxy::start(&trusted, addr(port_of(&cloud.ws_url()))).await;
+    let bad = tls::TlsProxy::start(&untrusted, addr(port_of(&cloud.ws_url()))).await;
+    let (garbage, garbage_hits, _g) = tls::garbage_server().await;
+    let front = proxy::Proxy::start(garbage).await.unwrap();
+    let mut cfg = fast_config(
+        &format!("wss://127.0.0.1:{}/restaurantEntryPoint", front.port()),
+        &cloud.callback_url(),
+        &mirror,
+        &dir,
+    );
+    cfg.ca_file = Some(ca);
+    let agent = start(cfg);
+
+    assert!(
+        agent.link.wait_downs(2, T).await,
+        "garbage: no failure seen"
+    );
+    assert!(garbage_hits.load(std::sync::atomic::Ordering::Relaxed) >= 2);
+    let garbage_reason = agent.link.downs()[0].clone();
+    assert!(
+        garbage_reason.contains("TLS"),
+        "unclear reason: {garbage_reason}"
+    );
+
+    front.set_target(bad.addr);
+    let n = agent.link.downs().len();
+    assert!(
+        agent.link.wait_downs(n + 2, T).await,
+        "untrusted: no failure seen"
+    );
+    assert!(
+        bad.handshakes_failed() >= 1,
+        "the untrusted server was never tried"
+    );
+    assert_eq!(
+        bad.handshakes_ok(),
+        0,
+        "an untrusted certificate was accepted"
+    );
+    assert_eq!(cloud.connection_count(), 0);
+    let cert_reason = agent.link.downs().last().unwrap().clone();
+    assert!(
+        cert_reason.contains("TLS") && cert_reason.contains("UnknownIssuer"),
+        "unclear reason: {cert_reason}"
+    );
+
+    front.set_target(good.addr);
+    cloud
+        .wait_connected(T)
+        .await
+        .expect("connect through the trusted TLS server");
+    assert!(good.handshakes_ok() >= 1);
+    answers(&cloud, "after-tls").await;
+    assert_spacing(&agent.link.attempts(), "tls");
+    println!("tls: garbage -> {garbage_reason:?}; untrusted -> {cert_reason:?}");
+    agent.stop().await;
+}

@@ -1,0 +1,120 @@
+//! Mirror faults, end to end through the fake cloud: a POS writer holds an exclusive lock for
+//! longer than the busy timeout, the mirror file is replaced (new file renamed over it) while
+//! the agent runs, the file is deleted. Each gives a clear FAIL answer (substate
+//! POS_UNAVAILABLE, message naming the cause), and the agent recovers when the mirror is back.
+
+#[path = "support/harness.rs"]
+mod harness;
+
+use std::time::{Duration, Instant};
+
+use expirenza_agent::testkit::{FakeCloud, FakeCloudConfig};
+use harness::*;
+use serde_json::Value;
+
+const T: Duration = Duration::from_secs(8);
+
+async fn setup(tag: &str) -> (FakeCloud, Started, std::path::PathBuf) {
+    let dir = temp_dir(tag);
+    let mirror = demo_mirror(&dir);
+    let cloud = FakeCloud::start(FakeCloudConfig {
+        resto_id: RESTO.into(),
+        secret: SECRET.into(),
+        pos_system: None,
+    })
+    .await
+    .unwrap();
+    let agent = start(fast_config(
+        &cloud.ws_url(),
+        &cloud.callback_url(),
+        &mirror,
+        &dir,
+    ));
+    cloud.wait_connected(T).await.expect("connect");
+    (cloud, agent, mirror)
+}
+
+async fn ask(cloud: &FakeCloud, rid: &str, table: &str) -> Value {
+    let cb = cloud
+        .request(&get_bill(rid, table), rid, T)
+        .await
+        .unwrap_or_else(|| panic!("{rid}: no answer"));
+    assert!(cb.signature_ok);
+    json(&cb.body)
+}
+
+fn assert_unavailable(v: &Value, cause: &str) {
+    assert_eq!(v["state"], "FAIL", "{v}");
+    assert_eq!(v["substate"], "POS_UNAVAILABLE", "{v}");
+    let msg = v["errorMessage"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains(cause),
+        "message {msg:?} does not name {cause:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn locked_by_a_pos_writer_longer_than_the_busy_timeout() {
+    let (cloud, agent, mirror) = setup("m-lock").await;
+    assert_eq!(ask(&cloud, "warm", "12").await["state"], "SUCCESS");
+
+    let writer = rusqlite::Connection::open(&mirror).unwrap();
+    writer.execute_batch("BEGIN EXCLUSIVE;").unwrap();
+    let t0 = Instant::now();
+    let v = ask(&cloud, "locked", "12").await;
+    let took = t0.elapsed();
+    assert_unavailable(&v, "busy");
+    // The busy timeout is 300 ms: the answer is not held for long.
+    assert!(took < Duration::from_secs(2), "answered after {took:?}");
+
+    writer.execute_batch("COMMIT;").unwrap();
+    drop(writer);
+    assert_eq!(ask(&cloud, "unlocked", "12").await["state"], "SUCCESS");
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replaced_while_running_is_picked_up() {
+    let (cloud, agent, mirror) = setup("m-replace").await;
+    let v = ask(&cloud, "old", "99").await;
+    assert_eq!(v["substate"], "TABLE_NOT_FOUND", "{v}");
+
+    // The POS's sync job writes a new file and renames it over the old one (atomic replace).
+    let tmp = mirror.with_extension("new");
+    write_demo(&tmp);
+    rusqlite::Connection::open(&tmp)
+        .unwrap()
+        .execute_batch(
+            "INSERT INTO tables (id, number, name, hall_id) VALUES ('table-99', 99, 'Нова', 'hall-1');",
+        )
+        .unwrap();
+    std::fs::rename(&tmp, &mirror).unwrap();
+
+    let v = ask(&cloud, "new", "99").await;
+    assert_eq!(v["state"], "FAIL", "{v}");
+    assert_eq!(
+        v["substate"], "ORDER_NOT_FOUND",
+        "the new table exists in the replaced file: {v}"
+    );
+    assert_eq!(ask(&cloud, "still", "12").await["state"], "SUCCESS");
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_then_restored() {
+    let (cloud, agent, mirror) = setup("m-delete").await;
+    assert_eq!(ask(&cloud, "before", "12").await["state"], "SUCCESS");
+    std::fs::remove_file(&mirror).unwrap();
+    let v = ask(&cloud, "gone", "12").await;
+    assert_unavailable(&v, "does not exist");
+    // Other operations that read the mirror say so too, and the link stays up.
+    let cb = cloud
+        .request(r#"{"rID":"cw","operation":"checkWork"}"#, "cw", T)
+        .await
+        .unwrap();
+    assert_eq!(json(&cb.body)["readyToWork"], false);
+    write_demo(&mirror);
+    assert_eq!(ask(&cloud, "back", "12").await["state"], "SUCCESS");
+    assert_eq!(cloud.connection_count(), 1, "the link never dropped");
+    agent.stop().await;
+}

@@ -255,3 +255,33 @@ pub fn demo_mirror(dir: &Path) -> PathBuf {
     assert_eq!(out.code, Some(0), "init-mirror: {}", out.all());
     p
 }
+
+/// Fast timings for a binary run against the fake cloud (appended to the config file).
+pub const FAST_TOML: &str = "[link]\nping_interval_secs = 1\ndead_after_secs = 3\n\
+connect_timeout_secs = 2\nbackoff_floor_ms = 200\nbackoff_cap_ms = 1000\n\
+[callback]\nattempt_timeout_secs = 2\ndeadline_secs = 10\nretry_initial_ms = 100\nretry_max_ms = 400\n\
+[journal]\npos_ack_timeout_secs = 4\n";
+
+/// `expirenza-agent run` with the endpoints, identity and mirror given by the environment
+/// overrides, and a minimal config file (state_dir, fast timings, `extra` sections).
+pub fn spawn_run(
+    dir: &Path,
+    resto: &str,
+    secret: &str,
+    ws_url: &str,
+    callback_url: &str,
+    mirror: &Path,
+    extra: &str,
+) -> Agent {
+    let cfg = write_config(
+        dir,
+        &format!("state_dir = \"{}\"\n{FAST_TOML}{extra}", dir.display()),
+    );
+    let mut c = command(&["run", "--config", cfg.to_str().unwrap()]);
+    c.env("EXPIRENZA_RESTO_ID", resto)
+        .env("EXPIRENZA_SECRET_KEY", secret)
+        .env("EXPIRENZA_WS_URL", ws_url)
+        .env("EXPIRENZA_CALLBACK_URL", callback_url)
+        .env("EXPIRENZA_MIRROR", mirror);
+    Agent::spawn(c)
+}

@@ -163,6 +163,28 @@ impl Agent {
         }
     }
 
+    /// Wait until `pred(counts of each needle)` holds; woken by each stderr line.
+    pub fn wait_counts(
+        &self,
+        needles: &[&str],
+        pred: impl Fn(&[usize]) -> bool,
+        limit: Duration,
+    ) -> Vec<usize> {
+        let end = Instant::now() + limit;
+        loop {
+            let counts: Vec<usize> = needles.iter().map(|n| self.count_lines(n)).collect();
+            if pred(&counts) {
+                return counts;
+            }
+            let Some(left) = end.checked_duration_since(Instant::now()) else {
+                return counts;
+            };
+            if let Err(mpsc::RecvTimeoutError::Disconnected) = self.rx.recv_timeout(left) {
+                return needles.iter().map(|n| self.count_lines(n)).collect();
+            }
+        }
+    }
+
     /// Count stderr lines containing `needle` so far.
     pub fn count_lines(&self, needle: &str) -> usize {
         self.lines

@@ -9,6 +9,10 @@
 
 #[path = "support/binary.rs"]
 mod binary;
+#[path = "support/harness.rs"]
+mod harness;
+#[path = "support/tls.rs"]
+mod tls;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -314,4 +318,154 @@ fn run_with_failing_connects_and_a_wrong_ca_file() {
         assert_no_secret(&format!("run ({name})"), &out.all());
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+mod with_cloud {
+    //! The paths that need a cloud: 401 then success through the binary, and TLS trust.
+
+    use super::*;
+    use expirenza_agent::testkit::{FakeCloud, FakeCloudConfig};
+
+    use super::{harness, tls};
+
+    const T: Duration = Duration::from_secs(10);
+
+    async fn cloud(resto: &str, secret: &str) -> FakeCloud {
+        FakeCloud::start(FakeCloudConfig {
+            resto_id: resto.into(),
+            secret: secret.into(),
+            pos_system: None,
+        })
+        .await
+        .unwrap()
+    }
+
+    fn addr_of(url: &str) -> std::net::SocketAddr {
+        let hostport = url.split("://").nth(1).unwrap().split('/').next().unwrap();
+        hostport.parse().unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn run_with_401_then_success_never_shows_the_secret() {
+        let dir = temp_dir("sec-cloud");
+        let mirror = demo_mirror(&dir);
+        let cloud = cloud(RESTO, SECRET).await;
+        cloud.set_reject_auth(Some(401));
+        let agent = binary::spawn_run(
+            &dir,
+            RESTO,
+            SECRET,
+            &cloud.ws_url(),
+            &cloud.callback_url(),
+            &mirror,
+            "",
+        );
+        assert!(
+            agent.wait_line("credentials rejected", T).is_some(),
+            "{}",
+            agent.stderr_so_far()
+        );
+        cloud.set_reject_auth(None);
+        let hs = cloud
+            .wait_connected(T)
+            .await
+            .expect("connect once accepted");
+        assert!(hs.auth_ok);
+        let cb = cloud
+            .request(
+                r#"{"rID":"s","operation":"getBill","tableNumber":"12"}"#,
+                "s",
+                T,
+            )
+            .await
+            .expect("answered");
+        assert!(cb.signature_ok);
+        // A callback refused by the cloud (its error body logged) must not echo the secret.
+        cloud.push_responses(&[expirenza_agent::testkit::Reply::Status(401)]);
+        cloud
+            .request(r#"{"rID":"r","operation":"checkWork"}"#, "r", T)
+            .await
+            .expect("attempted");
+        assert!(agent.wait_line("refused the callback", T).is_some());
+        // The link drops and comes back: more log lines with URLs and reasons.
+        cloud.kill_connection().await;
+        cloud.wait_connected(T).await.expect("reconnect");
+        let out = agent.stop(Duration::from_secs(15));
+        let status = std::fs::read_to_string(dir.join("status")).unwrap_or_default();
+        assert!(!status.is_empty(), "the status file was written");
+        assert_no_secret("run (401, success, reconnect)", &out.all());
+        assert_no_secret("status file", &status);
+        assert_state_dir_clean(&dir);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// wss:// and https:// to servers with a private CA: refused without `ca_file`, accepted
+    /// with it; an https server whose certificate the CA did not sign is refused even then.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn tls_trust_comes_only_from_ca_file() {
+        use harness::*;
+        let dir = harness::temp_dir("sec-tls");
+        let mirror = harness::demo_mirror(&dir);
+        let cloud = cloud(harness::RESTO, harness::SECRET).await;
+        let pki = tls::TestPki::new();
+        let other = tls::TestPki::new();
+        let wss = tls::TlsProxy::start(&pki, addr_of(&cloud.ws_url())).await;
+        let https = tls::TlsProxy::start(&pki, addr_of(&cloud.callback_url())).await;
+        let https_other = tls::TlsProxy::start(&other, addr_of(&cloud.callback_url())).await;
+        let ws_url = format!("wss://127.0.0.1:{}/restaurantEntryPoint", wss.addr.port());
+        let cb_url = format!("https://localhost:{}/callback", https.addr.port());
+
+        // 1. No ca_file: the handshake is refused by the agent.
+        let agent = start(fast_config(&ws_url, &cb_url, &mirror, &dir));
+        assert!(agent.link.wait_downs(2, T).await);
+        assert_eq!(wss.handshakes_ok(), 0, "a self-signed chain was trusted");
+        assert!(wss.handshakes_failed() >= 1);
+        assert_eq!(cloud.connection_count(), 0);
+        assert!(
+            agent.link.downs()[0].contains("UnknownIssuer"),
+            "{:?}",
+            agent.link.downs()
+        );
+        agent.stop().await;
+
+        // 2. ca_file names the CA: wss and https both work.
+        let ca = dir.join("ca.pem");
+        pki.write_ca(&ca);
+        let mut cfg = fast_config(&ws_url, &cb_url, &mirror, &dir);
+        cfg.ca_file = Some(ca.clone());
+        let agent = start(cfg);
+        cloud.wait_connected(T).await.expect("wss with ca_file");
+        let cb = cloud
+            .request(&get_bill("tls-ok", "12"), "tls-ok", T)
+            .await
+            .expect("callback over https");
+        assert!(cb.signature_ok);
+        assert!(https.handshakes_ok() >= 1);
+        agent.stop().await;
+
+        // 3. Same ca_file, but the callback server's certificate comes from another CA.
+        let mut cfg = fast_config(
+            &ws_url,
+            &format!("https://localhost:{}/callback", https_other.addr.port()),
+            &mirror,
+            &dir,
+        );
+        cfg.ca_file = Some(ca);
+        let agent = start(cfg);
+        cloud.wait_connected(T).await.expect("wss with ca_file");
+        let before = cloud.all_callbacks().len();
+        assert!(cloud.send_text(&get_bill("tls-bad", "12")).await);
+        let done = agent.ops.wait(1, T).await;
+        assert_eq!(done.len(), 1);
+        assert!(!done[0].1, "a callback to an untrusted server must fail");
+        assert!(https_other.handshakes_failed() >= 1);
+        assert_eq!(https_other.handshakes_ok(), 0);
+        assert_eq!(
+            cloud.all_callbacks().len(),
+            before,
+            "nothing reached the cloud"
+        );
+        agent.stop().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -122,6 +122,7 @@ async fn soak(agent_bin: String, secs: u64, rate: u64) -> ExitCode {
     {
         eprintln!("the agent never connected");
         let _ = child.kill();
+        let _ = child.wait();
         return ExitCode::FAILURE;
     }
     println!("soak: {secs} s at {rate} req/s against {agent_bin} (pid {pid})");

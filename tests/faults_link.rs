@@ -288,3 +288,77 @@ async fn tls_handshake_failures_then_recovery() {
     println!("tls: garbage -> {garbage_reason:?}; untrusted -> {cert_reason:?}");
     agent.stop().await;
 }
+
+/// The socket cases at the TCP level, through the fault proxy: added latency (still answers,
+/// no false "dead link"), a stall (TCP open, nothing passes: dead link noticed, reconnects
+/// time out while it lasts), and a cut (reset: immediate reconnect).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_latency_stall_and_cut() {
+    let dir = temp_dir("f-proxy");
+    let mirror = demo_mirror(&dir);
+    let cloud = cloud().await;
+    let front = proxy::Proxy::start(addr(port_of(&cloud.ws_url())))
+        .await
+        .unwrap();
+    let agent = start(fast_config(
+        &format!("ws://127.0.0.1:{}/restaurantEntryPoint", front.port()),
+        &cloud.callback_url(),
+        &mirror,
+        &dir,
+    ));
+    cloud.wait_connected(T).await.expect("connect");
+
+    // Latency: 400 ms per chunk each way, for longer than the dead_after bound.
+    front.set_latency(Duration::from_millis(400));
+    for i in 0..4 {
+        answers(&cloud, &format!("slow-{i}")).await;
+    }
+    assert_eq!(cloud.connection_count(), 1, "latency is not a dead link");
+    front.set_latency(Duration::ZERO);
+
+    // Stall: nothing passes, sockets stay open.
+    let downs = agent.link.downs().len();
+    front.set_stalled(true);
+    let t0 = Instant::now();
+    assert!(
+        agent.link.wait_downs(downs + 1, T).await,
+        "stall never noticed"
+    );
+    let noticed = t0.elapsed();
+    assert!(
+        agent.link.downs()[downs].contains("nothing heard"),
+        "{:?}",
+        agent.link.downs()
+    );
+    assert!(
+        noticed <= Duration::from_secs(5),
+        "noticed after {noticed:?}"
+    );
+    // While stalled, new connections cannot finish their handshake: they time out (2 s).
+    assert!(agent.link.wait_downs(downs + 2, T).await);
+    assert!(
+        agent.link.downs()[downs + 1].contains("timed out"),
+        "{:?}",
+        agent.link.downs()
+    );
+    front.set_stalled(false);
+    front.cut();
+    cloud
+        .wait_connected(T)
+        .await
+        .expect("reconnect after the stall");
+    answers(&cloud, "after-stall").await;
+
+    // Cut: every live connection reset.
+    let n = cloud.connection_count();
+    front.cut();
+    cloud
+        .wait_connected(T)
+        .await
+        .expect("reconnect after the cut");
+    assert_eq!(cloud.connection_count(), n + 1);
+    answers(&cloud, "after-cut").await;
+    assert_spacing(&agent.link.attempts(), "proxy");
+    println!("proxy: stall noticed after {noticed:?}");
+    agent.stop().await;
+}

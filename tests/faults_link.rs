@@ -362,3 +362,41 @@ async fn proxy_latency_stall_and_cut() {
     println!("proxy: stall noticed after {noticed:?}");
     agent.stop().await;
 }
+
+/// The cloud process stops and a new one binds the very same ports (`FakeCloud::start_on`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_restarts_on_the_same_port() {
+    let dir = temp_dir("f-sameport");
+    let mirror = demo_mirror(&dir);
+    let first = cloud().await;
+    let (ws_port, http_port) = (port_of(&first.ws_url()), port_of(&first.callback_url()));
+    let agent = start(fast_config(
+        &first.ws_url(),
+        &first.callback_url(),
+        &mirror,
+        &dir,
+    ));
+    first.wait_connected(T).await.expect("first connect");
+    answers(&first, "before").await;
+    drop(first);
+    // Down: the agent sees the link go and its reconnects refused.
+    assert!(agent.link.wait_downs(2, T).await);
+    let second = FakeCloud::start_on(
+        FakeCloudConfig {
+            resto_id: RESTO.into(),
+            secret: SECRET.into(),
+            pos_system: None,
+        },
+        ws_port,
+        http_port,
+    )
+    .await
+    .expect("rebind the same ports");
+    second
+        .wait_connected(T)
+        .await
+        .expect("reconnect to the restarted cloud");
+    answers(&second, "after-restart").await;
+    assert_spacing(&agent.link.attempts(), "same port");
+    agent.stop().await;
+}

@@ -55,8 +55,19 @@ impl std::fmt::Debug for FakeCloud {
 impl FakeCloud {
     /// Bind `127.0.0.1:0` for both servers and start them on the current tokio runtime.
     pub async fn start(cfg: FakeCloudConfig) -> std::io::Result<FakeCloud> {
-        let ws_listener = TcpListener::bind("127.0.0.1:0").await?;
-        let http_listener = TcpListener::bind("127.0.0.1:0").await?;
+        Self::start_on(cfg, 0, 0).await
+    }
+
+    /// Like [`FakeCloud::start`] on fixed ports (`0` = ephemeral): a cloud "restarting" on the
+    /// ports of one that was dropped. The dropped cloud's listeners close asynchronously, so
+    /// `AddrInUse` is retried for up to 2 s.
+    pub async fn start_on(
+        cfg: FakeCloudConfig,
+        ws_port: u16,
+        http_port: u16,
+    ) -> std::io::Result<FakeCloud> {
+        let ws_listener = bind_retry(ws_port).await?;
+        let http_listener = bind_retry(http_port).await?;
         let ws_port = ws_listener.local_addr()?.port();
         let http_port = http_listener.local_addr()?.port();
         let ws = Arc::new(WsSide::new(
@@ -291,5 +302,22 @@ impl FakeCloud {
     /// Every recorded request, oldest first (bounded, see [`http::MAX_RECORDED`]).
     pub fn all_callbacks(&self) -> Vec<Callback> {
         self.http.all()
+    }
+}
+
+/// Bind `127.0.0.1:port`, retrying `AddrInUse` for up to 2 s (there is no event for "the old
+/// listener task has dropped its socket", so this polls with a deadline).
+async fn bind_retry(port: u16) -> std::io::Result<TcpListener> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        match TcpListener::bind(("127.0.0.1", port)).await {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AddrInUse
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
+            r => return r,
+        }
     }
 }

@@ -178,6 +178,10 @@ impl CallbackClient {
 fn describe(e: &ureq::Error) -> String {
     match e {
         ureq::Error::Timeout(t) => format!("timed out ({t:?})"),
+        // rustls errors arrive wrapped in io::Error: say it is TLS, and why (no secret in it).
+        ureq::Error::Io(io) if io.get_ref().is_some_and(|e| e.is::<rustls::Error>()) => {
+            format!("TLS handshake failed: {io} (for a private CA, set ca_file)")
+        }
         ureq::Error::Io(io) => format!("network error: {}", io.kind()),
         ureq::Error::HostNotFound => "host not found".into(),
         ureq::Error::ConnectionFailed => "connection failed".into(),

@@ -75,7 +75,7 @@ fn delivered(attempts: &[Callback]) -> usize {
 async fn slow_callback_near_the_attempt_timeout_is_delivered_once() {
     let s = setup("cb-slow").await;
     s.cloud
-        .push_responses(&[Reply::Delay(Duration::from_millis(1_600), 200)]);
+        .push_responses(&[Reply::Delay(Duration::from_millis(1_300), 200)]);
     let (ok, attempts, _) = run_one(&s, "slow", 1).await;
     assert!(ok);
     assert_eq!(attempts.len(), 1, "a slow but timely answer is not retried");

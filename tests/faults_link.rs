@@ -118,10 +118,10 @@ async fn black_hole_is_detected_within_dead_after() {
         "the agent never noticed the dead link"
     );
     let noticed = t0.elapsed();
-    // dead_after 3 s (+ up to one backoff cap of 1 s); not before ~2 s (it must not be
+    // dead_after 3 s (+ up to one backoff cap of 1 s, + slack for a loaded machine); not before ~2 s (it must not be
     // declaring live links dead either).
     assert!(
-        noticed >= Duration::from_secs(2) && noticed <= Duration::from_secs(5),
+        noticed >= Duration::from_secs(2) && noticed <= Duration::from_secs(7),
         "noticed after {noticed:?}"
     );
     assert!(

@@ -14,6 +14,7 @@
 pub mod log;
 
 pub mod agent;
+pub mod cache;
 pub mod callback;
 pub mod check;
 pub mod config;

@@ -34,7 +34,7 @@ pub fn features(ctx: &Ctx) -> Vec<Feature> {
         },
         Feature {
             code: "ORDERS_CACHE",
-            implemented: false,
+            implemented: true,
             available: ctx.cfg.cache.enabled && ctx.cache_ok.load(Ordering::Relaxed),
             info: &[],
         },

@@ -46,7 +46,13 @@ const DISHES: &[&str] = &[
     "Капучино",
     "Лимонад імбирний 0,4 л",
 ];
-const MODIFIERS: &[&str] = &["Сметана", "Аджика", "Без цибулі", "Подвійна порція", "Лимон"];
+const MODIFIERS: &[&str] = &[
+    "Сметана",
+    "Аджика",
+    "Без цибулі",
+    "Подвійна порція",
+    "Лимон",
+];
 
 fn build(path: &std::path::Path, orders: usize) -> Connection {
     for ext in ["", "-wal", "-shm"] {
@@ -241,9 +247,7 @@ fn main() {
     // Scan alone (the part that runs every tick whatever changed).
     let (c0, w0) = (thread_cpu(), Instant::now());
     for _ in 0..ticks {
-        let s = m
-            .with(|c| tracker::scan(c, 2_000, 50_000))
-            .expect("scan");
+        let s = m.with(|c| tracker::scan(c, 2_000, 50_000)).expect("scan");
         assert_eq!(s.open.len(), orders);
     }
     Figures {
@@ -257,7 +261,8 @@ fn main() {
     .print("fingerprint scan only");
 
     // Every order changed: the first push after start (never committed, so every tick is one).
-    run(&m, &mut Acked::default(), capped, ticks, false, |_| {}).print("all changed, 1 MiB cap (first push)");
+    run(&m, &mut Acked::default(), capped, ticks, false, |_| {})
+        .print("all changed, 1 MiB cap (first push)");
     run(&m, &mut Acked::default(), uncapped, ticks, false, |_| {}).print("all changed, no cap");
 
     // Steady state: acknowledge everything once, then measure.

@@ -41,10 +41,12 @@ pub fn push_once(ctx: &Ctx, acked: &mut Acked, deadline: Instant) -> Result<Push
     let event_time = crate::clock::utc_iso_now();
     // Mirror errors go back to the pool (which then drops the connection); a body-too-large
     // error rides inside `Ok` so a healthy connection is kept.
-    let prepared = ctx.mirror.with(|c| match prepare(c, acked, bounds, &event_time) {
-        Err(CacheError::Mirror(m)) => Err(m),
-        other => Ok(other),
-    })??;
+    let prepared = ctx
+        .mirror
+        .with(|c| match prepare(c, acked, bounds, &event_time) {
+            Err(CacheError::Mirror(m)) => Err(m),
+            other => Ok(other),
+        })??;
     if prepared.stats.untracked > 0 {
         log_warn!(
             "cache: {} open orders exceed [cache] max_tracked_orders ({}); they are listed short, never in full",
@@ -79,10 +81,7 @@ pub fn spawn(ctx: Arc<Ctx>, mut shutdown: Shutdown) -> JoinHandle<()> {
         let mut acked = Some(Acked::default());
         let mut failures: u64 = 0;
         let warn_every = (60 / interval.as_secs().max(1)).max(1);
-        log_info!(
-            "cache: pushing ORDERS_CACHE every {}s",
-            interval.as_secs()
-        );
+        log_info!("cache: pushing ORDERS_CACHE every {}s", interval.as_secs());
         loop {
             tokio::select! {
                 _ = shutdown.recv() => break,

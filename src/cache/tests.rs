@@ -102,7 +102,14 @@ fn first_push_is_full_then_only_changes() {
     assert_eq!(v["closedOrders"].as_array().unwrap().len(), 0);
     // The full entry is the getBill shape, with the short fields.
     let first = &v["actualOrders"][0];
-    for k in ["billId", "orderNumber", "state", "totalSum", "guests", "discounts"] {
+    for k in [
+        "billId",
+        "orderNumber",
+        "state",
+        "totalSum",
+        "guests",
+        "discounts",
+    ] {
         assert!(first.get(k).is_some(), "{k} in {first}");
     }
 
@@ -119,7 +126,8 @@ fn first_push_is_full_then_only_changes() {
     // One position of one bill changes: that bill alone in full.
     m.conn
         .execute(
-            "UPDATE order_positions SET count_milli = count_milli + 1000 WHERE bill_id = ?1 AND position_id = 'p-1'",
+            "UPDATE order_positions SET count_milli = count_milli + 1000 \
+             WHERE rowid = (SELECT min(rowid) FROM order_positions WHERE bill_id = ?1)",
             [&ids[1]],
         )
         .unwrap();
@@ -138,8 +146,9 @@ fn fingerprint_sees_moves_renames_and_discounts() {
     let edits = [
         // Same multiset of values, different line order.
         "UPDATE order_positions SET line_no = 100 - line_no WHERE bill_id = ?1",
-        // A rename of the same byte length.
-        "UPDATE order_positions SET name = upper(substr(name,1,1)) || 'X' || substr(name,3) WHERE bill_id = ?1 AND position_id = 'p-1'",
+        // A rename to the same characters in another order (same length, same bytes).
+        "UPDATE order_positions SET name = substr(name, 2) || substr(name, 1, 1) \
+         WHERE rowid = (SELECT min(rowid) FROM order_positions WHERE bill_id = ?1)",
         "INSERT INTO order_discounts (bill_id, discount_id, name, sum_kop) VALUES (?1, 'd-new', 'Знижка', 100)",
         "UPDATE orders SET waiter_name = 'Інший' WHERE bill_id = ?1",
     ];
@@ -157,11 +166,16 @@ fn closed_orders_are_reported_once_acknowledged() {
     let mut acked = Acked::default();
     push(&m, &mut acked, bounds(), true);
     m.conn
-        .execute("UPDATE orders SET state = 'PAYED' WHERE bill_id = ?1", [&ids[0]])
+        .execute(
+            "UPDATE orders SET state = 'PAYED' WHERE bill_id = ?1",
+            [&ids[0]],
+        )
         .unwrap();
-    m.conn
-        .execute("DELETE FROM order_positions WHERE bill_id = ?1", [&ids[1]])
-        .unwrap();
+    for t in ["order_positions", "order_discounts"] {
+        m.conn
+            .execute(&format!("DELETE FROM {t} WHERE bill_id = ?1"), [&ids[1]])
+            .unwrap();
+    }
     m.conn
         .execute("DELETE FROM orders WHERE bill_id = ?1", [&ids[1]])
         .unwrap();
@@ -289,7 +303,10 @@ fn full_details_that_do_not_fit_are_deferred() {
     sent.sort();
     let mut want = ids.clone();
     want.sort();
-    assert_eq!(sent, want, "every order is sent in full exactly once, over several ticks");
+    assert_eq!(
+        sent, want,
+        "every order is sent in full exactly once, over several ticks"
+    );
     assert!(deferred_ticks > 0);
 }
 

@@ -123,7 +123,7 @@ pub fn spawn(ctx: Arc<Ctx>, mut shutdown: Shutdown) -> JoinHandle<()> {
                 Err(e) => {
                     ctx.cache_ok.store(false, Ordering::Relaxed);
                     failures += 1;
-                    if failures == 1 || failures % warn_every == 0 {
+                    if failures == 1 || failures.is_multiple_of(warn_every) {
                         log_warn!("cache: push failed ({failures} in a row): {e}");
                     } else {
                         log_debug!("cache: push failed ({failures} in a row): {e}");

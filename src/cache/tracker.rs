@@ -3,7 +3,9 @@
 //! One tick reads, inside the caller's read transaction, three streaming queries:
 //! 1. the open orders' rows (state NEW or BILL), oldest first: the short entry plus a hash of
 //!    every column the getBill shape shows;
-//! 2. the positions of open orders, and 3. their discounts: each row is hashed straight from
+//! 2. the positions of open orders, and 3. their discounts (`orders CROSS JOIN ...` makes SQLite
+//!    walk the open orders and fetch their lines by the primary key, so a day of closed bills in
+//!    the mirror costs nothing): each row is hashed straight from
 //!    SQLite's column buffers (`ValueRef`, no `String` is allocated, nothing is serialised) and
 //!    folded into its order's accumulator by wrapping addition, so no `ORDER BY` (no sort) is
 //!    needed. `line_no` and `guest_no` are part of each row's hash, so moving a line changes the
@@ -86,10 +88,10 @@ const HEAD_SQL: &str = "SELECT bill_id, order_number, table_id, state, total_sum
 const POSITIONS_SQL: &str = "SELECT p.bill_id, p.position_id, p.line_no, p.guest_no, p.guest_name, \
      p.linked_to, p.dish_id, p.name, p.count_milli, p.sum_kop, p.category, p.category_id, p.tax_category, \
      p.tax_category_id, p.type, p.check_number \
-     FROM order_positions p JOIN orders o ON o.bill_id = p.bill_id WHERE o.state IN ('NEW', 'BILL')";
+     FROM orders o CROSS JOIN order_positions p ON p.bill_id = o.bill_id WHERE o.state IN ('NEW', 'BILL')";
 
 const DISCOUNTS_SQL: &str = "SELECT d.bill_id, d.discount_id, d.name, d.sum_kop \
-     FROM order_discounts d JOIN orders o ON o.bill_id = d.bill_id WHERE o.state IN ('NEW', 'BILL')";
+     FROM orders o CROSS JOIN order_discounts d ON d.bill_id = o.bill_id WHERE o.state IN ('NEW', 'BILL')";
 
 fn hash_value(h: &mut DefaultHasher, v: ValueRef<'_>) {
     match v {

@@ -70,6 +70,18 @@ fn build(path: &std::path::Path, orders: usize) -> Connection {
     }
     for o in 0..orders {
         let bill = format!("bill-{o:05}-6f1d2c7e-4b1a-4e0b-9b55");
+        tx.execute(
+            "INSERT INTO orders (bill_id, order_number, table_id, state, created, waiter_id, waiter_name)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'u-017', 'Оксана Мельник')",
+            params![
+                bill,
+                10_000 + o as i64,
+                format!("table-{}", 1 + o % 60),
+                if o % 3 == 0 { "BILL" } else { "NEW" },
+                format!("2024.05.14 {:02}:{:02}:00", 10 + o / 60 % 12, o % 60),
+            ],
+        )
+        .unwrap();
         let lines = rng.range(20, 60) as usize;
         let mut raw = 0i64;
         let mut line = 0;
@@ -105,17 +117,8 @@ fn build(path: &std::path::Path, orders: usize) -> Connection {
             .unwrap();
         }
         tx.execute(
-            "INSERT INTO orders (bill_id, order_number, table_id, state, created, waiter_id, waiter_name,
-                 raw_sum_kop, total_sum_kop)
-             VALUES (?1, ?2, ?3, ?4, ?5, 'u-017', 'Оксана Мельник', ?6, ?6)",
-            params![
-                bill,
-                10_000 + o as i64,
-                format!("table-{}", 1 + o % 60),
-                if o % 3 == 0 { "BILL" } else { "NEW" },
-                format!("2024.05.14 {:02}:{:02}:00", 10 + o / 60 % 12, o % 60),
-                raw
-            ],
+            "UPDATE orders SET raw_sum_kop = ?2, total_sum_kop = ?2 WHERE bill_id = ?1",
+            params![bill, raw],
         )
         .unwrap();
     }

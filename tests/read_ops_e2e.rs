@@ -3,7 +3,6 @@
 //! operation; the body shapes in detail are in read_ops.rs.
 
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use expirenza_agent::testkit::harness::Harness;
 use expirenza_agent::testkit::Callback;

@@ -23,6 +23,20 @@ pub fn needs(op: Op) -> &'static [(&'static str, &'static [&'static str])] {
     }
 }
 
+/// Operations every restaurant needs: a mirror that cannot serve them is a problem (`check`
+/// exits 1). The others (menu, staff, stop list, ...) are optional: reported, not failed.
+pub fn is_core(op: Op) -> bool {
+    matches!(
+        op,
+        Op::CheckWork
+            | Op::TablesInfo
+            | Op::HallplansInfo
+            | Op::GetBill
+            | Op::PayBill
+            | Op::SplitOrder
+    )
+}
+
 /// Tables whose row counts `check` prints.
 const COUNTED: &[&str] = &[
     "halls",
@@ -66,8 +80,8 @@ pub fn report_mirror(cfg: &Config, out: &mut dyn Write) -> std::io::Result<usize
     };
     for (t, n) in counts {
         match n {
-            Some(n) => writeln!(out, "  table      {t:<22} {n} rows")?,
-            None => writeln!(out, "  table      {t:<22} missing")?,
+            Some(n) => writeln!(out, "  table      {t:<26} {n} rows")?,
+            None => writeln!(out, "  table      {t:<26} missing")?,
         }
     }
     let mut problems = 0;
@@ -78,11 +92,19 @@ pub fn report_mirror(cfg: &Config, out: &mut dyn Write) -> std::io::Result<usize
         }
         match mirror.with(|c| check::missing(c, needs)) {
             Ok(m) if m.is_empty() => writeln!(out, "  op         {:<26} OK", op.name())?,
-            Ok(m) => {
+            Ok(m) if is_core(*op) => {
                 problems += 1;
                 writeln!(
                     out,
                     "  op         {:<26} FAIL missing {}",
+                    op.name(),
+                    m.join(", ")
+                )?;
+            }
+            Ok(m) => {
+                writeln!(
+                    out,
+                    "  op         {:<26} not served (optional): missing {}",
                     op.name(),
                     m.join(", ")
                 )?;

@@ -255,7 +255,7 @@ fn check_reports_new_tables_and_operations() {
         "{text}"
     );
     // A core operation's table missing is a problem.
-    m.exec("DROP TABLE halls;");
+    m.exec("DROP TABLE order_discounts;");
     let mut out = Vec::new();
     let problems = expirenza_agent::check::report_mirror(&m.config(), &mut out).unwrap();
     let text = String::from_utf8(out).unwrap();

@@ -392,3 +392,87 @@ async fn callback_4xx_is_not_retried() {
     assert_eq!(tries, 1);
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn version_info_on_connect_when_configured() {
+    let h = Harness::start_with(true, |c| c.compat.version_info_on_connect = true).await;
+    let cb = h
+        .cloud
+        .next_callback(T)
+        .await
+        .expect("an unprompted versionInfo");
+    assert_eq!(cb.path, "/callback/versionInfo");
+    let v = json(&cb);
+    assert!(v["rID"].as_str().unwrap().starts_with("agent-connect-"));
+    h.stop().await;
+}
+
+/// The real binary: SIGTERM while a callback is in flight lets it finish, closes the socket
+/// with a close frame, and exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_in_flight_work_finish_and_exits_zero() {
+    use expirenza_agent::testkit::harness::{make_mirror, TempDir, RESTO_ID, SECRET};
+    use expirenza_agent::testkit::{FakeCloud, FakeCloudConfig};
+    let dir = TempDir::new("sigterm");
+    let mirror = dir.path().join("mirror.sqlite");
+    make_mirror(&mirror, true);
+    let cloud = FakeCloud::start(FakeCloudConfig {
+        resto_id: RESTO_ID.into(),
+        secret: SECRET.into(),
+        pos_system: None,
+    })
+    .await
+    .unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "resto_id = \"{RESTO_ID}\"\nstate_dir = \"{}\"\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_expirenza-agent"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .env("EXPIRENZA_SECRET_KEY", SECRET)
+        .env("EXPIRENZA_WS_URL", cloud.ws_url())
+        .env("EXPIRENZA_CALLBACK_URL", cloud.callback_url())
+        .env("EXPIRENZA_MIRROR", &mirror)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(cloud.wait_connected(T).await.is_some());
+    // The callback server holds the answer for 1.5 s; SIGTERM arrives while it is in flight.
+    cloud.push_responses(&[Reply::Delay(Duration::from_millis(1500), 200)]);
+    assert!(
+        cloud
+            .send_text(r#"{"rID":"term-1","operation":"getBill","tableNumber":"12"}"#)
+            .await
+    );
+    let first = cloud.next_callback(T).await.expect("the callback arrives");
+    assert_eq!(first.rid.as_deref(), Some("term-1"));
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(child.id().unwrap() as libc::pid_t, libc::SIGTERM) };
+    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .expect("exits within the grace")
+        .unwrap();
+    assert!(status.success(), "exit status {status:?}");
+    assert!(cloud.wait_disconnected(T).await);
+    let mut err = String::new();
+    use tokio::io::AsyncReadExt;
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .await
+        .unwrap();
+    assert!(
+        err.contains("op=getBill rID=term-1 outcome=SUCCESS"),
+        "the in-flight answer completed:\n{err}"
+    );
+    assert!(err.contains("link: closed for shutdown"), "{err}");
+    assert_eq!(cloud.callback_attempts(), 1);
+}

@@ -14,6 +14,9 @@ pub fn needs(op: Op) -> &'static [(&'static str, &'static [&'static str])] {
         Op::TablesInfo => tables_info::NEEDS,
         Op::HallplansInfo => hallplans_info::NEEDS,
         Op::GetBill | Op::CheckWork => crate::mirror::orders::NEEDS,
+        Op::PayBill => pay_bill::NEEDS,
+        Op::SplitOrder => split_order::NEEDS,
+        Op::CreateOrderOnTable => create_order_on_table::NEEDS,
         _ => &[],
     }
 }

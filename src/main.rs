@@ -16,6 +16,7 @@ USAGE:
     expirenza-agent check       [--config PATH]
     expirenza-agent init-mirror PATH [--demo]
     expirenza-agent sign        [--secret-file F] [FILE|-]
+    expirenza-agent journal     [--config PATH] [--since YYYY-MM-DD|unix-secs] [--status S]
     expirenza-agent --version | --help
 
 COMMANDS:
@@ -24,6 +25,9 @@ COMMANDS:
     init-mirror  Create the mirror schema in a new SQLite file (--demo: fill a demo restaurant).
     sign         Print base64(HMAC-SHA256(secret, body)) of FILE or stdin, to check a callback
                  by hand. The secret comes from --secret-file or EXPIRENZA_SECRET_KEY.
+    journal      List journaled commands (payments, splits, orders, messages) with their status,
+                 for end-of-shift reconciliation. --status: pending, claimed, applied, rejected,
+                 review. Exit status 1 while commands are still pending or claimed.
 
 The default config path is /etc/expirenza-agent/config.toml. Environment overrides:
 EXPIRENZA_RESTO_ID, EXPIRENZA_SECRET_KEY, EXPIRENZA_WS_URL, EXPIRENZA_CALLBACK_URL,
@@ -52,6 +56,10 @@ enum Cmd {
         secret_file: Option<PathBuf>,
         input: Option<PathBuf>,
     },
+    Journal {
+        since: Option<String>,
+        status: Option<String>,
+    },
 }
 
 fn real_main() -> Result<ExitCode> {
@@ -61,6 +69,7 @@ fn real_main() -> Result<ExitCode> {
     let mut config: Option<PathBuf> = None;
     let mut demo = false;
     let mut secret_file = None;
+    let (mut since, mut status) = (None, None);
     let mut positional: Vec<PathBuf> = Vec::new();
     let mut level = log::Level::Info;
     while let Some(arg) = parser.next()? {
@@ -76,6 +85,8 @@ fn real_main() -> Result<ExitCode> {
             Short('c') | Long("config") => config = Some(parser.value()?.into()),
             Long("demo") => demo = true,
             Long("secret-file") => secret_file = Some(parser.value()?.into()),
+            Long("since") => since = Some(parser.value()?.string()?),
+            Long("status") => status = Some(parser.value()?.string()?),
             Short('v') | Long("verbose") => level = log::Level::Debug,
             Short('q') | Long("quiet") => level = log::Level::Warn,
             Value(v) if cmd_name.is_none() => cmd_name = Some(v.string()?),
@@ -98,6 +109,7 @@ fn real_main() -> Result<ExitCode> {
             secret_file,
             input: positional.pop().filter(|p| p != Path::new("-")),
         },
+        Some("journal") => Cmd::Journal { since, status },
         Some(other) => bail!("unknown command '{other}'\n\n{USAGE}"),
         None => {
             print!("{USAGE}");
@@ -109,6 +121,7 @@ fn real_main() -> Result<ExitCode> {
         Cmd::Check => check(&config_path),
         Cmd::InitMirror { path, demo } => init_mirror(&path, demo),
         Cmd::Sign { secret_file, input } => sign_cmd(secret_file.as_deref(), input.as_deref()),
+        Cmd::Journal { since, status } => journal_cmd(&config_path, since, status),
     }
 }
 
@@ -178,6 +191,35 @@ fn check(config_path: &Path) -> Result<ExitCode> {
     }
     println!("OK");
     Ok(ExitCode::SUCCESS)
+}
+
+fn journal_cmd(
+    config_path: &Path,
+    since: Option<String>,
+    status: Option<String>,
+) -> Result<ExitCode> {
+    use expirenza_agent::journal::{report, Journal, Status};
+    let cfg = load_config(config_path)?;
+    let since_ms = match since {
+        Some(s) => report::parse_since(&s)?,
+        None => 0,
+    };
+    let status = match status {
+        Some(s) => Some(Status::parse(&s).with_context(|| {
+            format!("--status {s}: use pending, claimed, applied, rejected or review")
+        })?),
+        None => None,
+    };
+    if !cfg.journal_path().exists() {
+        bail!("no journal at {} yet", cfg.journal_path().display());
+    }
+    let journal = Journal::new(&cfg);
+    let open = report::print(&journal, since_ms, status, &mut std::io::stdout())?;
+    Ok(if open > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn init_mirror(path: &Path, demo: bool) -> Result<ExitCode> {

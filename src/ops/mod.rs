@@ -9,8 +9,15 @@
 
 pub mod bill;
 pub mod check_work;
+pub mod create_order_on_table;
 pub mod get_bill;
 pub mod hallplans_info;
+pub mod journaled;
+pub mod pay_bill;
+pub mod set_settings;
+pub mod show_message;
+pub mod split_order;
+pub mod substate;
 pub mod tables_info;
 pub mod version_info;
 
@@ -19,6 +26,7 @@ use std::sync::Arc;
 
 use crate::callback::CallbackClient;
 use crate::config::Config;
+use crate::journal::Journal;
 use crate::json::{BodyTooLarge, JsonBuf};
 use crate::mirror::{Mirror, MirrorError};
 use crate::request::Envelope;
@@ -30,6 +38,8 @@ pub struct Ctx {
     pub callback: Arc<CallbackClient>,
     /// True while the ORDERS_CACHE pusher is enabled and its last push succeeded.
     pub cache_ok: AtomicBool,
+    /// The durable command journal (opened lazily; see `journal/mod.rs`).
+    pub journal: Journal,
 }
 
 impl Ctx {
@@ -39,11 +49,13 @@ impl Ctx {
             cfg.mirror.busy_timeout_ms,
             cfg.mirror.max_connections,
         );
+        let journal = Journal::new(&cfg);
         Ctx {
             cfg,
             mirror,
             callback,
             cache_ok: AtomicBool::new(false),
+            journal,
         }
     }
     /// A body writer capped by `[limits] max_body_bytes`.
@@ -127,11 +139,11 @@ operations! {
     MenuInfo => "menuInfo", Some("menuInfo"), self::stub::menu_info;
     StopList => "stopList", Some("stopList"), self::stub::stop_list;
     CheckProductsRestrictions => "checkProductsRestrictions", Some("checkProductsRestrictions"), self::stub::check_products_restrictions;
-    PayBill => "payBill", Some("payBill"), self::stub::pay_bill;
-    SplitOrder => "splitOrder", Some("splitOrder"), self::stub::split_order;
-    CreateOrderOnTable => "createOrderOnTable", Some("createOrderOnTable"), self::stub::create_order_on_table;
-    ShowMessage => "showMessage", None, self::stub::show_message;
-    SetSettings => "setSettings", None, self::stub::set_settings;
+    PayBill => "payBill", Some("payBill"), pay_bill::handle;
+    SplitOrder => "splitOrder", Some("splitOrder"), split_order::handle;
+    CreateOrderOnTable => "createOrderOnTable", Some("createOrderOnTable"), create_order_on_table::handle;
+    ShowMessage => "showMessage", None, show_message::handle;
+    SetSettings => "setSettings", None, set_settings::handle;
 }
 
 impl Op {
@@ -163,21 +175,6 @@ mod stub {
     }
     pub fn check_products_restrictions(c: &Ctx, e: &Envelope, f: &[u8]) -> Result<Answer, OpError> {
         not_implemented("checkProductsRestrictions")(c, e, f)
-    }
-    pub fn pay_bill(c: &Ctx, e: &Envelope, f: &[u8]) -> Result<Answer, OpError> {
-        not_implemented("payBill")(c, e, f)
-    }
-    pub fn split_order(c: &Ctx, e: &Envelope, f: &[u8]) -> Result<Answer, OpError> {
-        not_implemented("splitOrder")(c, e, f)
-    }
-    pub fn create_order_on_table(c: &Ctx, e: &Envelope, f: &[u8]) -> Result<Answer, OpError> {
-        not_implemented("createOrderOnTable")(c, e, f)
-    }
-    pub fn show_message(c: &Ctx, e: &Envelope, f: &[u8]) -> Result<Answer, OpError> {
-        not_implemented("showMessage")(c, e, f)
-    }
-    pub fn set_settings(c: &Ctx, e: &Envelope, f: &[u8]) -> Result<Answer, OpError> {
-        not_implemented("setSettings")(c, e, f)
     }
 }
 

@@ -74,7 +74,7 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    fn ok(result: String) -> Outcome {
+    pub fn ok(result: String) -> Outcome {
         Outcome {
             applied: true,
             substate: None,
@@ -82,7 +82,7 @@ impl Outcome {
             result,
         }
     }
-    fn reject(sub: &str, reason: String) -> Outcome {
+    pub fn reject(sub: &str, reason: String) -> Outcome {
         let mut j = JsonBuf::new(4096);
         j.begin_obj()
             .f_str("substate", sub)

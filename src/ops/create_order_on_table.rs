@@ -36,21 +36,24 @@ pub const NEEDS: &[(&str, &[&str])] = &[
     ("stop_list", &["item_id", "remaining_milli"]),
 ];
 
-/// Most items per order, and modifiers per item (these bound the parse on the thread's stack).
-pub const MAX_ITEMS: usize = 32;
-pub const MAX_MODIFIERS: usize = 8;
+/// Most items per order, modifiers per item and fiscalData entries. They bound the parse, which
+/// lives on the blocking-pool thread's stack (`Fields` is ~14 KB; an unoptimised build needs
+/// ~40× that in stack while deserialising). A larger order answers FAIL `BAD_REQUEST`.
+pub const MAX_ITEMS: usize = 24;
+pub const MAX_MODIFIERS: usize = 4;
+pub const MAX_FISCAL: usize = 8;
 
 #[derive(Deserialize)]
 pub struct Modifier {
-    pub id: heapless::String<64>,
+    pub id: heapless::String<48>,
     #[serde(rename = "groupId")]
-    pub group_id: Option<heapless::String<64>>,
+    pub group_id: Option<heapless::String<48>>,
     pub quantity: Qty,
 }
 
 #[derive(Deserialize)]
 pub struct Item {
-    pub id: heapless::String<64>,
+    pub id: heapless::String<48>,
     pub quantity: Qty,
     pub modifier: Option<heapless::Vec<Modifier, MAX_MODIFIERS>>,
 }
@@ -58,7 +61,7 @@ pub struct Item {
 #[derive(Deserialize)]
 pub struct KeyValue {
     pub key: heapless::String<64>,
-    pub value: heapless::String<256>,
+    pub value: heapless::String<128>,
 }
 
 #[derive(Deserialize)]
@@ -71,11 +74,13 @@ pub struct Fields {
     pub table_id: heapless::String<128>,
     pub items: heapless::Vec<Item, MAX_ITEMS>,
     #[serde(rename = "fiscalData")]
-    pub fiscal_data: Option<heapless::Vec<KeyValue, 16>>,
+    pub fiscal_data: Option<heapless::Vec<KeyValue, MAX_FISCAL>>,
 }
 
 pub fn parse(frame: &[u8]) -> Result<Fields, String> {
-    parse_fields::<Fields>(frame).map_err(|e| e.to_string())
+    parse_fields::<Fields>(frame).map_err(|e| {
+        format!("{e} (at most {MAX_ITEMS} items, {MAX_MODIFIERS} modifiers each, {MAX_FISCAL} fiscalData entries, ids of 48 bytes)")
+    })
 }
 
 /// A menu item as the mirror has it.

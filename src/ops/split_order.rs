@@ -252,3 +252,31 @@ fn success(ctx: &Ctx, rid: &str, cmd: &Command) -> Result<Answer, Failed> {
 fn fail(ctx: &Ctx, rid: &str, f: Failed) -> Result<Answer, OpError> {
     fail_body(ctx, rid, f.substate, &f.message, |_| {})
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn part_sum_is_exact_and_rounds_half_up() {
+        // Whole lines keep their exact sum.
+        assert_eq!(
+            part_sum(Kopecks(108_060), Qty(1000), Qty(1000)),
+            Kopecks(108_060)
+        );
+        // 10.00 for 3: one third is 3.333… -> 3.33, two thirds 6.666… -> 6.67.
+        assert_eq!(part_sum(Kopecks(1000), Qty(3000), Qty(1000)), Kopecks(333));
+        assert_eq!(part_sum(Kopecks(1000), Qty(3000), Qty(2000)), Kopecks(667));
+        // Exactly half a kopeck rounds up: 0.05 for 2, half of it is 0.025 -> 0.03.
+        assert_eq!(part_sum(Kopecks(5), Qty(2000), Qty(1000)), Kopecks(3));
+        // Weighed line: 227.50 for 0.350 kg, 0.1 kg of it = 65.00.
+        assert_eq!(
+            part_sum(Kopecks(22_750), Qty(350), Qty(100)),
+            Kopecks(6_500)
+        );
+        // No overflow at the largest accepted amounts.
+        let big = Kopecks(crate::money::MAX_KOPECKS);
+        let q = Qty(crate::money::MAX_QTY_MILLI);
+        assert_eq!(part_sum(big, q, Qty(q.0 / 2)), Kopecks(big.0 / 2));
+    }
+}

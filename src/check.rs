@@ -98,3 +98,17 @@ pub fn config_permissions_warning(path: &Path) -> Option<String> {
         None
     }
 }
+
+/// One line on what is wrong with the mirror for the core operations, or `None` if it serves them.
+pub fn mirror_problem(cfg: &Config) -> Option<String> {
+    let mirror = Mirror::new(&cfg.mirror_path, cfg.mirror.busy_timeout_ms, 1);
+    match mirror.with(|c| check::missing(c, crate::mirror::orders::NEEDS)) {
+        Ok(m) if m.is_empty() => None,
+        Ok(m) => Some(format!(
+            "{} lacks {}",
+            cfg.mirror_path.display(),
+            m.join(", ")
+        )),
+        Err(e) => Some(e.to_string()),
+    }
+}

@@ -170,8 +170,15 @@ fn run(config_path: &Path) -> Result<ExitCode> {
                 "mirror: {p}; operations that need it will answer FAIL until it is fixed"
             ),
         }
-        let running = agent::spawn(cfg, agent::Hooks::status(board), shutdown.clone())
+        let status_every = Duration::from_secs(cfg.status.write_interval_secs);
+        let running = agent::spawn(cfg, agent::Hooks::status(board.clone()), shutdown.clone())
             .context("starting the agent")?;
+        tokio::spawn(expirenza_agent::journal::backlog::feed(
+            board,
+            running.ctx.clone(),
+            status_every,
+            shutdown.receiver(),
+        ));
         // Config loaded, mirror looked at, tasks started: tell systemd (Type=notify).
         let _ = systemd::ready();
         if let Some(iv) = systemd::watchdog_interval() {

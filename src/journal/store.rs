@@ -131,7 +131,7 @@ pub fn insert(c: &mut Connection, new: &NewCommand<'_>) -> Result<Journaled, Jou
         let out = match existing.dup_of {
             Some(orig) => Journaled::SameKey {
                 live: by_id(&tx, orig)?.ok_or(JournalError::Missing(orig))?,
-                recorded: Some(existing),
+                recorded: Some(Box::new(existing)),
             },
             None => Journaled::SameRid(existing),
         };
@@ -189,7 +189,7 @@ pub fn insert(c: &mut Connection, new: &NewCommand<'_>) -> Result<Journaled, Jou
     Ok(match live {
         Some(live) => Journaled::SameKey {
             live,
-            recorded: Some(row),
+            recorded: Some(Box::new(row)),
         },
         None => Journaled::New(row),
     })

@@ -814,3 +814,27 @@ async fn end_to_end_split_then_pay_the_new_bill() {
     assert_eq!(v["guests"][0]["dishes"][0]["positionId"], SET);
     h.stop().await;
 }
+
+#[test]
+fn pay_bill_with_an_unreadable_mirror_is_journaled_for_the_pos_to_check() {
+    let r = rig_with(true, |c| c.journal.pos_ack_timeout_secs = 1);
+    let away = r.dir.join("mirror.away");
+    std::fs::rename(&r.mirror, &away).unwrap();
+    let v = r.call(&pay("p-blind", BILL1, "389.50"));
+    assert_eq!(fail_sub(&v), "POS_TIMEOUT");
+    assert_eq!(r.status_of("p-blind"), "pending");
+    // A blind payment with the wrong sum is refused by the POS's own check.
+    r.call(&pay("p-blind-wrong", "b-3002", "1.00"));
+    std::fs::rename(&away, &r.mirror).unwrap();
+    let mut pos = SimPos::open(&r.journal, &r.mirror).unwrap();
+    assert_eq!(pos.drain().unwrap(), 2);
+    assert_eq!(r.status_of("p-blind"), "applied");
+    assert_eq!(r.status_of("p-blind-wrong"), "rejected");
+    assert_eq!(r.call(&pay("p-blind", BILL1, "389.50"))["state"], "SUCCESS");
+    assert_eq!(
+        fail_sub(&r.call(&pay("p-blind-wrong", "b-3002", "1.00"))),
+        "WRONG_REQUEST_SUM"
+    );
+    assert_eq!(r.payments(BILL1), 1);
+    assert_eq!(r.payments("b-3002"), 0);
+}

@@ -49,18 +49,15 @@ fn rig_with(menu: bool, tweak: impl FnOnce(&mut Config)) -> Rig {
     let mut conn = mirror::create_schema(&mirror_path).unwrap();
     mirror::demo::fill(&mut conn).unwrap();
     if menu {
-        // The menu / stop-list tables another branch adds to the mirror contract.
+        // The demo menu, plus an inactive dish and stop-list limits for these tests.
         conn.execute_batch(
-            "CREATE TABLE menu_items (id TEXT PRIMARY KEY, name TEXT NOT NULL, price_kop INTEGER NOT NULL, is_active INTEGER NOT NULL DEFAULT 1);
-             CREATE TABLE stop_list (item_id TEXT PRIMARY KEY, remaining_milli INTEGER);
-             INSERT INTO menu_items VALUES ('m-101', 'Борщ український з пампушками', 14500, 1),
-                                           ('m-620', 'Млинці з сиром', 11000, 1),
-                                           ('mod-12', 'Сметана', 1500, 1),
-                                           ('m-999', 'Сезонна страва', 30000, 0),
-                                           ('m-410', 'Деруни зі сметаною', 12000, 1);
-             INSERT INTO stop_list VALUES ('m-410', 0), ('m-620', 3000);",
+            "INSERT INTO menu_items (id, name, price_kop, is_active) VALUES ('m-999', 'Сезонна страва', 30000, 0);
+             INSERT OR REPLACE INTO stop_list (item_id, remaining_milli) VALUES ('m-410', 0), ('m-620', 3000);",
         )
         .unwrap();
+    } else {
+        conn.execute_batch("DROP TABLE stop_list; DROP TABLE menu_items;")
+            .unwrap();
     }
     drop(conn);
     let mut cfg = Config::for_loopback(
@@ -552,8 +549,8 @@ fn create_order_on_table_creates_pays_and_is_idempotent_on_external_id() {
     assert_eq!(res["stage"], "PAYED");
     assert_eq!(res["rootOrder"]["orderStatus"], "PAYED");
     assert_eq!(res["rootOrder"]["tableNumber"], 5);
-    // 145.00 + 15.00 (modifier) + 110.00
-    assert_eq!(res["rootOrder"]["resultSum"].as_f64().unwrap(), 270.0);
+    // 145.00 + 15.00 (modifier, from `modifiers`) + 90.00
+    assert_eq!(res["rootOrder"]["resultSum"].as_f64().unwrap(), 250.0);
     let order_id = res["rootOrder"]["orderId"].as_str().unwrap().to_string();
     assert_eq!(res["ordersSummary"][0]["orderId"], order_id.as_str());
     assert!(res["ordersSummary"][0]["closed"].as_str().is_some());
@@ -567,7 +564,7 @@ fn create_order_on_table_creates_pays_and_is_idempotent_on_external_id() {
             x.get(0)
         })
         .unwrap();
-    assert_eq!(sum, 27000);
+    assert_eq!(sum, 25000);
     // Same externalId under another rID, and the same rID: the same order, not a new one.
     let again = r.call(&order("o-2", "ext-1", "table-5", ITEMS));
     assert_eq!(again["result"]["rootOrder"]["orderId"], order_id.as_str());
@@ -608,6 +605,15 @@ fn create_order_on_table_checks_table_menu_and_stop_list() {
             "PRODUCT_UNAVAILABLE",
         ),
         (order("c6", "e6", "table-5", ""), "BAD_REQUEST"),
+        (
+            order(
+                "c6m",
+                "e6m",
+                "table-5",
+                r#"{"id":"m-101","quantity":1,"modifier":[{"id":"mod-14","groupId":"gm-sauce","quantity":1}]}"#,
+            ),
+            "PRODUCT_UNAVAILABLE",
+        ),
         (
             r#"{"rID":"c7","operation":"createOrderOnTable"}"#.to_string(),
             "BAD_REQUEST",

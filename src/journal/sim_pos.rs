@@ -432,7 +432,7 @@ fn apply_order(tx: &Connection, c: &Claimed) -> Result<Outcome, SimError> {
         let mut parent_pos: Option<String> = None;
         for (item, qty, is_mod) in std::iter::once((it.id.as_str(), it.quantity, false)).chain(mods)
         {
-            let Some(m) = create_order_on_table::menu_item(tx, item)? else {
+            let Some(m) = create_order_on_table::menu_item(tx, item, is_mod)? else {
                 return Ok(Outcome::reject(
                     substate::PRODUCT_UNAVAILABLE,
                     format!("item {item} is not on the menu"),

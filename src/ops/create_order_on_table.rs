@@ -33,6 +33,7 @@ use crate::request::{parse_fields, Envelope};
 pub const NEEDS: &[(&str, &[&str])] = &[
     ("tables", &["id", "number"]),
     ("menu_items", &["id", "name", "price_kop", "is_active"]),
+    ("modifiers", &["id", "name", "price_kop", "is_active"]),
     ("stop_list", &["item_id", "remaining_milli"]),
 ];
 
@@ -94,10 +95,11 @@ pub struct MenuItem {
     pub remaining: Option<Qty>,
 }
 
-pub fn menu_item(c: &Connection, id: &str) -> Result<Option<MenuItem>, MirrorError> {
-    let mut st =
-        c.prepare_cached("SELECT id, name, price_kop, is_active FROM menu_items WHERE id = ?1")?;
-    let Some(mut m) = st
+fn item_row(c: &Connection, table: &str, id: &str) -> Result<Option<MenuItem>, MirrorError> {
+    let mut st = c.prepare_cached(&format!(
+        "SELECT id, name, price_kop, is_active FROM {table} WHERE id = ?1"
+    ))?;
+    Ok(st
         .query_row(params![id], |r| {
             Ok(MenuItem {
                 id: r.get(0)?,
@@ -107,8 +109,25 @@ pub fn menu_item(c: &Connection, id: &str) -> Result<Option<MenuItem>, MirrorErr
                 remaining: None,
             })
         })
-        .optional()?
-    else {
+        .optional()?)
+}
+
+/// An item (`menu_items`) or, for a modifier, `modifiers` then `menu_items`; with its
+/// `stop_list` balance.
+pub fn menu_item(
+    c: &Connection,
+    id: &str,
+    modifier: bool,
+) -> Result<Option<MenuItem>, MirrorError> {
+    let found = if modifier {
+        match item_row(c, "modifiers", id)? {
+            Some(m) => Some(m),
+            None => item_row(c, "menu_items", id)?,
+        }
+    } else {
+        item_row(c, "menu_items", id)?
+    };
+    let Some(mut m) = found else {
         return Ok(None);
     };
     let mut st = c.prepare_cached("SELECT remaining_milli FROM stop_list WHERE item_id = ?1")?;
@@ -141,30 +160,30 @@ fn check(c: &Connection, f: &Fields) -> Result<Result<Kopecks, Failed>, MirrorEr
     if f.items.is_empty() {
         return bad(substate::BAD_REQUEST, "the order has no items".into());
     }
-    // (id, quantity) of every item and modifier, quantities of one id added up.
-    let mut wanted: Vec<(&str, Qty)> = Vec::new();
+    // (id, quantity, is a modifier) of every item and modifier, quantities of one id added up.
+    let mut wanted: Vec<(&str, Qty, bool)> = Vec::new();
     for it in &f.items {
         let mods = it
             .modifier
             .iter()
             .flatten()
-            .map(|m| (m.id.as_str(), m.quantity));
-        for (id, q) in std::iter::once((it.id.as_str(), it.quantity)).chain(mods) {
+            .map(|m| (m.id.as_str(), m.quantity, true));
+        for (id, q, is_mod) in std::iter::once((it.id.as_str(), it.quantity, false)).chain(mods) {
             if q.0 <= 0 {
                 return bad(
                     substate::BAD_REQUEST,
                     format!("item {id}: quantity {q} must be > 0"),
                 );
             }
-            match wanted.iter_mut().find(|(w, _)| *w == id) {
-                Some((_, t)) => t.0 = t.0.saturating_add(q.0),
-                None => wanted.push((id, q)),
+            match wanted.iter_mut().find(|(w, _, _)| *w == id) {
+                Some((_, t, _)) => t.0 = t.0.saturating_add(q.0),
+                None => wanted.push((id, q, is_mod)),
             }
         }
     }
     let mut total = Kopecks::ZERO;
-    for (id, q) in wanted {
-        let Some(m) = menu_item(c, id)? else {
+    for (id, q, is_mod) in wanted {
+        let Some(m) = menu_item(c, id, is_mod)? else {
             return bad(
                 substate::PRODUCT_UNAVAILABLE,
                 format!("item {id} is not on the menu"),

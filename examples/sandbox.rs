@@ -48,6 +48,21 @@ const SCRIPT: &[(&str, &str, &str, &str)] = &[
         r#""tableNumber":"5""#,
         r#""substate":"ORDER_NOT_FOUND""#,
     ),
+    ("usersInfo", "sbx-09", "", r#""Оксана Мельник""#),
+    ("categoriesInfo", "sbx-10", "", r#""categories""#),
+    (
+        "menuInfo",
+        "sbx-11",
+        "",
+        r#""Борщ український з пампушками""#,
+    ),
+    ("stopList", "sbx-12", "", r#""m-512""#),
+    (
+        "checkProductsRestrictions",
+        "sbx-13",
+        r#""items":[{"id":"m-101","quantity":1},{"id":"m-512","quantity":1}]"#,
+        r#""checkResult""#,
+    ),
 ];
 
 fn main() -> ExitCode {
@@ -158,10 +173,10 @@ async fn sandbox(agent_cmd: Option<String>) -> ExitCode {
         ok(hs.cookie_ok)
     );
     println!(
-        "{:<16} {:<8} {:<34} {:<10} {:>8}",
+        "{:<26} {:<8} {:<34} {:<10} {:>8}",
         "operation", "rID", "outcome", "signature", "ms"
     );
-    println!("{}", "-".repeat(80));
+    println!("{}", "-".repeat(90));
     let mut failures = 0;
     for (op, rid, fields, expect) in SCRIPT {
         let sep = if fields.is_empty() { "" } else { "," };
@@ -178,7 +193,7 @@ async fn sandbox(agent_cmd: Option<String>) -> ExitCode {
                     failures += 1;
                 }
                 println!(
-                    "{:<16} {:<8} {:<34} {:<10} {:>8.1}{}",
+                    "{:<26} {:<8} {:<34} {:<10} {:>8.1}{}",
                     op,
                     rid,
                     outcome,
@@ -190,13 +205,13 @@ async fn sandbox(agent_cmd: Option<String>) -> ExitCode {
             None => {
                 failures += 1;
                 println!(
-                    "{op:<16} {rid:<8} {:<34} {:<10} {:>8}",
+                    "{op:<26} {rid:<8} {:<34} {:<10} {:>8}",
                     "NO CALLBACK", "-", "-"
                 );
             }
         }
     }
-    println!("{}", "-".repeat(80));
+    println!("{}", "-".repeat(90));
     let clean = stop(under_test).await;
     if !clean {
         failures += 1;

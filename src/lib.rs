@@ -19,6 +19,7 @@ pub mod callback;
 pub mod check;
 pub mod config;
 pub mod dispatch;
+pub mod journal;
 pub mod json;
 pub mod link;
 pub mod mirror;

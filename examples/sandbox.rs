@@ -63,6 +63,31 @@ const SCRIPT: &[(&str, &str, &str, &str)] = &[
         r#""items":[{"id":"m-101","quantity":1},{"id":"m-512","quantity":1}]"#,
         r#""checkResult""#,
     ),
+    // Money moves through the journal; the simulated POS applies each command.
+    (
+        "payBill",
+        "sbx-14",
+        r#""billId":"b-3002","sum":90.00,"tips":10.00,"fiscalData":[{"key":"ЕКВАЙЕР","value":"Universal Bank"}]"#,
+        r#""state":"SUCCESS""#,
+    ),
+    (
+        "payBill",
+        "sbx-15",
+        r#""billId":"b-3001","sum":200.00"#,
+        r#""substate":"WRONG_REQUEST_SUM""#,
+    ),
+    (
+        "splitOrder",
+        "sbx-16",
+        r#""billId":"4afc3774-cc50-4e07-ad81-dd65f166244a","controlSum":1080.6,"positions":[{"id":"8e2ad560-938b-4972-ba60-8098aac99f8b","quantity":1}]"#,
+        r#""state":"SUCCESS""#,
+    ),
+    (
+        "createOrderOnTable",
+        "sbx-17",
+        r#""externalId":"ext-1","originName":"QR menu","tableId":"table-5","items":[{"id":"m-101","quantity":1},{"id":"m-620","quantity":1}]"#,
+        r#""success":true"#,
+    ),
 ];
 
 fn main() -> ExitCode {
@@ -160,6 +185,12 @@ async fn sandbox(agent_cmd: Option<String>) -> ExitCode {
         }
     };
 
+    // The simulated POS: claims journal commands, applies them to the mirror, acknowledges.
+    let journal = dir.path().join("journal.sqlite");
+    let _pos =
+        expirenza_agent::journal::sim_pos::spawn(&journal, &mirror, Duration::from_millis(20))
+            .expect("start the simulated POS");
+    println!("simulated POS     applying {}", journal.display());
     let connected = cloud.wait_connected(Duration::from_secs(30)).await;
     let Some(hs) = connected else {
         eprintln!("the agent did not connect within 30 s");
@@ -239,7 +270,13 @@ fn outcome_of(body: &str) -> String {
     match (v["state"].as_str(), v["substate"].as_str()) {
         (Some(s), Some(sub)) => format!("{s} {sub}"),
         (Some(s), None) => s.to_string(),
-        _ => "answered".to_string(),
+        _ => match (
+            v["result"]["success"].as_bool(),
+            v["result"]["stage"].as_str(),
+        ) {
+            (Some(ok), Some(stage)) => format!("success={ok} stage={stage}"),
+            _ => "answered".to_string(),
+        },
     }
 }
 

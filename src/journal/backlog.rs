@@ -1,7 +1,8 @@
 //! Feeds the status board's "journal pending" figure: every `every`, the number of commands the
 //! POS has not finished (pending or claimed). The count is one indexed query, run on the
 //! blocking pool so a slow SD card never stalls the event loop; a journal that cannot be read
-//! leaves the last figure and is logged once per distinct error.
+//! leaves the last figure and is logged once per distinct error. The same tick copies the
+//! ORDERS_CACHE pusher's state (disabled / ok / failing) to the board.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +29,16 @@ pub async fn feed(
             _ = tick.tick() => {}
             changed = stop.changed() => if changed.is_err() { break } else { continue },
         }
+        board.set_cache_state(
+            match (
+                ctx.cfg.cache.enabled,
+                ctx.cache_ok.load(std::sync::atomic::Ordering::Relaxed),
+            ) {
+                (false, _) => "disabled",
+                (true, true) => "ok",
+                (true, false) => "failing or not pushed yet (see the log)",
+            },
+        );
         let c = ctx.clone();
         let n = tokio::task::spawn_blocking(move || c.journal.pending_count()).await;
         match n {

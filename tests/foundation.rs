@@ -222,13 +222,16 @@ async fn tables_halls_checkwork_versioninfo() {
         ),
         (Some(true), Some(true))
     );
-    let cache = feats
-    let order = feats.iter().find(|f| f["feature"] == "ORDER_ON_TABLE").unwrap();
+    let order = feats
+        .iter()
+        .find(|f| f["feature"] == "ORDER_ON_TABLE")
+        .unwrap();
     assert_eq!(
         (order["implemented"].as_bool(), order["available"].as_bool()),
         (Some(true), Some(true))
     );
     assert_eq!(order["info"]["orderTypeCode"], 1);
+    let cache = feats
         .iter()
         .find(|f| f["feature"] == "ORDERS_CACHE")
         .unwrap();

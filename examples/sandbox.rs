@@ -48,6 +48,46 @@ const SCRIPT: &[(&str, &str, &str, &str)] = &[
         r#""tableNumber":"5""#,
         r#""substate":"ORDER_NOT_FOUND""#,
     ),
+    ("usersInfo", "sbx-09", "", r#""Оксана Мельник""#),
+    ("categoriesInfo", "sbx-10", "", r#""categories""#),
+    (
+        "menuInfo",
+        "sbx-11",
+        "",
+        r#""Борщ український з пампушками""#,
+    ),
+    ("stopList", "sbx-12", "", r#""m-512""#),
+    (
+        "checkProductsRestrictions",
+        "sbx-13",
+        r#""items":[{"id":"m-101","quantity":1},{"id":"m-512","quantity":1}]"#,
+        r#""checkResult""#,
+    ),
+    // Money moves through the journal; the simulated POS applies each command.
+    (
+        "payBill",
+        "sbx-14",
+        r#""billId":"b-3002","sum":90.00,"tips":10.00,"fiscalData":[{"key":"ЕКВАЙЕР","value":"Universal Bank"}]"#,
+        r#""state":"SUCCESS""#,
+    ),
+    (
+        "payBill",
+        "sbx-15",
+        r#""billId":"b-3001","sum":200.00"#,
+        r#""substate":"WRONG_REQUEST_SUM""#,
+    ),
+    (
+        "splitOrder",
+        "sbx-16",
+        r#""billId":"4afc3774-cc50-4e07-ad81-dd65f166244a","controlSum":1080.6,"positions":[{"id":"8e2ad560-938b-4972-ba60-8098aac99f8b","quantity":1}]"#,
+        r#""state":"SUCCESS""#,
+    ),
+    (
+        "createOrderOnTable",
+        "sbx-17",
+        r#""externalId":"ext-1","originName":"QR menu","tableId":"table-5","items":[{"id":"m-101","quantity":1},{"id":"m-620","quantity":1}]"#,
+        r#""success":true"#,
+    ),
 ];
 
 fn main() -> ExitCode {
@@ -145,6 +185,12 @@ async fn sandbox(agent_cmd: Option<String>) -> ExitCode {
         }
     };
 
+    // The simulated POS: claims journal commands, applies them to the mirror, acknowledges.
+    let journal = dir.path().join("journal.sqlite");
+    let _pos =
+        expirenza_agent::journal::sim_pos::spawn(&journal, &mirror, Duration::from_millis(20))
+            .expect("start the simulated POS");
+    println!("simulated POS     applying {}", journal.display());
     let connected = cloud.wait_connected(Duration::from_secs(30)).await;
     let Some(hs) = connected else {
         eprintln!("the agent did not connect within 30 s");
@@ -158,10 +204,10 @@ async fn sandbox(agent_cmd: Option<String>) -> ExitCode {
         ok(hs.cookie_ok)
     );
     println!(
-        "{:<16} {:<8} {:<34} {:<10} {:>8}",
+        "{:<26} {:<8} {:<34} {:<10} {:>8}",
         "operation", "rID", "outcome", "signature", "ms"
     );
-    println!("{}", "-".repeat(80));
+    println!("{}", "-".repeat(90));
     let mut failures = 0;
     for (op, rid, fields, expect) in SCRIPT {
         let sep = if fields.is_empty() { "" } else { "," };
@@ -178,7 +224,7 @@ async fn sandbox(agent_cmd: Option<String>) -> ExitCode {
                     failures += 1;
                 }
                 println!(
-                    "{:<16} {:<8} {:<34} {:<10} {:>8.1}{}",
+                    "{:<26} {:<8} {:<34} {:<10} {:>8.1}{}",
                     op,
                     rid,
                     outcome,
@@ -190,13 +236,13 @@ async fn sandbox(agent_cmd: Option<String>) -> ExitCode {
             None => {
                 failures += 1;
                 println!(
-                    "{op:<16} {rid:<8} {:<34} {:<10} {:>8}",
+                    "{op:<26} {rid:<8} {:<34} {:<10} {:>8}",
                     "NO CALLBACK", "-", "-"
                 );
             }
         }
     }
-    println!("{}", "-".repeat(80));
+    println!("{}", "-".repeat(90));
     let clean = stop(under_test).await;
     if !clean {
         failures += 1;
@@ -224,7 +270,13 @@ fn outcome_of(body: &str) -> String {
     match (v["state"].as_str(), v["substate"].as_str()) {
         (Some(s), Some(sub)) => format!("{s} {sub}"),
         (Some(s), None) => s.to_string(),
-        _ => "answered".to_string(),
+        _ => match (
+            v["result"]["success"].as_bool(),
+            v["result"]["stage"].as_str(),
+        ) {
+            (Some(ok), Some(stage)) => format!("success={ok} stage={stage}"),
+            _ => "answered".to_string(),
+        },
     }
 }
 

@@ -95,11 +95,19 @@ pub fn spawn(cfg: Config, hooks: Hooks, shutdown: Shutdown) -> Result<Running, A
     let (dispatcher, worker) = dispatch::channel(ctx.clone(), hooks.ops.clone());
     let counters = dispatcher.counters();
     let link = Link::new(cfg.clone(), dispatcher, hooks.link.clone());
+    // The ORDERS_CACHE pusher: its own timed task, outside the dispatcher's permits.
+    let cache = cfg
+        .cache
+        .enabled
+        .then(|| crate::cache::pusher::spawn(ctx.clone(), shutdown.clone()));
     let (s1, s2) = (shutdown.clone(), shutdown);
     let join = tokio::spawn(async move {
         let worker = tokio::spawn(worker.run(s1));
         link.run(s2).await;
         let _ = worker.await;
+        if let Some(cache) = cache {
+            let _ = cache.await;
+        }
     });
     Ok(Running {
         ctx,

@@ -14,8 +14,30 @@ pub fn needs(op: Op) -> &'static [(&'static str, &'static [&'static str])] {
         Op::TablesInfo => tables_info::NEEDS,
         Op::HallplansInfo => hallplans_info::NEEDS,
         Op::GetBill | Op::CheckWork => crate::mirror::orders::NEEDS,
+        Op::PayBill => pay_bill::NEEDS,
+        Op::SplitOrder => split_order::NEEDS,
+        Op::CreateOrderOnTable => create_order_on_table::NEEDS,
+        Op::UsersInfo => users_info::NEEDS,
+        Op::CategoriesInfo => categories_info::NEEDS,
+        Op::MenuInfo => menu_info::NEEDS,
+        Op::StopList => stop_list::NEEDS,
+        Op::CheckProductsRestrictions => check_products_restrictions::NEEDS,
         _ => &[],
     }
+}
+
+/// Operations every restaurant needs: a mirror that cannot serve them is a problem (`check`
+/// exits 1). The others (menu, staff, stop list, ...) are optional: reported, not failed.
+pub fn is_core(op: Op) -> bool {
+    matches!(
+        op,
+        Op::CheckWork
+            | Op::TablesInfo
+            | Op::HallplansInfo
+            | Op::GetBill
+            | Op::PayBill
+            | Op::SplitOrder
+    )
 }
 
 /// Tables whose row counts `check` prints.
@@ -25,6 +47,17 @@ const COUNTED: &[&str] = &[
     "orders",
     "order_positions",
     "order_discounts",
+    "staff",
+    "categories",
+    "menu_groups",
+    "menu_items",
+    "modifiers",
+    "group_modifiers",
+    "group_modifier_children",
+    "menu_item_group_modifiers",
+    "menu_item_modifiers",
+    "stop_list",
+    "terminal_groups",
 ];
 
 /// Print the mirror report; returns the number of problems.
@@ -50,8 +83,8 @@ pub fn report_mirror(cfg: &Config, out: &mut dyn Write) -> std::io::Result<usize
     };
     for (t, n) in counts {
         match n {
-            Some(n) => writeln!(out, "  table      {t:<22} {n} rows")?,
-            None => writeln!(out, "  table      {t:<22} missing")?,
+            Some(n) => writeln!(out, "  table      {t:<26} {n} rows")?,
+            None => writeln!(out, "  table      {t:<26} missing")?,
         }
     }
     let mut problems = 0;
@@ -62,11 +95,19 @@ pub fn report_mirror(cfg: &Config, out: &mut dyn Write) -> std::io::Result<usize
         }
         match mirror.with(|c| check::missing(c, needs)) {
             Ok(m) if m.is_empty() => writeln!(out, "  op         {:<26} OK", op.name())?,
-            Ok(m) => {
+            Ok(m) if is_core(*op) => {
                 problems += 1;
                 writeln!(
                     out,
                     "  op         {:<26} FAIL missing {}",
+                    op.name(),
+                    m.join(", ")
+                )?;
+            }
+            Ok(m) => {
+                writeln!(
+                    out,
+                    "  op         {:<26} not served (optional): missing {}",
                     op.name(),
                     m.join(", ")
                 )?;

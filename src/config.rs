@@ -201,7 +201,9 @@ impl Default for MirrorConfig {
 pub enum AckMode {
     /// Wait for the POS to mark the command applied or rejected (default).
     Wait,
-    /// The journal row itself is the record: answer SUCCESS once it is durable.
+    /// The journal row itself is the record: answer SUCCESS once it is durable. Applies to
+    /// payBill only; splitOrder and createOrderOnTable always wait, because their answer is
+    /// built from what the POS did.
     None,
 }
 

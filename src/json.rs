@@ -53,9 +53,16 @@ impl JsonBuf {
         if self.overflow {
             return;
         }
-        if self.buf.len() + bytes.len() > self.cap {
+        let need = self.buf.len() + bytes.len();
+        if need > self.cap {
             self.overflow = true;
             return;
+        }
+        if need > self.buf.capacity() {
+            // Grow by doubling, but never reserve past the cap: the buffer's capacity, not just
+            // its length, is what the cap bounds.
+            let target = (self.buf.capacity() * 2).max(need).min(self.cap);
+            self.buf.reserve_exact(target - self.buf.len());
         }
         self.buf.extend_from_slice(bytes);
     }
@@ -255,5 +262,20 @@ mod tests {
         j.end_arr();
         assert!(j.len() <= 16);
         assert_eq!(j.finish(), Err(BodyTooLarge { cap: 16 }));
+    }
+
+    #[test]
+    fn capacity_never_exceeds_the_cap() {
+        let cap = 100_000;
+        let mut j = JsonBuf::new(cap);
+        j.begin_arr();
+        while !j.overflowed() {
+            j.str("0123456789abcdef");
+            assert!(
+                j.buf.capacity() <= cap,
+                "capacity {} over cap",
+                j.buf.capacity()
+            );
+        }
     }
 }

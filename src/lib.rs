@@ -14,10 +14,12 @@
 pub mod log;
 
 pub mod agent;
+pub mod cache;
 pub mod callback;
 pub mod check;
 pub mod config;
 pub mod dispatch;
+pub mod journal;
 pub mod json;
 pub mod link;
 pub mod mirror;

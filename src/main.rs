@@ -20,6 +20,7 @@ USAGE:
     expirenza-agent check       [--config PATH]
     expirenza-agent init-mirror PATH [--demo]
     expirenza-agent sign        [--secret-file F] [FILE|-]
+    expirenza-agent journal     [--config PATH] [--since YYYY-MM-DD|unix-secs] [--status S]
     expirenza-agent status      [--config PATH]
     expirenza-agent --version | --help
 
@@ -29,6 +30,9 @@ COMMANDS:
     init-mirror  Create the mirror schema in a new SQLite file (--demo: fill a demo restaurant).
     sign         Print base64(HMAC-SHA256(secret, body)) of FILE or stdin, to check a callback
                  by hand. The secret comes from --secret-file or EXPIRENZA_SECRET_KEY.
+    journal      List journaled commands (payments, splits, orders, messages) with their status,
+                 for end-of-shift reconciliation. --status: pending, claimed, applied, rejected,
+                 review. Exit status 1 while commands are still pending or claimed.
     status       Print the running agent's state (link, last connect/disconnect, operations in
                  the last hour, journal backlog); exit 0 when healthy, 1 when not.
 
@@ -59,6 +63,10 @@ enum Cmd {
         secret_file: Option<PathBuf>,
         input: Option<PathBuf>,
     },
+    Journal {
+        since: Option<String>,
+        status: Option<String>,
+    },
     Status,
 }
 
@@ -69,6 +77,7 @@ fn real_main() -> Result<ExitCode> {
     let mut config: Option<PathBuf> = None;
     let mut demo = false;
     let mut secret_file = None;
+    let (mut since, mut status) = (None, None);
     let mut positional: Vec<PathBuf> = Vec::new();
     let mut level = log::Level::Info;
     while let Some(arg) = parser.next()? {
@@ -84,6 +93,8 @@ fn real_main() -> Result<ExitCode> {
             Short('c') | Long("config") => config = Some(parser.value()?.into()),
             Long("demo") => demo = true,
             Long("secret-file") => secret_file = Some(parser.value()?.into()),
+            Long("since") => since = Some(parser.value()?.string()?),
+            Long("status") => status = Some(parser.value()?.string()?),
             Short('v') | Long("verbose") => level = log::Level::Debug,
             Short('q') | Long("quiet") => level = log::Level::Warn,
             Value(v) if cmd_name.is_none() => cmd_name = Some(v.string()?),
@@ -107,6 +118,7 @@ fn real_main() -> Result<ExitCode> {
             secret_file,
             input: positional.pop().filter(|p| p != Path::new("-")),
         },
+        Some("journal") => Cmd::Journal { since, status },
         Some(other) => bail!("unknown command '{other}'\n\n{USAGE}"),
         None => {
             print!("{USAGE}");
@@ -119,6 +131,7 @@ fn real_main() -> Result<ExitCode> {
         Cmd::Status => status_cmd(&config_path),
         Cmd::InitMirror { path, demo } => init_mirror(&path, demo),
         Cmd::Sign { secret_file, input } => sign_cmd(secret_file.as_deref(), input.as_deref()),
+        Cmd::Journal { since, status } => journal_cmd(&config_path, since, status),
     }
 }
 
@@ -157,8 +170,15 @@ fn run(config_path: &Path) -> Result<ExitCode> {
                 "mirror: {p}; operations that need it will answer FAIL until it is fixed"
             ),
         }
-        let running = agent::spawn(cfg, agent::Hooks::status(board), shutdown.clone())
+        let status_every = Duration::from_secs(cfg.status.write_interval_secs);
+        let running = agent::spawn(cfg, agent::Hooks::status(board.clone()), shutdown.clone())
             .context("starting the agent")?;
+        tokio::spawn(expirenza_agent::journal::backlog::feed(
+            board,
+            running.ctx.clone(),
+            status_every,
+            shutdown.receiver(),
+        ));
         // Config loaded, mirror looked at, tasks started: tell systemd (Type=notify).
         let _ = systemd::ready();
         if let Some(iv) = systemd::watchdog_interval() {
@@ -213,6 +233,35 @@ fn check(config_path: &Path) -> Result<ExitCode> {
     }
     println!("OK");
     Ok(ExitCode::SUCCESS)
+}
+
+fn journal_cmd(
+    config_path: &Path,
+    since: Option<String>,
+    status: Option<String>,
+) -> Result<ExitCode> {
+    use expirenza_agent::journal::{report, Journal, Status};
+    let cfg = load_config(config_path)?;
+    let since_ms = match since {
+        Some(s) => report::parse_since(&s)?,
+        None => 0,
+    };
+    let status = match status {
+        Some(s) => Some(Status::parse(&s).with_context(|| {
+            format!("--status {s}: use pending, claimed, applied, rejected or review")
+        })?),
+        None => None,
+    };
+    if !cfg.journal_path().exists() {
+        bail!("no journal at {} yet", cfg.journal_path().display());
+    }
+    let journal = Journal::new(&cfg);
+    let open = report::print(&journal, since_ms, status, &mut std::io::stdout())?;
+    Ok(if open > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn init_mirror(path: &Path, demo: bool) -> Result<ExitCode> {

@@ -222,6 +222,15 @@ async fn tables_halls_checkwork_versioninfo() {
         ),
         (Some(true), Some(true))
     );
+    let order = feats
+        .iter()
+        .find(|f| f["feature"] == "ORDER_ON_TABLE")
+        .unwrap();
+    assert_eq!(
+        (order["implemented"].as_bool(), order["available"].as_bool()),
+        (Some(true), Some(true))
+    );
+    assert_eq!(order["info"]["orderTypeCode"], 1);
     let cache = feats
         .iter()
         .find(|f| f["feature"] == "ORDERS_CACHE")

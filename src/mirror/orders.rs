@@ -218,7 +218,7 @@ fn load_lines(
         });
     }
     let mut st = conn.prepare_cached(
-        "SELECT discount_id, name, sum_kop FROM order_discounts WHERE bill_id = ?1 ORDER BY rowid",
+        "SELECT discount_id, name, sum_kop FROM order_discounts WHERE bill_id = ?1 ORDER BY discount_id",
     )?;
     let mut rows = st.query(params![o.bill_id])?;
     while let Some(r) = rows.next()? {

@@ -12,7 +12,7 @@ pub fn handle(ctx: &Ctx, env: &Envelope, _frame: &[u8]) -> Result<Answer, OpErro
     j.begin_obj().f_str("rID", rid).key("hallPlans").begin_arr();
     let max_rows = ctx.max_rows();
     let res = ctx.mirror.with(|c| {
-        let mut st = c.prepare_cached("SELECT id, name FROM halls ORDER BY rowid")?;
+        let mut st = c.prepare_cached("SELECT id, name FROM halls ORDER BY id")?;
         let mut rows = st.query([])?;
         let mut n = 0usize;
         while let Some(r) = rows.next()? {

@@ -8,10 +8,22 @@
 //! the cloud's real shape touches one file.
 
 pub mod bill;
+pub mod categories_info;
+pub mod check_products_restrictions;
 pub mod check_work;
+pub mod create_order_on_table;
 pub mod get_bill;
 pub mod hallplans_info;
+pub mod journaled;
+pub mod menu_info;
+pub mod pay_bill;
+pub mod set_settings;
+pub mod show_message;
+pub mod split_order;
+pub mod stop_list;
+pub mod substate;
 pub mod tables_info;
+pub mod users_info;
 pub mod version_info;
 
 use std::sync::atomic::AtomicBool;
@@ -19,6 +31,7 @@ use std::sync::Arc;
 
 use crate::callback::CallbackClient;
 use crate::config::Config;
+use crate::journal::Journal;
 use crate::json::{BodyTooLarge, JsonBuf};
 use crate::mirror::{Mirror, MirrorError};
 use crate::request::Envelope;
@@ -30,6 +43,8 @@ pub struct Ctx {
     pub callback: Arc<CallbackClient>,
     /// True while the ORDERS_CACHE pusher is enabled and its last push succeeded.
     pub cache_ok: AtomicBool,
+    /// The durable command journal (opened lazily; see `journal/mod.rs`).
+    pub journal: Journal,
 }
 
 impl Ctx {
@@ -39,11 +54,13 @@ impl Ctx {
             cfg.mirror.busy_timeout_ms,
             cfg.mirror.max_connections,
         );
+        let journal = Journal::new(&cfg);
         Ctx {
             cfg,
             mirror,
             callback,
             cache_ok: AtomicBool::new(false),
+            journal,
         }
     }
     /// A body writer capped by `[limits] max_body_bytes`.
@@ -110,28 +127,22 @@ macro_rules! operations {
     };
 }
 
-fn not_implemented(
-    name: &'static str,
-) -> impl Fn(&Ctx, &Envelope, &[u8]) -> Result<Answer, OpError> {
-    move |_, _, _| Err(OpError::NotImplemented(name))
-}
-
 operations! {
     CheckWork => "checkWork", Some("checkWork"), check_work::handle;
     VersionInfo => "versionInfo", Some("versionInfo"), version_info::handle;
     TablesInfo => "tablesInfo", Some("tablesInfo"), tables_info::handle;
     HallplansInfo => "hallplansInfo", Some("hallplansInfo"), hallplans_info::handle;
     GetBill => "getBill", Some("getBill"), get_bill::handle;
-    UsersInfo => "usersInfo", Some("usersInfo"), self::stub::users_info;
-    CategoriesInfo => "categoriesInfo", Some("categoriesInfo"), self::stub::categories_info;
-    MenuInfo => "menuInfo", Some("menuInfo"), self::stub::menu_info;
-    StopList => "stopList", Some("stopList"), self::stub::stop_list;
-    CheckProductsRestrictions => "checkProductsRestrictions", Some("checkProductsRestrictions"), self::stub::check_products_restrictions;
-    PayBill => "payBill", Some("payBill"), self::stub::pay_bill;
-    SplitOrder => "splitOrder", Some("splitOrder"), self::stub::split_order;
-    CreateOrderOnTable => "createOrderOnTable", Some("createOrderOnTable"), self::stub::create_order_on_table;
-    ShowMessage => "showMessage", None, self::stub::show_message;
-    SetSettings => "setSettings", None, self::stub::set_settings;
+    UsersInfo => "usersInfo", Some("usersInfo"), users_info::handle;
+    CategoriesInfo => "categoriesInfo", Some("categoriesInfo"), categories_info::handle;
+    MenuInfo => "menuInfo", Some("menuInfo"), menu_info::handle;
+    StopList => "stopList", Some("stopList"), stop_list::handle;
+    CheckProductsRestrictions => "checkProductsRestrictions", Some("checkProductsRestrictions"), check_products_restrictions::handle;
+    PayBill => "payBill", Some("payBill"), pay_bill::handle;
+    SplitOrder => "splitOrder", Some("splitOrder"), split_order::handle;
+    CreateOrderOnTable => "createOrderOnTable", Some("createOrderOnTable"), create_order_on_table::handle;
+    ShowMessage => "showMessage", None, show_message::handle;
+    SetSettings => "setSettings", None, set_settings::handle;
 }
 
 impl Op {
@@ -143,41 +154,6 @@ impl Op {
                 .copied()
                 .find(|o| o.name().eq_ignore_ascii_case(s))
         })
-    }
-}
-
-/// Operations not yet built. Each moves to its own module when implemented.
-mod stub {
-    use super::*;
-    pub fn users_info(c: &Ctx, e: &Envelope, f: &[u8]) -> Result<Answer, OpError> {
-        not_implemented("usersInfo")(c, e, f)
-    }
-    pub fn categories_info(c: &Ctx, e: &Envelope, f: &[u8]) -> Result<Answer, OpError> {
-        not_implemented("categoriesInfo")(c, e, f)
-    }
-    pub fn menu_info(c: &Ctx, e: &Envelope, f: &[u8]) -> Result<Answer, OpError> {
-        not_implemented("menuInfo")(c, e, f)
-    }
-    pub fn stop_list(c: &Ctx, e: &Envelope, f: &[u8]) -> Result<Answer, OpError> {
-        not_implemented("stopList")(c, e, f)
-    }
-    pub fn check_products_restrictions(c: &Ctx, e: &Envelope, f: &[u8]) -> Result<Answer, OpError> {
-        not_implemented("checkProductsRestrictions")(c, e, f)
-    }
-    pub fn pay_bill(c: &Ctx, e: &Envelope, f: &[u8]) -> Result<Answer, OpError> {
-        not_implemented("payBill")(c, e, f)
-    }
-    pub fn split_order(c: &Ctx, e: &Envelope, f: &[u8]) -> Result<Answer, OpError> {
-        not_implemented("splitOrder")(c, e, f)
-    }
-    pub fn create_order_on_table(c: &Ctx, e: &Envelope, f: &[u8]) -> Result<Answer, OpError> {
-        not_implemented("createOrderOnTable")(c, e, f)
-    }
-    pub fn show_message(c: &Ctx, e: &Envelope, f: &[u8]) -> Result<Answer, OpError> {
-        not_implemented("showMessage")(c, e, f)
-    }
-    pub fn set_settings(c: &Ctx, e: &Envelope, f: &[u8]) -> Result<Answer, OpError> {
-        not_implemented("setSettings")(c, e, f)
     }
 }
 

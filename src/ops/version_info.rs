@@ -28,20 +28,24 @@ pub fn features(ctx: &Ctx) -> Vec<Feature> {
         },
         Feature {
             code: "STOP_LIST",
-            implemented: false,
-            available: false,
+            implemented: true,
+            available: super::stop_list::available(ctx),
             info: &[],
         },
         Feature {
             code: "ORDERS_CACHE",
-            implemented: false,
+            implemented: true,
             available: ctx.cfg.cache.enabled && ctx.cache_ok.load(Ordering::Relaxed),
             info: &[],
         },
         Feature {
             code: "ORDER_ON_TABLE",
-            implemented: false,
-            available: false,
+            implemented: true,
+            // The mirror has the menu and stop list the order is checked against.
+            available: ctx
+                .mirror
+                .with(|c| crate::mirror::check::missing(c, super::create_order_on_table::NEEDS))
+                .is_ok_and(|m| m.is_empty()),
             info: &[("orderTypeCode", 1)],
         },
     ]

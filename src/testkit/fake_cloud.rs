@@ -195,6 +195,11 @@ impl FakeCloud {
 
     /// Stop reading the socket and answering pings (and stop server pings); the TCP stays
     /// open. Simulates a dead network path. `false` resumes (buffered frames are then read).
+    ///
+    /// The setting is global: it covers the live connection and any new one until turned off
+    /// (handshakes still succeed). Frames sent with `send_*` are still written. While on, a
+    /// client that closes its side is not noticed (nothing reads), so `is_connected` stays
+    /// `true` until the client reconnects (the new connection replaces it) or the hole is lifted.
     pub fn set_black_hole(&self, on: bool) {
         self.ws.set_black_hole(on);
     }

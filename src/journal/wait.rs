@@ -1,0 +1,33 @@
+//! Waiting for the POS to acknowledge a command.
+//!
+//! The POS is another process writing the same SQLite file; SQLite offers no cross-process
+//! notification, so the agent polls the row every `[journal] poll_interval_ms` (default 200 ms)
+//! on the blocking-pool thread the operation already runs on. The wait is bounded by
+//! `[journal] pos_ack_timeout_secs` (default 60 s, kept at least 5 s below the 80 s callback
+//! deadline by `Config::validate`), and each poll is one indexed primary-key read.
+
+use std::time::{Duration, Instant};
+
+use super::{Command, Journal, JournalError};
+
+impl Journal {
+    /// Poll command `id` until the POS finished it (applied, rejected, review) or `timeout`
+    /// passed; returns the row as it then stands (possibly still pending or claimed).
+    pub fn wait_final(&self, id: i64, timeout: Duration) -> Result<Command, JournalError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let cmd = self.get(id)?;
+            let now = Instant::now();
+            if cmd.status.is_final() || now >= deadline {
+                return Ok(cmd);
+            }
+            // No cross-process event exists for "another process updated this row": poll.
+            std::thread::sleep(self.poll_interval.min(deadline - now));
+        }
+    }
+
+    /// [`Journal::wait_final`] with `[journal] pos_ack_timeout_secs`.
+    pub fn wait_ack(&self, id: i64) -> Result<Command, JournalError> {
+        self.wait_final(id, self.ack_timeout)
+    }
+}

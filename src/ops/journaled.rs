@@ -1,0 +1,176 @@
+//! What the journal-backed operations (payBill, splitOrder, createOrderOnTable) share:
+//! journaling with clear log lines, waiting for the POS, and the FAIL answers for an
+//! unavailable journal, a POS that did not answer in time, and a POS that refused.
+
+use super::{substate, Ctx};
+use crate::config::AckMode;
+use crate::journal::store::NewCommand;
+use crate::journal::{Command, Journaled, Status};
+
+/// Why a journal-backed operation cannot go on.
+pub struct Failed {
+    pub substate: &'static str,
+    pub message: String,
+}
+
+/// Journal `new` and log how it went. Errors are the FAIL to answer (nothing was recorded).
+pub fn journal(ctx: &Ctx, new: &NewCommand<'_>) -> Result<Journaled, Failed> {
+    match ctx.journal.insert(new) {
+        Ok(j) => {
+            match &j {
+                Journaled::New(c) => log_info!(
+                    "journal: {} rID={} journaled as #{} ({})",
+                    c.operation,
+                    c.rid,
+                    c.id,
+                    c.status.as_str()
+                ),
+                Journaled::SameRid(c) => log_info!(
+                    "journal: {} rID={} is a repeat of #{} ({}); answering its outcome",
+                    c.operation,
+                    c.rid,
+                    c.id,
+                    c.status.as_str()
+                ),
+                Journaled::SameKey { live, recorded } => log_warn!(
+                    "journal: {} rID={} repeats #{} (rID {}, {}){}; answering its outcome",
+                    new.operation,
+                    new.rid,
+                    live.id,
+                    live.rid,
+                    live.status.as_str(),
+                    recorded
+                        .as_ref()
+                        .map(|r| format!(", kept as review #{}", r.id))
+                        .unwrap_or_default()
+                ),
+            }
+            Ok(j)
+        }
+        Err(e) => {
+            log_error!(
+                "journal: {} rID={} could NOT be journaled: {e}",
+                new.operation,
+                new.rid
+            );
+            Err(Failed {
+                substate: substate::JOURNAL_UNAVAILABLE,
+                message: format!("the agent could not record this request: {e}"),
+            })
+        }
+    }
+}
+
+/// Wait (bounded) for the POS to finish `cmd`, unless it is final already or `may_skip` and
+/// `[journal] ack_mode = "none"`.
+pub fn settle(ctx: &Ctx, cmd: Command, may_skip: bool) -> Result<Command, Failed> {
+    if cmd.status.is_final() || (may_skip && ctx.journal.ack_mode == AckMode::None) {
+        return Ok(cmd);
+    }
+    match ctx.journal.wait_ack(cmd.id) {
+        Ok(c) => {
+            if !c.status.is_final() {
+                log_warn!(
+                    "journal: {} rID={} #{} not acknowledged by the POS within {} s; it stays {}",
+                    c.operation,
+                    c.rid,
+                    c.id,
+                    ctx.journal.ack_timeout.as_secs(),
+                    c.status.as_str()
+                );
+            }
+            Ok(c)
+        }
+        Err(e) => {
+            log_error!(
+                "journal: {} rID={} #{} journaled, but its state cannot be read: {e}",
+                cmd.operation,
+                cmd.rid,
+                cmd.id
+            );
+            Err(Failed {
+                substate: substate::JOURNAL_UNAVAILABLE,
+                message: format!(
+                    "recorded as command #{}, but its state cannot be read: {e}; check the POS",
+                    cmd.id
+                ),
+            })
+        }
+    }
+}
+
+/// The FAIL for a command the POS did not finish (pending/claimed), refused, or that was kept
+/// for review. `None` for an applied command.
+pub fn not_applied(ctx: &Ctx, cmd: &Command) -> Option<Failed> {
+    match cmd.status {
+        Status::Applied => None,
+        Status::Pending | Status::Claimed => Some(Failed {
+            substate: substate::POS_TIMEOUT,
+            message: format!(
+                "recorded as command #{} ({}), but the POS has not applied it within {} s; it \
+                 will be applied once when the POS runs: check the POS",
+                cmd.id,
+                cmd.status.as_str(),
+                ctx.journal.ack_timeout.as_secs()
+            ),
+        }),
+        Status::Rejected => {
+            let r = cmd.pos_result();
+            let sub = cmd
+                .substate
+                .clone()
+                .or(r.substate.map(|s| s.to_string()))
+                .unwrap_or_else(|| substate::POS_REJECTED.to_string());
+            let message = cmd
+                .reason
+                .clone()
+                .or(r.message.map(|s| s.to_string()))
+                .unwrap_or_else(|| format!("the POS refused command #{}", cmd.id));
+            let known = intern(&sub);
+            Some(Failed {
+                substate: known,
+                message: if known == sub {
+                    message
+                } else {
+                    format!("{sub}: {message}")
+                },
+            })
+        }
+        Status::Review => Some(Failed {
+            substate: cmd
+                .substate
+                .as_deref()
+                .map(intern)
+                .unwrap_or(substate::POS_REJECTED),
+            message: format!(
+                "kept as command #{} for reconciliation by staff, not applied: {}",
+                cmd.id,
+                cmd.reason.as_deref().unwrap_or("")
+            ),
+        }),
+    }
+}
+
+/// Map a stored sub-state back to a known constant (the POS may write its own; unknown ones
+/// are sent as `POS_REJECTED` with the POS's text in the message).
+fn intern(s: &str) -> &'static str {
+    use substate::*;
+    [
+        WRONG_REQUEST_SUM,
+        ORDER_NOT_FOUND,
+        TABLE_NOT_FOUND,
+        ORDER_CLOSED,
+        POS_TIMEOUT,
+        POS_REJECTED,
+        POS_UNAVAILABLE,
+        JOURNAL_UNAVAILABLE,
+        BAD_REQUEST,
+        SPLIT_NOT_AVAILABLE,
+        WRONG_POSITIONS,
+        WRONG_CONTROL_SUM,
+        PRODUCT_UNAVAILABLE,
+    ]
+    .into_iter()
+    .find(|k| *k == s)
+    .unwrap_or(POS_REJECTED)
+}

@@ -15,6 +15,7 @@ pub mod create_order_on_table;
 pub mod get_bill;
 pub mod hallplans_info;
 pub mod journaled;
+pub mod list;
 pub mod menu_info;
 pub mod pay_bill;
 pub mod set_settings;

@@ -5,10 +5,9 @@
 //! `", "`) is the default, the array form is `[compat] users_roles = "array"`. A staff member
 //! without roles or phone has the field omitted (the protocol omits empty fields, §3).
 
-use super::{fail_body, Answer, Ctx, OpError, SUBSTATE_POS_UNAVAILABLE};
+use super::{list, Answer, Ctx, OpError};
 use crate::config::RolesForm;
 use crate::json::JsonBuf;
-use crate::mirror::MirrorError;
 use crate::request::Envelope;
 
 pub const NEEDS: &[(&str, &[&str])] = &[("staff", &["id", "name", "cell_phone", "roles"])];
@@ -39,45 +38,17 @@ fn write_roles(j: &mut JsonBuf, roles: Option<&str>, form: RolesForm) {
 }
 
 pub fn handle(ctx: &Ctx, env: &Envelope, _frame: &[u8]) -> Result<Answer, OpError> {
-    let rid = env.rid.as_str();
     let form = ctx.cfg.compat.users_roles;
-    let mut j = ctx.body();
-    j.begin_obj().f_str("rID", rid).key("users").begin_arr();
-    let max_rows = ctx.max_rows();
-    let res = ctx.mirror.with(|c| {
-        let mut st = c.prepare_cached(
-            "SELECT CAST(id AS TEXT), name, CAST(cell_phone AS TEXT), roles FROM staff ORDER BY name, id",
-        )?;
-        let mut rows = st.query([])?;
-        let mut n = 0usize;
-        while let Some(r) = rows.next()? {
-            n += 1;
-            if n > max_rows {
-                return Err(MirrorError::TooManyRows(max_rows));
-            }
-            let id: String = r.get(0)?;
-            let name: Option<String> = r.get(1)?;
-            let phone: Option<String> = r.get(2)?;
-            let roles: Option<String> = r.get(3)?;
-            j.begin_obj()
-                .f_str("id", &id)
-                .f_str("name", name.as_deref().unwrap_or(""))
-                .f_opt_str("cellPhone", phone.as_deref().filter(|p| !p.is_empty()));
-            write_roles(&mut j, roles.as_deref(), form);
-            j.end_obj();
-            if j.overflowed() {
-                break;
-            }
-        }
-        Ok(n)
-    });
-    match res {
-        Ok(n) => {
-            j.end_arr().end_obj();
-            Answer::callback(j, format!("SUCCESS users={n}"))
-        }
-        Err(e) => fail_body(ctx, rid, SUBSTATE_POS_UNAVAILABLE, &e.to_string(), |j| {
-            j.key("users").begin_arr().end_arr();
-        }),
-    }
+    let sql = "SELECT CAST(id AS TEXT), name, CAST(cell_phone AS TEXT), roles FROM staff ORDER BY name, id";
+    list::answer(ctx, env.rid.as_str(), "users", sql, |j, r| {
+        let (id, name): (String, Option<String>) = (r.get(0)?, r.get(1)?);
+        let (phone, roles): (Option<String>, Option<String>) = (r.get(2)?, r.get(3)?);
+        j.begin_obj()
+            .f_str("id", &id)
+            .f_str("name", name.as_deref().unwrap_or(""))
+            .f_opt_str("cellPhone", phone.as_deref().filter(|p| !p.is_empty()));
+        write_roles(j, roles.as_deref(), form);
+        j.end_obj();
+        Ok(())
+    })
 }

@@ -129,25 +129,23 @@ pub fn table_by_number(conn: &Connection, number: &str) -> Result<Option<TableRo
     let Ok(n) = number.trim().parse::<i64>() else {
         return Ok(None);
     };
-    let mut st =
-        conn.prepare_cached("SELECT id, number, name, hall_id FROM tables WHERE number = ?1")?;
-    Ok(st
-        .query_row(params![n], |r| {
-            Ok(TableRow {
-                id: r.get(0)?,
-                number: r.get(1)?,
-                name: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
-                hall_id: r.get(3)?,
-            })
-        })
-        .optional()?)
+    table_where(conn, "number = ?1", n)
 }
 
 pub fn table_by_id(conn: &Connection, id: &str) -> Result<Option<TableRow>, MirrorError> {
-    let mut st =
-        conn.prepare_cached("SELECT id, number, name, hall_id FROM tables WHERE id = ?1")?;
+    table_where(conn, "id = ?1", id)
+}
+
+fn table_where(
+    conn: &Connection,
+    cond: &str,
+    key: impl rusqlite::ToSql,
+) -> Result<Option<TableRow>, MirrorError> {
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT id, number, name, hall_id FROM tables WHERE {cond}"
+    ))?;
     Ok(st
-        .query_row(params![id], |r| {
+        .query_row(params![key], |r| {
             Ok(TableRow {
                 id: r.get(0)?,
                 number: r.get(1)?,

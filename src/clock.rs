@@ -46,6 +46,9 @@ pub fn utc_iso_now() -> String {
 }
 
 /// UTC offset of the local zone at `secs`, in seconds.
+// `libc::time_t` is marked deprecated on musl (its width changes in a future libc release);
+// it is still the type `localtime_r` takes, so the allowance is scoped to this call.
+#[allow(deprecated)]
 pub fn local_offset(secs: i64) -> i64 {
     let t: libc::time_t = secs as libc::time_t;
     // SAFETY: localtime_r writes into the zeroed `tm` we own; `t` is a valid time_t.

@@ -38,6 +38,33 @@ impl OpEvents for Quiet {
     fn op_done(&self, _operation: &str, _ok: bool) {}
 }
 
+impl LinkEvents for crate::status::StatusBoard {
+    fn link_up(&self) {
+        crate::status::StatusBoard::link_up(self)
+    }
+    fn link_down(&self, reason: &str) {
+        crate::status::StatusBoard::link_down(self, reason)
+    }
+    fn connecting(&self) {
+        self.link_connecting()
+    }
+}
+impl OpEvents for crate::status::StatusBoard {
+    fn op_done(&self, operation: &str, ok: bool) {
+        crate::status::StatusBoard::op_done(self, operation, ok)
+    }
+}
+
+impl Hooks {
+    /// Both observers are the status board.
+    pub fn status(board: Arc<crate::status::StatusBoard>) -> Hooks {
+        Hooks {
+            link: board.clone(),
+            ops: board,
+        }
+    }
+}
+
 impl Default for Hooks {
     fn default() -> Self {
         Hooks {

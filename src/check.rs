@@ -14,6 +14,11 @@ pub fn needs(op: Op) -> &'static [(&'static str, &'static [&'static str])] {
         Op::TablesInfo => tables_info::NEEDS,
         Op::HallplansInfo => hallplans_info::NEEDS,
         Op::GetBill | Op::CheckWork => crate::mirror::orders::NEEDS,
+        Op::UsersInfo => users_info::NEEDS,
+        Op::CategoriesInfo => categories_info::NEEDS,
+        Op::MenuInfo => menu_info::NEEDS,
+        Op::StopList => stop_list::NEEDS,
+        Op::CheckProductsRestrictions => check_products_restrictions::NEEDS,
         _ => &[],
     }
 }
@@ -25,6 +30,17 @@ const COUNTED: &[&str] = &[
     "orders",
     "order_positions",
     "order_discounts",
+    "staff",
+    "categories",
+    "menu_groups",
+    "menu_items",
+    "modifiers",
+    "group_modifiers",
+    "group_modifier_children",
+    "menu_item_group_modifiers",
+    "menu_item_modifiers",
+    "stop_list",
+    "terminal_groups",
 ];
 
 /// Print the mirror report; returns the number of problems.
@@ -93,5 +109,19 @@ pub fn config_permissions_warning(path: &Path) -> Option<String> {
         ))
     } else {
         None
+    }
+}
+
+/// One line on what is wrong with the mirror for the core operations, or `None` if it serves them.
+pub fn mirror_problem(cfg: &Config) -> Option<String> {
+    let mirror = Mirror::new(&cfg.mirror_path, cfg.mirror.busy_timeout_ms, 1);
+    match mirror.with(|c| check::missing(c, crate::mirror::orders::NEEDS)) {
+        Ok(m) if m.is_empty() => None,
+        Ok(m) => Some(format!(
+            "{} lacks {}",
+            cfg.mirror_path.display(),
+            m.join(", ")
+        )),
+        Err(e) => Some(e.to_string()),
     }
 }

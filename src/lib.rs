@@ -27,6 +27,10 @@ pub mod request;
 pub mod secret;
 pub mod shutdown;
 pub mod sign;
+pub mod status;
+pub mod systemd;
 
 pub use config::Config;
 pub mod clock;
+#[doc(hidden)]
+pub mod testkit;

@@ -51,7 +51,7 @@ pub fn write(l: Level, args: std::fmt::Arguments<'_>) {
             cut -= 1;
         }
         line.truncate(cut);
-        line.push_str("…");
+        line.push('…');
     }
     // One line per record: embedded newlines from bad input are made visible, not obeyed.
     let mut line = line.replace(['\n', '\r'], "⏎");

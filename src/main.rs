@@ -6,7 +6,11 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use expirenza_agent::config::{Config, DEFAULT_CONFIG_PATH};
-use expirenza_agent::{agent, log, mirror, secret::Secret, shutdown, sign};
+use std::sync::Arc;
+use std::time::Duration;
+
+use expirenza_agent::status::{self, StatusBoard};
+use expirenza_agent::{agent, log, mirror, secret::Secret, shutdown, sign, systemd};
 
 const USAGE: &str = "\
 expirenza-agent: the POS side of the Expirenza (Shake To Pay) pay-at-table integration
@@ -16,6 +20,7 @@ USAGE:
     expirenza-agent check       [--config PATH]
     expirenza-agent init-mirror PATH [--demo]
     expirenza-agent sign        [--secret-file F] [FILE|-]
+    expirenza-agent status      [--config PATH]
     expirenza-agent --version | --help
 
 COMMANDS:
@@ -24,6 +29,8 @@ COMMANDS:
     init-mirror  Create the mirror schema in a new SQLite file (--demo: fill a demo restaurant).
     sign         Print base64(HMAC-SHA256(secret, body)) of FILE or stdin, to check a callback
                  by hand. The secret comes from --secret-file or EXPIRENZA_SECRET_KEY.
+    status       Print the running agent's state (link, last connect/disconnect, operations in
+                 the last hour, journal backlog); exit 0 when healthy, 1 when not.
 
 The default config path is /etc/expirenza-agent/config.toml. Environment overrides:
 EXPIRENZA_RESTO_ID, EXPIRENZA_SECRET_KEY, EXPIRENZA_WS_URL, EXPIRENZA_CALLBACK_URL,
@@ -52,6 +59,7 @@ enum Cmd {
         secret_file: Option<PathBuf>,
         input: Option<PathBuf>,
     },
+    Status,
 }
 
 fn real_main() -> Result<ExitCode> {
@@ -88,6 +96,7 @@ fn real_main() -> Result<ExitCode> {
     let cmd = match cmd_name.as_deref() {
         Some("run") => Cmd::Run,
         Some("check") => Cmd::Check,
+        Some("status") => Cmd::Status,
         Some("init-mirror") => {
             let Some(path) = positional.pop() else {
                 bail!("init-mirror needs a PATH\n\n{USAGE}")
@@ -107,6 +116,7 @@ fn real_main() -> Result<ExitCode> {
     match cmd {
         Cmd::Run => run(&config_path),
         Cmd::Check => check(&config_path),
+        Cmd::Status => status_cmd(&config_path),
         Cmd::InitMirror { path, demo } => init_mirror(&path, demo),
         Cmd::Sign { secret_file, input } => sign_cmd(secret_file.as_deref(), input.as_deref()),
     }
@@ -125,7 +135,7 @@ fn run(config_path: &Path) -> Result<ExitCode> {
         .thread_name("expirenza-op")
         .build()
         .context("starting the async runtime")?;
-    rt.block_on(async move {
+    let code = rt.block_on(async move {
         let (trigger, shutdown) = shutdown::channel();
         expirenza_agent::log_info!(
             "expirenza-agent {} starting: resto {} -> {} (mirror {})",
@@ -134,15 +144,40 @@ fn run(config_path: &Path) -> Result<ExitCode> {
             cfg.ws_url,
             cfg.mirror_path.display()
         );
-        let running =
-            agent::spawn(cfg, agent::Hooks::default(), shutdown).context("starting the agent")?;
+        let board = Arc::new(StatusBoard::new(&cfg.resto_id));
+        let status_task = tokio::spawn(status::writer(
+            board.clone(),
+            cfg.status_path(),
+            Duration::from_secs(cfg.status.write_interval_secs),
+            shutdown.receiver(),
+        ));
+        match expirenza_agent::check::mirror_problem(&cfg) {
+            None => expirenza_agent::log_info!("mirror {} is readable", cfg.mirror_path.display()),
+            Some(p) => expirenza_agent::log_warn!(
+                "mirror: {p}; operations that need it will answer FAIL until it is fixed"
+            ),
+        }
+        let running = agent::spawn(cfg, agent::Hooks::status(board), shutdown.clone())
+            .context("starting the agent")?;
+        // Config loaded, mirror looked at, tasks started: tell systemd (Type=notify).
+        let _ = systemd::ready();
+        if let Some(iv) = systemd::watchdog_interval() {
+            // On this runtime, not a thread: if the event loop stalls, the heartbeat stops.
+            tokio::spawn(systemd::watchdog(iv, shutdown.receiver()));
+        }
         wait_for_signal().await;
         expirenza_agent::log_info!("shutdown requested");
+        let _ = systemd::stopping();
         trigger.fire();
         running.finished().await;
+        let _ = status_task.await;
         expirenza_agent::log_info!("stopped");
-        Ok(ExitCode::SUCCESS)
-    })
+        Ok::<_, anyhow::Error>(ExitCode::SUCCESS)
+    });
+    // Operations still running after the grace period (a callback retrying towards its 80 s
+    // deadline) are abandoned here rather than holding the exit: the bound is explicit.
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    code
 }
 
 async fn wait_for_signal() {
@@ -227,4 +262,23 @@ fn sign_cmd(secret_file: Option<&Path>, input: Option<&Path>) -> Result<ExitCode
     }
     println!("{}", sign::sign(&secret, &body));
     Ok(ExitCode::SUCCESS)
+}
+
+fn status_cmd(config_path: &Path) -> Result<ExitCode> {
+    let cfg = load_config(config_path)?;
+    let path = cfg.status_path();
+    let st = status::read(&path).with_context(|| {
+        format!(
+            "reading the status file {} (is the agent running?)",
+            path.display()
+        )
+    })?;
+    let now = status::now_unix();
+    print!("{}", status::render(&st, now));
+    // The same rule `render` printed; stale means the agent is gone or its event loop is stuck.
+    let stale_after = status::DEFAULT_STALE_AFTER_SECS.max(cfg.status.write_interval_secs * 3);
+    Ok(match status::health(&st, now, stale_after) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(_) => ExitCode::from(1),
+    })
 }

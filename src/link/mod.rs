@@ -143,6 +143,14 @@ impl Link {
             let up_at = Instant::now();
             log_info!("link: connected to {}", self.cfg.ws_url);
             self.events.link_up();
+            if self.cfg.compat.version_info_on_connect {
+                // Unprompted versionInfo after a connect ([inferred] to be welcome, see §5.13).
+                let (secs, nanos) = crate::clock::unix_now();
+                let frame = format!(
+                    r#"{{"rID":"agent-connect-{secs}.{nanos:09}","operation":"versionInfo"}}"#
+                );
+                self.dispatcher.submit(frame.as_bytes(), Instant::now());
+            }
             let reason = self.session(ws, &mut shutdown).await;
             let lasted = up_at.elapsed();
             if lasted >= Duration::from_secs(l.backoff_reset_after_secs) {

@@ -249,6 +249,7 @@ pub fn fill(conn: &mut Connection) -> Result<(), MirrorError> {
         6000,
         "dish",
     )?;
+    fill_menu(&tx)?;
     tx.commit()?;
     Ok(())
 }
@@ -298,6 +299,89 @@ fn pos(
                                       category, category_id, tax_category, tax_category_id, type)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'ПДВ 20%', 'tax-a', ?13)",
         params![bill, position, line, guest, format!("Гість {guest}"), linked_to, dish, name, count_milli, sum_kop, cat, cat_id, kind],
+    )?;
+    Ok(())
+}
+
+/// Mirror contract v2: staff, categories, the menu, its modifiers and the stop list. The dish
+/// ids and prices agree with the bills above (m-205 is 95.00, two portions are 190.00).
+fn fill_menu(tx: &Connection) -> Result<(), MirrorError> {
+    tx.execute_batch(
+        "INSERT INTO staff (id, name, cell_phone, roles) VALUES
+            ('u-017', 'Оксана Мельник', '+380671234567', 'Офіціант'),
+            ('u-004', 'Андрій Коваль', '+380504443322', 'Офіціант'),
+            ('u-021', 'Ігор Бондар', '+380931112233', 'Кур''єр'),
+            ('u-001', 'Наталія Шевченко', '+380672220011', 'Менеджер, Офіціант');
+         INSERT INTO categories (id, name, type) VALUES
+            ('cat-kitchen', 'Кухня', 'dish'),
+            ('cat-bar', 'Бар', 'drink');
+         INSERT INTO menu_groups (id, name, parent_id, menu_index) VALUES
+            ('g-soups', 'Перші страви', NULL, 1),
+            ('g-hot', 'Гарячі страви', NULL, 2),
+            ('g-grill', 'З мангалу', 'g-hot', 3),
+            ('g-varenyky', 'Вареники', NULL, 4),
+            ('g-desserts', 'Десерти', NULL, 5),
+            ('g-drinks', 'Напої', NULL, 6);
+         INSERT INTO terminal_groups (id, name, is_host) VALUES
+            ('tg-1', 'Основна каса', 1),
+            ('tg-2', 'Бар', 0);",
+    )?;
+    #[rustfmt::skip]
+    let dishes: &[(&str, &str, &str, i64, &str, &str, &str)] = &[
+        ("m-101", "Борщ український з пампушками", "Зі сметаною та салом", 14500, "cat-kitchen", "g-soups", "порція"),
+        ("m-102", "Юшка з білих грибів", "", 12000, "cat-kitchen", "g-soups", "порція"),
+        ("m-205", "Вареники з картоплею", "Домашні, 8 шт.", 9500, "cat-kitchen", "g-varenyky", "порція"),
+        ("m-206", "Вареники з вишнею", "Домашні, 8 шт.", 11000, "cat-kitchen", "g-varenyky", "порція"),
+        ("m-410", "Деруни зі сметаною", "", 12000, "cat-kitchen", "g-hot", "порція"),
+        ("m-512", "Котлета по-київськи", "З картопляним пюре", 40000, "cat-kitchen", "g-hot", "порція"),
+        ("m-777", "Сет «Гуцульський»", "Банош, бринза, шкварки, гриби", 108060, "cat-kitchen", "g-hot", "порція"),
+        ("m-905", "Шашлик зі свинини (ваговий)", "Ціна за 1 кг", 65000, "cat-kitchen", "g-grill", "кг"),
+        ("m-620", "Млинці з сиром", "", 9000, "cat-kitchen", "g-desserts", "порція"),
+        ("m-621", "Сирники зі сметаною", "", 11500, "cat-kitchen", "g-desserts", "порція"),
+        ("m-330", "Узвар 0,5 л", "", 6000, "cat-bar", "g-drinks", "шт"),
+        ("m-331", "Квас хлібний 0,5 л", "", 5500, "cat-bar", "g-drinks", "шт"),
+        ("m-332", "Кава американо", "", 5000, "cat-bar", "g-drinks", "чашка"),
+    ];
+    for (id, name, desc, price, cat, group, unit) in dishes {
+        let vendor = id.trim_start_matches("m-");
+        tx.execute(
+            "INSERT INTO menu_items (id, name, description, price_kop, category_id, group_id, is_active, type, unit,
+                                     vendor_code, tax_category, tax_category_id)
+             VALUES (?1, ?2, NULLIF(?3, ''), ?4, ?5, ?6, 1, 'dish', ?7, ?8, 'ПДВ 20%', 'tax-a')",
+            params![id, name, desc, price, cat, group, unit, vendor],
+        )?;
+    }
+    tx.execute_batch(
+        "UPDATE menu_items SET scale_id = 'sc-cup', scale_name = 'Об''єм', scale_size_id = 'sz-250',
+                scale_size_name = '250 мл', scale_size_kitchen_name = 'Середня', scale_size_menu_index = 1
+          WHERE id = 'm-332';
+         UPDATE menu_items SET is_active = 0 WHERE id = 'm-102';
+         INSERT INTO modifiers (id, name, price_kop, category_id, group_id, type, unit, tax_category, tax_category_id) VALUES
+            ('mod-12', 'Сметана', 1500, 'cat-kitchen', 'gm-sauce', 'modifier', 'порція', 'ПДВ 20%', 'tax-a'),
+            ('mod-13', 'Часниковий соус', 2000, 'cat-kitchen', 'gm-sauce', 'modifier', 'порція', 'ПДВ 20%', 'tax-a'),
+            ('mod-14', 'Шкварки з цибулею', 2500, 'cat-kitchen', 'gm-sauce', 'modifier', 'порція', 'ПДВ 20%', 'tax-a'),
+            ('mod-31', 'Аджика', 500, 'cat-kitchen', 'gm-grill', 'modifier', 'порція', 'ПДВ 20%', 'tax-a'),
+            ('mod-32', 'Гірчиця', 500, 'cat-kitchen', 'gm-grill', 'modifier', 'порція', 'ПДВ 20%', 'tax-a');
+         INSERT INTO group_modifiers (id, name, required, min_amount, max_amount, default_amount, free, free_amount, child_min_max) VALUES
+            ('gm-sauce', 'Соуси та додатки', 0, 0, 2, 0, 0, 0, 1),
+            ('gm-grill', 'Соус до шашлику', 1, 1, 1, 1, 1, 1, 0);
+         INSERT INTO group_modifier_children (group_id, modifier_id, position, required, min_amount, max_amount, default_amount) VALUES
+            ('gm-sauce', 'mod-12', 1, 0, 0, 2, 0),
+            ('gm-sauce', 'mod-13', 2, 0, 0, 2, 0),
+            ('gm-sauce', 'mod-14', 3, 0, 0, 1, 0),
+            ('gm-grill', 'mod-31', 1, 0, 0, 1, 1),
+            ('gm-grill', 'mod-32', 2, 0, 0, 1, 0);
+         INSERT INTO menu_item_group_modifiers (item_id, group_id, position) VALUES
+            ('m-205', 'gm-sauce', 1),
+            ('m-206', 'gm-sauce', 1),
+            ('m-410', 'gm-sauce', 1),
+            ('m-905', 'gm-grill', 1);
+         INSERT INTO menu_item_modifiers (item_id, modifier_id, position, required, min_amount, max_amount, default_amount) VALUES
+            ('m-101', 'mod-12', 1, 0, 0, 1, 1);
+         INSERT INTO stop_list (item_id, remaining_milli) VALUES
+            ('m-512', 0),
+            ('m-330', 3000),
+            ('mod-14', 0);",
     )?;
     Ok(())
 }

@@ -8,10 +8,15 @@
 //! the cloud's real shape touches one file.
 
 pub mod bill;
+pub mod categories_info;
+pub mod check_products_restrictions;
 pub mod check_work;
 pub mod get_bill;
 pub mod hallplans_info;
+pub mod menu_info;
+pub mod stop_list;
 pub mod tables_info;
+pub mod users_info;
 pub mod version_info;
 
 use std::sync::atomic::AtomicBool;
@@ -122,11 +127,11 @@ operations! {
     TablesInfo => "tablesInfo", Some("tablesInfo"), tables_info::handle;
     HallplansInfo => "hallplansInfo", Some("hallplansInfo"), hallplans_info::handle;
     GetBill => "getBill", Some("getBill"), get_bill::handle;
-    UsersInfo => "usersInfo", Some("usersInfo"), self::stub::users_info;
-    CategoriesInfo => "categoriesInfo", Some("categoriesInfo"), self::stub::categories_info;
-    MenuInfo => "menuInfo", Some("menuInfo"), self::stub::menu_info;
-    StopList => "stopList", Some("stopList"), self::stub::stop_list;
-    CheckProductsRestrictions => "checkProductsRestrictions", Some("checkProductsRestrictions"), self::stub::check_products_restrictions;
+    UsersInfo => "usersInfo", Some("usersInfo"), users_info::handle;
+    CategoriesInfo => "categoriesInfo", Some("categoriesInfo"), categories_info::handle;
+    MenuInfo => "menuInfo", Some("menuInfo"), menu_info::handle;
+    StopList => "stopList", Some("stopList"), stop_list::handle;
+    CheckProductsRestrictions => "checkProductsRestrictions", Some("checkProductsRestrictions"), check_products_restrictions::handle;
     PayBill => "payBill", Some("payBill"), self::stub::pay_bill;
     SplitOrder => "splitOrder", Some("splitOrder"), self::stub::split_order;
     CreateOrderOnTable => "createOrderOnTable", Some("createOrderOnTable"), self::stub::create_order_on_table;
@@ -149,21 +154,6 @@ impl Op {
 /// Operations not yet built. Each moves to its own module when implemented.
 mod stub {
     use super::*;
-    pub fn users_info(c: &Ctx, e: &Envelope, f: &[u8]) -> Result<Answer, OpError> {
-        not_implemented("usersInfo")(c, e, f)
-    }
-    pub fn categories_info(c: &Ctx, e: &Envelope, f: &[u8]) -> Result<Answer, OpError> {
-        not_implemented("categoriesInfo")(c, e, f)
-    }
-    pub fn menu_info(c: &Ctx, e: &Envelope, f: &[u8]) -> Result<Answer, OpError> {
-        not_implemented("menuInfo")(c, e, f)
-    }
-    pub fn stop_list(c: &Ctx, e: &Envelope, f: &[u8]) -> Result<Answer, OpError> {
-        not_implemented("stopList")(c, e, f)
-    }
-    pub fn check_products_restrictions(c: &Ctx, e: &Envelope, f: &[u8]) -> Result<Answer, OpError> {
-        not_implemented("checkProductsRestrictions")(c, e, f)
-    }
     pub fn pay_bill(c: &Ctx, e: &Envelope, f: &[u8]) -> Result<Answer, OpError> {
         not_implemented("payBill")(c, e, f)
     }

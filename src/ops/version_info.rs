@@ -28,8 +28,8 @@ pub fn features(ctx: &Ctx) -> Vec<Feature> {
         },
         Feature {
             code: "STOP_LIST",
-            implemented: false,
-            available: false,
+            implemented: true,
+            available: super::stop_list::available(ctx),
             info: &[],
         },
         Feature {

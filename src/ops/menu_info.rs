@@ -1,0 +1,557 @@
+//! `menuInfo`: the whole menu (protocol reference §5.12), streamed from the mirror.
+//!
+//! A real menu has thousands of rows, so nothing is collected: each section is one SQL cursor
+//! whose rows are written straight into the one capped [`JsonBuf`]. A dish's own modifiers and
+//! group modifiers come from two more cursors ordered by the same key (the item id as text,
+//! binary collation) and are merged into the dish as it is written, so memory is the body cap
+//! plus one row per cursor, whatever the number of rows. Rows read are counted against
+//! `[limits] max_rows`; past `[limits] max_body_bytes` the writer stops, reading stops, a warning
+//! names the cap, and the answer is refused (`OpError::TooLarge`, logged by dispatch).
+//!
+//! Shape: `{"rID","groups":[…],"dishes":[…],"modifiers":[…],"groupModifiers":[…],
+//! "terminalsGroups":[…],"hostTerminalsGroup":{…}}`. Empty optional fields are omitted (§3);
+//! `parentId` is `null` for a top-level group, as in the protocol's example.
+
+use rusqlite::{Connection, Row, Rows};
+
+use super::{fail_body, Answer, Ctx, OpError, SUBSTATE_POS_UNAVAILABLE};
+use crate::json::JsonBuf;
+use crate::mirror::MirrorError;
+use crate::money::Kopecks;
+use crate::request::Envelope;
+
+const ITEM_COLS: &[&str] = &[
+    "id",
+    "name",
+    "description",
+    "price_kop",
+    "category_id",
+    "group_id",
+    "is_active",
+    "type",
+    "unit",
+    "vendor_code",
+    "tax_category",
+    "tax_category_id",
+];
+
+pub const NEEDS: &[(&str, &[&str])] = &[
+    ("menu_groups", &["id", "name", "parent_id", "menu_index"]),
+    ("categories", &["id", "name"]),
+    (
+        "menu_items",
+        &[
+            "id",
+            "name",
+            "description",
+            "price_kop",
+            "category_id",
+            "group_id",
+            "is_active",
+            "type",
+            "unit",
+            "vendor_code",
+            "tax_category",
+            "tax_category_id",
+            "scale_id",
+            "scale_name",
+            "scale_size_id",
+            "scale_size_name",
+            "scale_size_kitchen_name",
+            "scale_size_menu_index",
+        ],
+    ),
+    ("modifiers", ITEM_COLS),
+    (
+        "group_modifiers",
+        &[
+            "id",
+            "name",
+            "required",
+            "min_amount",
+            "max_amount",
+            "default_amount",
+            "free",
+            "free_amount",
+            "child_min_max",
+        ],
+    ),
+    (
+        "group_modifier_children",
+        &[
+            "group_id",
+            "modifier_id",
+            "position",
+            "required",
+            "min_amount",
+            "max_amount",
+            "default_amount",
+        ],
+    ),
+    (
+        "menu_item_group_modifiers",
+        &["item_id", "group_id", "position"],
+    ),
+    (
+        "menu_item_modifiers",
+        &[
+            "item_id",
+            "modifier_id",
+            "position",
+            "required",
+            "min_amount",
+            "max_amount",
+            "default_amount",
+        ],
+    ),
+    ("terminal_groups", &["id", "name", "is_host"]),
+];
+
+/// Columns 0..=12 of both the dish and the modifier query (see [`write_item_fields`]).
+const ITEM_SELECT: &str = "CAST(i.id AS TEXT) AS k, i.name, i.description, i.price_kop, c.name, \
+    CAST(i.category_id AS TEXT), CAST(i.group_id AS TEXT), i.is_active, i.type, i.unit, \
+    CAST(i.vendor_code AS TEXT), i.tax_category, CAST(i.tax_category_id AS TEXT)";
+
+const GROUP_COLS: &str = "CAST(g.id AS TEXT), g.name, g.required, g.min_amount, g.max_amount, \
+    g.default_amount, g.free, g.free_amount, g.child_min_max, CAST(ch.modifier_id AS TEXT), \
+    ch.required, ch.min_amount, ch.max_amount, ch.default_amount";
+
+/// Rows read so far for this answer, against `[limits] max_rows`.
+struct Budget {
+    left: usize,
+    max: usize,
+}
+
+impl Budget {
+    fn take(&mut self) -> Result<(), MirrorError> {
+        if self.left == 0 {
+            return Err(MirrorError::TooManyRows(self.max));
+        }
+        self.left -= 1;
+        Ok(())
+    }
+}
+
+fn text<'r>(r: &'r Row<'_>, i: usize) -> rusqlite::Result<Option<&'r str>> {
+    r.get_ref(i)?
+        .as_str_or_null()
+        .map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into())
+        })
+        .map(|s| s.filter(|s| !s.is_empty()))
+}
+fn int(r: &Row<'_>, i: usize, default: i64) -> rusqlite::Result<i64> {
+    Ok(r.get::<_, Option<i64>>(i)?.unwrap_or(default))
+}
+fn flag(r: &Row<'_>, i: usize, default: bool) -> rusqlite::Result<bool> {
+    Ok(r.get::<_, Option<i64>>(i)?.map_or(default, |v| v != 0))
+}
+
+/// `required`, `minAmount`, `maxAmount`, `defaultAmount` of a modifier offered with something.
+#[derive(Debug, Clone, Copy)]
+struct Amounts {
+    required: bool,
+    min: i64,
+    max: i64,
+    default: i64,
+}
+
+impl Amounts {
+    fn read(r: &Row<'_>, at: usize) -> rusqlite::Result<Amounts> {
+        Ok(Amounts {
+            required: flag(r, at, false)?,
+            min: int(r, at + 1, 0)?,
+            max: int(r, at + 2, 1)?,
+            default: int(r, at + 3, 0)?,
+        })
+    }
+    fn write(&self, j: &mut JsonBuf, id: &str) {
+        j.begin_obj()
+            .f_str("id", id)
+            .f_int("defaultAmount", self.default)
+            .f_int("minAmount", self.min)
+            .f_int("maxAmount", self.max)
+            .f_bool("required", self.required)
+            .end_obj();
+    }
+}
+
+/// One row of a dish-modifier link: `(item key, modifier id, amounts)`.
+struct ModRow {
+    key: String,
+    id: String,
+    amounts: Amounts,
+}
+
+fn read_mod(r: &Row<'_>) -> rusqlite::Result<ModRow> {
+    Ok(ModRow {
+        key: r.get::<_, Option<String>>(0)?.unwrap_or_default(),
+        id: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
+        amounts: Amounts::read(r, 2)?,
+    })
+}
+
+/// One row of (owner key, group modifier, optional child modifier).
+struct GroupRow {
+    key: String,
+    id: String,
+    name: String,
+    amounts: Amounts,
+    free: bool,
+    free_amount: i64,
+    child_min_max: bool,
+    child: Option<(String, Amounts)>,
+}
+
+fn read_group(r: &Row<'_>) -> rusqlite::Result<GroupRow> {
+    let child_id: Option<String> = r.get(10)?;
+    Ok(GroupRow {
+        key: r.get::<_, Option<String>>(0)?.unwrap_or_default(),
+        id: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
+        name: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+        amounts: Amounts::read(r, 3)?,
+        free: flag(r, 7, false)?,
+        free_amount: int(r, 8, 0)?,
+        child_min_max: flag(r, 9, false)?,
+        child: match child_id {
+            Some(id) => Some((id, Amounts::read(r, 11)?)),
+            None => None,
+        },
+    })
+}
+
+/// A cursor with one row of look-ahead, for merging child rows into their parent.
+struct Cursor<'s, T> {
+    rows: Rows<'s>,
+    read: fn(&Row<'_>) -> rusqlite::Result<T>,
+    pending: Option<T>,
+}
+
+impl<'s, T> Cursor<'s, T> {
+    fn new(
+        rows: Rows<'s>,
+        read: fn(&Row<'_>) -> rusqlite::Result<T>,
+        budget: &mut Budget,
+    ) -> Result<Self, MirrorError> {
+        let mut c = Cursor {
+            rows,
+            read,
+            pending: None,
+        };
+        c.advance(budget)?;
+        Ok(c)
+    }
+    fn advance(&mut self, budget: &mut Budget) -> Result<(), MirrorError> {
+        self.pending = match self.rows.next()? {
+            Some(r) => {
+                budget.take()?;
+                Some((self.read)(r)?)
+            }
+            None => None,
+        };
+        Ok(())
+    }
+}
+
+trait Keyed {
+    fn key(&self) -> &str;
+}
+impl Keyed for ModRow {
+    fn key(&self) -> &str {
+        &self.key
+    }
+}
+impl Keyed for GroupRow {
+    fn key(&self) -> &str {
+        &self.key
+    }
+}
+
+impl<T: Keyed> Cursor<'_, T> {
+    /// Skip rows whose key sorts before `key` (links to items that do not exist); then whether
+    /// the next row belongs to `key`.
+    fn seek(&mut self, key: &str, budget: &mut Budget) -> Result<bool, MirrorError> {
+        loop {
+            match &self.pending {
+                Some(p) if p.key() < key => self.advance(budget)?,
+                Some(p) => return Ok(p.key() == key),
+                None => return Ok(false),
+            }
+        }
+    }
+    fn at(&self, key: &str) -> bool {
+        self.pending.as_ref().is_some_and(|p| p.key() == key)
+    }
+}
+
+/// Writes the group modifiers of `key` (the cursor must be at `key`) as array elements.
+fn write_groups(
+    j: &mut JsonBuf,
+    cur: &mut Cursor<'_, GroupRow>,
+    key: &str,
+    with_name: bool,
+    budget: &mut Budget,
+) -> Result<(), MirrorError> {
+    while let Some(g) = cur.pending.as_ref().filter(|p| p.key == key) {
+        let gid = g.id.clone();
+        j.begin_obj().f_str("id", &gid);
+        if with_name {
+            j.f_str("name", &g.name);
+        }
+        j.f_bool("required", g.amounts.required)
+            .f_int("minAmount", g.amounts.min)
+            .f_int("maxAmount", g.amounts.max)
+            .f_int("defaultAmount", g.amounts.default)
+            .f_bool("free", g.free)
+            .f_int("freeAmount", g.free_amount)
+            .f_bool("childModifiersHaveMinMaxRestrictions", g.child_min_max)
+            .key("childModifiers")
+            .begin_arr();
+        while let Some(row) = cur.pending.as_ref().filter(|p| p.key == key && p.id == gid) {
+            if let Some((id, a)) = &row.child {
+                a.write(j, id);
+            }
+            cur.advance(budget)?;
+        }
+        j.end_arr().end_obj();
+    }
+    Ok(())
+}
+
+/// The fields dishes and modifiers share, from columns 0..=12 of [`ITEM_SELECT`].
+fn write_item_fields(j: &mut JsonBuf, r: &Row<'_>, default_type: &str) -> rusqlite::Result<()> {
+    j.f_str("id", text(r, 0)?.unwrap_or(""))
+        .f_str("name", text(r, 1)?.unwrap_or(""))
+        .f_opt_str("description", text(r, 2)?)
+        .f_money("price", Kopecks(int(r, 3, 0)?))
+        .f_opt_str("category", text(r, 4)?)
+        .f_opt_str("categoryId", text(r, 5)?)
+        .f_opt_str("groupId", text(r, 6)?)
+        .f_bool("isActive", flag(r, 7, true)?)
+        .f_str("type", text(r, 8)?.unwrap_or(default_type))
+        .f_opt_str("unit", text(r, 9)?)
+        .f_opt_str("vendorCode", text(r, 10)?)
+        .f_opt_str("taxCategory", text(r, 11)?)
+        .f_opt_str("taxCategoryId", text(r, 12)?);
+    Ok(())
+}
+
+fn write_groups_section(
+    c: &Connection,
+    j: &mut JsonBuf,
+    b: &mut Budget,
+) -> Result<usize, MirrorError> {
+    let mut st = c.prepare_cached(
+        "SELECT CAST(id AS TEXT), name, CAST(parent_id AS TEXT), menu_index FROM menu_groups ORDER BY menu_index, name, 1",
+    )?;
+    let mut rows = st.query([])?;
+    let mut n = 0;
+    j.key("groups").begin_arr();
+    while let Some(r) = rows.next()? {
+        b.take()?;
+        n += 1;
+        j.begin_obj()
+            .f_str("id", text(r, 0)?.unwrap_or(""))
+            .f_int("menuIndex", int(r, 3, 0)?)
+            .f_str("name", text(r, 1)?.unwrap_or(""))
+            .f_str_or_null("parentId", text(r, 2)?)
+            .end_obj();
+        if j.overflowed() {
+            break;
+        }
+    }
+    j.end_arr();
+    Ok(n)
+}
+
+fn write_dishes_section(
+    c: &Connection,
+    j: &mut JsonBuf,
+    b: &mut Budget,
+) -> Result<usize, MirrorError> {
+    let mut dishes = c.prepare_cached(&format!(
+        "SELECT {ITEM_SELECT}, CAST(i.scale_id AS TEXT), i.scale_name, CAST(i.scale_size_id AS TEXT), \
+         i.scale_size_name, i.scale_size_kitchen_name, i.scale_size_menu_index \
+         FROM menu_items i LEFT JOIN categories c ON c.id = i.category_id ORDER BY k COLLATE BINARY"
+    ))?;
+    let mut mods = c.prepare_cached(
+        "SELECT CAST(item_id AS TEXT) AS k, CAST(modifier_id AS TEXT), required, min_amount, max_amount, default_amount \
+         FROM menu_item_modifiers ORDER BY k COLLATE BINARY, position, 2",
+    )?;
+    let mut groups = c.prepare_cached(&format!(
+        "SELECT CAST(l.item_id AS TEXT) AS k, {GROUP_COLS} FROM menu_item_group_modifiers l \
+         JOIN group_modifiers g ON g.id = l.group_id \
+         LEFT JOIN group_modifier_children ch ON ch.group_id = g.id \
+         ORDER BY k COLLATE BINARY, l.position, 2, ch.position, 11"
+    ))?;
+    let mut mods = Cursor::new(mods.query([])?, read_mod, b)?;
+    let mut groups = Cursor::new(groups.query([])?, read_group, b)?;
+    let mut rows = dishes.query([])?;
+    let mut n = 0;
+    j.key("dishes").begin_arr();
+    while let Some(r) = rows.next()? {
+        b.take()?;
+        n += 1;
+        let key = text(r, 0)?.unwrap_or("");
+        j.begin_obj();
+        write_item_fields(j, r, "dish")?;
+        if let Some(scale_id) = text(r, 13)? {
+            j.key("scale")
+                .begin_obj()
+                .f_str("id", scale_id)
+                .f_opt_str("name", text(r, 14)?);
+            if let Some(size_id) = text(r, 15)? {
+                j.key("defaultSize")
+                    .begin_obj()
+                    .f_str("id", size_id)
+                    .f_opt_str("kitchenName", text(r, 17)?)
+                    .f_int("menuIndex", int(r, 18, 0)?)
+                    .f_opt_str("name", text(r, 16)?)
+                    .end_obj();
+            }
+            j.end_obj();
+        }
+        if mods.seek(key, b)? {
+            j.key("modifiers").begin_arr();
+            while mods.at(key) {
+                if let Some(m) = &mods.pending {
+                    m.amounts.write(j, &m.id);
+                }
+                mods.advance(b)?;
+            }
+            j.end_arr();
+        }
+        if groups.seek(key, b)? {
+            j.key("groupModifiers").begin_arr();
+            write_groups(j, &mut groups, key, false, b)?;
+            j.end_arr();
+        }
+        j.end_obj();
+        if j.overflowed() {
+            break;
+        }
+    }
+    j.end_arr();
+    Ok(n)
+}
+
+fn write_modifiers_section(
+    c: &Connection,
+    j: &mut JsonBuf,
+    b: &mut Budget,
+) -> Result<usize, MirrorError> {
+    let mut st = c.prepare_cached(&format!(
+        "SELECT {ITEM_SELECT} FROM modifiers i LEFT JOIN categories c ON c.id = i.category_id ORDER BY k COLLATE BINARY"
+    ))?;
+    let mut rows = st.query([])?;
+    let mut n = 0;
+    j.key("modifiers").begin_arr();
+    while let Some(r) = rows.next()? {
+        b.take()?;
+        n += 1;
+        j.begin_obj();
+        write_item_fields(j, r, "modifier")?;
+        j.end_obj();
+        if j.overflowed() {
+            break;
+        }
+    }
+    j.end_arr();
+    Ok(n)
+}
+
+fn write_group_modifiers_section(
+    c: &Connection,
+    j: &mut JsonBuf,
+    b: &mut Budget,
+) -> Result<(), MirrorError> {
+    let mut st = c.prepare_cached(&format!(
+        "SELECT '' AS k, {GROUP_COLS} FROM group_modifiers g \
+         LEFT JOIN group_modifier_children ch ON ch.group_id = g.id ORDER BY 2 COLLATE BINARY, ch.position, 11"
+    ))?;
+    let mut cur = Cursor::new(st.query([])?, read_group, b)?;
+    j.key("groupModifiers").begin_arr();
+    write_groups(j, &mut cur, "", true, b)?;
+    j.end_arr();
+    Ok(())
+}
+
+fn write_terminals_section(
+    c: &Connection,
+    j: &mut JsonBuf,
+    b: &mut Budget,
+) -> Result<(), MirrorError> {
+    let mut st = c.prepare_cached(
+        "SELECT CAST(id AS TEXT), name, is_host FROM terminal_groups ORDER BY is_host DESC, 1",
+    )?;
+    let mut rows = st.query([])?;
+    let mut host: Option<(String, String)> = None;
+    j.key("terminalsGroups").begin_arr();
+    while let Some(r) = rows.next()? {
+        b.take()?;
+        let id = text(r, 0)?.unwrap_or("");
+        let name = text(r, 1)?.unwrap_or("");
+        if host.is_none() && flag(r, 2, false)? {
+            host = Some((id.to_string(), name.to_string()));
+        }
+        j.begin_obj().f_str("id", id).f_str("name", name).end_obj();
+    }
+    j.end_arr();
+    if let Some((id, name)) = host {
+        j.key("hostTerminalsGroup")
+            .begin_obj()
+            .f_str("id", &id)
+            .f_str("name", &name)
+            .end_obj();
+    }
+    Ok(())
+}
+
+pub fn handle(ctx: &Ctx, env: &Envelope, _frame: &[u8]) -> Result<Answer, OpError> {
+    let rid = env.rid.as_str();
+    let cap = ctx.cfg.limits.max_body_bytes;
+    let mut j = ctx.body();
+    j.begin_obj().f_str("rID", rid);
+    let mut b = Budget {
+        left: ctx.max_rows(),
+        max: ctx.max_rows(),
+    };
+    let res = ctx.mirror.with(|c| {
+        let groups = write_groups_section(c, &mut j, &mut b)?;
+        let mut dishes = 0;
+        let mut modifiers = 0;
+        if !j.overflowed() {
+            dishes = write_dishes_section(c, &mut j, &mut b)?;
+        }
+        if !j.overflowed() {
+            modifiers = write_modifiers_section(c, &mut j, &mut b)?;
+        }
+        if !j.overflowed() {
+            write_group_modifiers_section(c, &mut j, &mut b)?;
+        }
+        if !j.overflowed() {
+            write_terminals_section(c, &mut j, &mut b)?;
+        }
+        Ok((groups, dishes, modifiers))
+    });
+    match res {
+        Ok((groups, dishes, modifiers)) => {
+            j.end_obj();
+            if j.overflowed() {
+                log_warn!(
+                    "menuInfo rID={rid}: the menu does not fit in [limits] max_body_bytes = {cap} \
+                     (stopped after {groups} groups, {dishes} dishes, {modifiers} modifiers); \
+                     answer refused: raise max_body_bytes or trim the menu"
+                );
+            }
+            Answer::callback(
+                j,
+                format!("SUCCESS groups={groups} dishes={dishes} modifiers={modifiers}"),
+            )
+        }
+        Err(e) => {
+            drop(j);
+            fail_body(ctx, rid, SUBSTATE_POS_UNAVAILABLE, &e.to_string(), |_| {})
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! Test support: an in-process **fake Expirenza cloud**.
+//!
+//! Used by the integration tests, the sandbox example and the benchmark. Not part of the
+//! agent's runtime; the crate exposes it as `#[doc(hidden)] pub mod testkit`.
+//!
+//! [`FakeCloud`] runs two servers on `127.0.0.1` (ephemeral ports) inside the current tokio
+//! runtime:
+//! * a WebSocket endpoint (`/restaurantEntryPoint`, see [`ws`]) that checks Basic auth and the
+//!   `system=` cookie, keeps one live session, records pings and text frames, and lets a test
+//!   push frames, drop the link or turn it into a black hole;
+//! * a minimal HTTP/1.1 callback server (`/callback/<operation>`, see [`http`]) that verifies
+//!   `signature` and `restoId`, records every request, and answers from a script
+//!   ([`Reply`]): status codes, delays, hangs and resets.
+//!
+//! Every waiting method takes a timeout; waits are woken by `tokio::sync::watch`, never by
+//! sleeping.
+
+pub mod fake_cloud;
+pub mod harness;
+pub mod http;
+mod rid;
+mod wait;
+pub mod ws;
+
+#[cfg(test)]
+mod tests;
+
+pub use fake_cloud::{FakeCloud, FakeCloudConfig};
+pub use http::{Callback, Reply};
+pub use ws::Handshake;

@@ -1,0 +1,157 @@
+//! Memory of menuInfo does not grow with the number of menu rows beyond the body cap.
+//!
+//! A counting global allocator (this test binary only, one test, so nothing else allocates
+//! concurrently) records the peak Rust heap during one menuInfo call on a 5 000-dish and a
+//! 20 000-dish mirror, at the default cap (both refused) and at a 32 MiB cap (both fit). A
+//! `realloc` counts its size change (what an in-place or mremap'ed growth costs). SQLite's own
+//! allocations go through libc, not this allocator; the process's peak RSS (VmHWM, reset with
+//! /proc/self/clear_refs after malloc_trim, where the kernel allows) covers them and is printed.
+//! Run: `cargo test --release --test menu_memory -- --nocapture`.
+
+mod mirror_fixture;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::time::Instant;
+
+use mirror_fixture::*;
+
+struct Counting;
+static CURRENT: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+fn grew(n: usize) {
+    let now = CURRENT.fetch_add(n, Relaxed) + n;
+    PEAK.fetch_max(now, Relaxed);
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc(l) };
+        if !p.is_null() {
+            grew(l.size());
+        }
+        p
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        unsafe { System.dealloc(p, l) };
+        CURRENT.fetch_sub(l.size(), Relaxed);
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+        let q = unsafe { System.realloc(p, l, new) };
+        if !q.is_null() {
+            if new >= l.size() {
+                grew(new - l.size());
+            } else {
+                CURRENT.fetch_sub(l.size() - new, Relaxed);
+            }
+        }
+        q
+    }
+}
+
+#[global_allocator]
+static A: Counting = Counting;
+
+fn status_kb(field: &str) -> Option<usize> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+struct Run {
+    ok_bytes: Option<usize>,
+    heap_peak: usize,
+    rss_peak_kb: Option<usize>,
+    ms: f64,
+}
+
+fn measure(m: &TempMirror, cap: usize) -> Run {
+    let mut cfg = m.config();
+    cfg.limits.max_body_bytes = cap;
+    // 20 000 dishes with 5 link rows each exceed the default 50 000; the body cap is under test.
+    cfg.limits.max_rows = 1_000_000;
+    let ctx = ctx_for(cfg);
+    let frame = r#"{"rID":"r-1","operation":"menuInfo"}"#;
+    drop(call_raw(&ctx, frame)); // warm: connection pool, statement cache
+                                 // Give memory freed by earlier calls (and their JSON parsing) back to the OS, then reset
+                                 // the high-water mark, so VmHWM is this call's peak.
+                                 // SAFETY: malloc_trim only releases free heap pages.
+    unsafe { libc::malloc_trim(0) };
+    let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
+    let base = CURRENT.load(Relaxed);
+    PEAK.store(base, Relaxed);
+    let t = Instant::now();
+    let r = call_raw(&ctx, frame);
+    let ms = t.elapsed().as_secs_f64() * 1e3;
+    let heap_peak = PEAK.load(Relaxed) - base;
+    let rss_peak_kb = if reset { status_kb("VmHWM:") } else { None };
+    let ok_bytes = match r {
+        Ok(body) => {
+            let v: serde_json::Value = serde_json::from_slice(&body).expect("valid JSON");
+            assert!(!v["dishes"].as_array().unwrap().is_empty());
+            Some(body.len())
+        }
+        Err(expirenza_agent::ops::OpError::TooLarge(e)) => {
+            assert_eq!(e.cap, cap);
+            None
+        }
+        Err(e) => panic!("{e}"),
+    };
+    Run {
+        ok_bytes,
+        heap_peak,
+        rss_peak_kb,
+        ms,
+    }
+}
+
+#[test]
+fn menu_info_memory_is_bounded_by_the_cap_not_the_rows() {
+    let sizes = [5_000usize, 20_000, 40_000];
+    let mirrors: Vec<TempMirror> = sizes
+        .iter()
+        .map(|&n| {
+            let m = TempMirror::empty("mem");
+            fill_large(&m, n, 10, 10);
+            m
+        })
+        .collect();
+    const SLACK: usize = 256 * 1024;
+    for cap in [1usize << 20, 32 << 20] {
+        let runs: Vec<Run> = mirrors.iter().map(|m| measure(m, cap)).collect();
+        for (n, r) in sizes.iter().zip(&runs) {
+            println!(
+                "menuInfo cap={cap} dishes={n}: {} heap_peak={} B rss_peak={} ms={:.1}",
+                r.ok_bytes
+                    .map_or("refused".into(), |b| format!("body={b} B")),
+                r.heap_peak,
+                r.rss_peak_kb.map_or("n/a".into(), |k| format!("{k} kB")),
+                r.ms
+            );
+            // The body buffer is the only thing that grows; everything else is a constant.
+            assert!(
+                r.heap_peak <= cap + SLACK,
+                "heap peak {} > cap {cap} + {SLACK}",
+                r.heap_peak
+            );
+            if let Some(body) = r.ok_bytes {
+                assert!(
+                    r.heap_peak <= body.next_power_of_two() + SLACK,
+                    "heap peak {} beyond the body's buffer ({body} B) + {SLACK}",
+                    r.heap_peak
+                );
+            }
+        }
+        // Every refused call costs the same, whatever the rows: 8x the rows, no more memory.
+        let refused: Vec<&Run> = runs.iter().filter(|r| r.ok_bytes.is_none()).collect();
+        for r in &refused {
+            assert!(
+                r.heap_peak <= refused[0].heap_peak + SLACK,
+                "refused calls peaked at {} B and {} B",
+                r.heap_peak,
+                refused[0].heap_peak
+            );
+        }
+    }
+}

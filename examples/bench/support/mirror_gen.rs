@@ -55,7 +55,7 @@ pub struct Generated {
     pub open_positions: usize,
     pub modifiers: usize,
     pub file_bytes: u64,
-    /// Whether the menu tables were written (false until the `readops` menu schema lands).
+    /// Whether the menu tables were written.
     pub menu_written: bool,
 }
 
@@ -256,10 +256,66 @@ fn fill(conn: &mut Connection, size: MirrorSize) -> rusqlite::Result<Vec<OpenBil
     Ok(open)
 }
 
-/// HOOK(readops): the menu tables (`menuInfo`, `categoriesInfo`, `stopList`) are being added to
-/// `src/mirror/schema.sql` on the `readops` branch. Once they land, insert `size.menu_items`
-/// items here (the positions above already reference dish ids `m-0 .. m-<menu_items-1>`) and
-/// return `Ok(true)`. Until then the generated mirror holds v1 tables only and the report says so.
-fn fill_menu(_conn: &mut Connection, _size: MirrorSize) -> rusqlite::Result<bool> {
-    Ok(false)
+/// The menu (v2 tables from `schema.sql`): staff, categories, groups, `menu_items` dishes
+/// (ids `m-0 ..`, the ids the positions above use), the modifiers `mod-0 ..` with every fourth
+/// dish offering them, and a short stop list. Not queried by the measured operations, but part
+/// of a realistic mirror file (its size and page cache).
+fn fill_menu(conn: &mut Connection, size: MirrorSize) -> rusqlite::Result<bool> {
+    let tx = conn.transaction()?;
+    for (id, name) in WAITERS {
+        tx.execute(
+            "INSERT INTO staff (id, name, cell_phone, roles) VALUES (?1, ?2, '+380501234567', 'Офіціант')",
+            params![id, name],
+        )?;
+    }
+    tx.execute_batch(
+        "INSERT INTO categories (id, name, type) VALUES ('cat-kitchen', 'Кухня', 'dish'), ('cat-bar', 'Бар', 'drink');",
+    )?;
+    for g in 0..10 {
+        tx.execute(
+            "INSERT INTO menu_groups (id, name, parent_id, menu_index) VALUES (?1, ?2, NULL, ?3)",
+            params![format!("grp-{g}"), format!("Група {g}"), g],
+        )?;
+    }
+    for (m, name) in MODIFIERS.iter().enumerate() {
+        tx.execute(
+            "INSERT INTO modifiers (id, name, price_kop) VALUES (?1, ?2, ?3)",
+            params![format!("mod-{m}"), name, 500 + 500 * m as i64],
+        )?;
+    }
+    {
+        let mut item = tx.prepare(
+            "INSERT INTO menu_items (id, name, description, price_kop, category_id, group_id, unit, tax_category, tax_category_id)
+             VALUES (?1, ?2, 'Опис страви', ?3, ?4, ?5, 'порція', 'ПДВ 20%', 'tax-a')",
+        )?;
+        let mut link = tx.prepare(
+            "INSERT INTO menu_item_modifiers (item_id, modifier_id, position) VALUES (?1, ?2, ?3)",
+        )?;
+        for i in 0..size.menu_items {
+            let name = format!("{} №{i}", DISHES[i % DISHES.len()]);
+            let cat = if name.contains(" л") {
+                "cat-bar"
+            } else {
+                "cat-kitchen"
+            };
+            let price = 4_500 + (i as i64 * 37) % 40_000;
+            item.execute(params![
+                format!("m-{i}"),
+                name,
+                price,
+                cat,
+                format!("grp-{}", i % 10)
+            ])?;
+            if i % 4 == 0 {
+                for m in 0..MODIFIERS.len() {
+                    link.execute(params![format!("m-{i}"), format!("mod-{m}"), m as i64])?;
+                }
+            }
+        }
+    }
+    tx.execute_batch(
+        "INSERT INTO stop_list (item_id, remaining_milli) VALUES ('m-3', 0), ('m-17', 2000);",
+    )?;
+    tx.commit()?;
+    Ok(true)
 }

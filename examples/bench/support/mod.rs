@@ -543,6 +543,11 @@ async fn measure(
             * 1e3,
     );
     put(f, "load.threads_after", procfs::threads(pid) as f64);
+    put(
+        f,
+        "load.callback_connections",
+        cloud.callback_connections() as f64,
+    );
     let sampled = sampler.stop();
     let m = procfs::mem(pid).map_err(gone)?;
     put(f, "mem.peak_hwm_kib", m.hwm_kib as f64);

@@ -145,14 +145,15 @@ pub fn human(o: &Outcome, m: &Machine, bins: &[(String, PathBuf, u64)]) -> Strin
     );
     let _ = writeln!(
         s,
-        "Mirror: {} tables, {} open bills ({} positions, {} of them modifiers), {} paid bills, {:.1} MiB; menu tables {}",
+        "Mirror: {} tables, {} open bills ({} positions, {} of them modifiers), {} paid bills, {} menu items, {:.1} MiB; menu tables {}",
         p.size.tables,
         o.mirror.open.len(),
         o.mirror.open_positions,
         o.mirror.modifiers,
         p.size.closed_bills,
+        p.size.menu_items,
         o.mirror.file_bytes as f64 / 1048576.0,
-        if o.mirror.menu_written { "written" } else { "not generated (v1 schema only; hook in mirror_gen.rs)" }
+        if o.mirror.menu_written { "written" } else { "not generated" }
     );
     let _ = writeln!(
         s,

@@ -21,7 +21,8 @@ OPTIONS:
     --out FILE       JSON result file (default bench-results/result.json)
     --idle SECS      Idle window in seconds (default 60, --quick 5)
     --agent PATH     Measure this agent binary instead of building target/release/expirenza-agent
-    --work-dir DIR   Scratch directory (default: a new directory under the system temp dir)
+    --work-dir DIR   Scratch directory, kept afterwards (agent logs: DIR/run-N/agent.log);
+                     default: a new directory under the system temp dir, removed afterwards
 ";
 
 fn main() -> ExitCode {
@@ -88,6 +89,7 @@ fn real_main() -> Result<(), String> {
         Some(a) => a,
         None => build_agent()?,
     };
+    let keep_work_dir = work_dir.is_some();
     let work_dir = work_dir.unwrap_or_else(|| {
         std::env::temp_dir().join(format!("expirenza-bench-{}", std::process::id()))
     });
@@ -119,6 +121,8 @@ fn real_main() -> Result<(), String> {
     let body = serde_json::to_string_pretty(&json).map_err(|e| e.to_string())?;
     std::fs::write(&out, body).map_err(|e| format!("writing {}: {e}", out.display()))?;
     eprintln!("bench: wrote {}", out.display());
-    let _ = std::fs::remove_dir_all(&work_dir);
+    if !keep_work_dir {
+        let _ = std::fs::remove_dir_all(&work_dir);
+    }
     Ok(())
 }

@@ -178,7 +178,7 @@ fn fill(conn: &mut Connection, size: MirrorSize) -> rusqlite::Result<Vec<OpenBil
                 line += 1;
                 let guest = 1 + (line - 1) / 8;
                 let pid = format!("p-{line}");
-                let modifier = last_dish.is_some() && rng.next() % 4 == 0;
+                let modifier = last_dish.is_some() && rng.next().is_multiple_of(4);
                 let (name, dish_id, count, sum, kind, linked) = if modifier {
                     let m = rng.range(0, MODIFIERS.len() - 1);
                     (
@@ -191,7 +191,11 @@ fn fill(conn: &mut Connection, size: MirrorSize) -> rusqlite::Result<Vec<OpenBil
                     )
                 } else {
                     let item = rng.range(0, size.menu_items.max(1) - 1);
-                    let count = if rng.next() % 5 == 0 { 2000 } else { 1000 };
+                    let count = if rng.next().is_multiple_of(5) {
+                        2000
+                    } else {
+                        1000
+                    };
                     let price = 4_500 + (item as i64 * 37) % 40_000;
                     (
                         format!("{} №{item}", DISHES[item % DISHES.len()]),

@@ -212,7 +212,8 @@ pub fn human(o: &Outcome, m: &Machine, bins: &[(String, PathBuf, u64)]) -> Strin
     let _ = writeln!(s);
     let _ = writeln!(s, "| figure | value |");
     let _ = writeln!(s, "|---|---:|");
-    let rows: &[(&str, &str, fn(f64) -> String)] = &[
+    type Row = (&'static str, &'static str, fn(f64) -> String);
+    let rows: &[Row] = &[
         (
             "time from process start to connected",
             "start.connect_ms",

@@ -1,13 +1,16 @@
 //! The simulated POS for payBill: a loop in the harness process that claims the agent's
 //! journaled commands and acknowledges them, as a real POS integration would.
 //!
-//! HOOK(journal): the durable command journal (and payBill with it) is being built on the
-//! `journal` branch; its table layout / claim-and-ack API is not on this branch yet. Until it
-//! lands, [`start`] returns `None` ("not wired") and the harness reports payBill as not
-//! measured instead of inventing an acknowledgement. To wire it: open the journal at
-//! `journal_path` (the agent's `<state_dir>/journal.sqlite`) with the journal module's POS-side
-//! API (or its documented SQL), and in the loop below claim every pending command and mark it
-//! applied, waking at most every `poll` (the POS side has no event to wait on but the file).
+//! HOOK(journal): the durable command journal (and payBill with it) was built on the `journal`
+//! branch and reached `main` at the end of this work, after this harness was measured; it is not
+//! on this branch. Until it is wired, [`start`] returns `None` ("not wired") and the harness
+//! reports payBill as not measured instead of inventing an acknowledgement. To wire it, after
+//! merging main: call `expirenza_agent::journal::sim_pos::spawn(journal_path, mirror, poll)`
+//! here (it claims, applies and acknowledges exactly as docs/journal.md tells a real POS to) and
+//! set `WIRED`. Two things follow, because that POS applies each payment to the mirror: each run
+//! needs its own copy of the generated mirror, and each payBill needs an open bill of its own
+//! (a paid bill is no longer open), so the generator must add one payable bill per payBill
+//! request (or the payBill phases must send at most as many requests as there are open bills).
 
 use std::path::Path;
 use std::time::Duration;

@@ -141,6 +141,7 @@ fn load_config(path: &Path) -> Result<Config> {
 
 fn run(config_path: &Path) -> Result<ExitCode> {
     let cfg = load_config(config_path)?;
+    limit_malloc_arenas();
     let _ = rustls::crypto::ring::default_provider().install_default();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -199,6 +200,20 @@ fn run(config_path: &Path) -> Result<ExitCode> {
     rt.shutdown_timeout(std::time::Duration::from_secs(1));
     code
 }
+
+/// glibc gives each thread that allocates its own malloc arena (up to 8 per core), and the
+/// blocking pool's threads keep theirs, with freed memory in them, resident after a burst.
+/// Two arenas serve `max_in_flight` operations well (docs/performance.md has the figures).
+/// musl, which the board builds use, has no per-thread arenas.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn limit_malloc_arenas() {
+    // SAFETY: mallopt only sets an allocator parameter; called before any thread is started.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn limit_malloc_arenas() {}
 
 async fn wait_for_signal() {
     use tokio::signal::unix::{signal, SignalKind};

@@ -1,0 +1,128 @@
+//! `cargo run --release --example bench -- [--quick] [--runs N] [--out FILE]`
+//!
+//! Measures the release agent binary as a separate process against an in-process fake cloud
+//! and a generated mirror of realistic size; prints a Markdown table and writes a JSON result
+//! file. See docs/performance.md for what each figure means. The harness lives in `support/`
+//! (shared with tests/bench_harness.rs).
+
+#[allow(dead_code)] // shared with tests/bench_harness.rs; each uses a different part
+mod support;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+const USAGE: &str = "\
+cargo run --release --example bench -- [OPTIONS]
+
+OPTIONS:
+    --quick          Short run: 5 s idle window, fewer requests (says so in the output)
+    --runs N         Repeat N times and report medians (default 3)
+    --out FILE       JSON result file (default bench-results/result.json)
+    --idle SECS      Idle window in seconds (default 60, --quick 5)
+    --agent PATH     Measure this agent binary instead of building target/release/expirenza-agent
+    --work-dir DIR   Scratch directory, kept afterwards (agent logs: DIR/run-N/agent.log);
+                     default: a new directory under the system temp dir, removed afterwards
+";
+
+fn main() -> ExitCode {
+    match real_main() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"))
+}
+
+/// `cargo build --release --bin expirenza-agent`: a no-op when it is up to date.
+fn build_agent() -> Result<PathBuf, String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    eprintln!("bench: cargo build --release --bin expirenza-agent");
+    let status = std::process::Command::new(cargo)
+        .args(["build", "--release", "--bin", "expirenza-agent"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .map_err(|e| format!("running cargo: {e}"))?;
+    if !status.success() {
+        return Err(format!("building the release agent failed: {status}"));
+    }
+    Ok(target_dir().join("release/expirenza-agent"))
+}
+
+fn real_main() -> Result<(), String> {
+    use lexopt::prelude::*;
+    let mut p = lexopt::Parser::from_env();
+    let (mut quick, mut runs, mut idle) = (false, None, None);
+    let mut out = PathBuf::from("bench-results/result.json");
+    let (mut agent, mut work_dir): (Option<PathBuf>, Option<PathBuf>) = (None, None);
+    let num = |p: &mut lexopt::Parser| -> Result<u64, String> {
+        p.value()
+            .map_err(|e| e.to_string())?
+            .string()
+            .map_err(|e| e.to_string())?
+            .parse::<u64>()
+            .map_err(|e| e.to_string())
+    };
+    while let Some(arg) = p.next().map_err(|e| e.to_string())? {
+        match arg {
+            Long("quick") => quick = true,
+            Long("runs") => runs = Some(num(&mut p)?.max(1) as usize),
+            Long("idle") => idle = Some(Duration::from_secs(num(&mut p)?)),
+            Long("out") => out = p.value().map_err(|e| e.to_string())?.into(),
+            Long("agent") => agent = Some(p.value().map_err(|e| e.to_string())?.into()),
+            Long("work-dir") => work_dir = Some(p.value().map_err(|e| e.to_string())?.into()),
+            Short('h') | Long("help") => {
+                print!("{USAGE}");
+                return Ok(());
+            }
+            _ => return Err(format!("{}\n\n{USAGE}", arg.unexpected())),
+        }
+    }
+    let agent = match agent {
+        Some(a) => a,
+        None => build_agent()?,
+    };
+    let keep_work_dir = work_dir.is_some();
+    let work_dir = work_dir.unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("expirenza-bench-{}", std::process::id()))
+    });
+    let mut plan = if quick {
+        support::Plan::quick(agent, work_dir.clone())
+    } else {
+        support::Plan::full(agent, work_dir.clone())
+    };
+    if let Some(r) = runs {
+        plan.runs = r;
+    }
+    if let Some(i) = idle {
+        plan.idle = i;
+    }
+    let machine = support::report::machine();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("tokio runtime: {e}"))?;
+    let outcome = rt.block_on(support::run_all(&plan, |m| eprintln!("bench: {m}")))?;
+    let bins = support::report::binary_sizes(&target_dir());
+    let text = support::report::human(&outcome, &machine, &bins);
+    print!("{text}");
+    let json = support::report::to_json(&outcome, &machine, &bins);
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    }
+    let body = serde_json::to_string_pretty(&json).map_err(|e| e.to_string())?;
+    std::fs::write(&out, body).map_err(|e| format!("writing {}: {e}", out.display()))?;
+    eprintln!("bench: wrote {}", out.display());
+    if !keep_work_dir {
+        let _ = std::fs::remove_dir_all(&work_dir);
+    }
+    Ok(())
+}

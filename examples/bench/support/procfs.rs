@@ -1,0 +1,73 @@
+//! Reading a process's memory and CPU use from `/proc/<pid>` (Linux only).
+
+use std::time::Duration;
+
+/// Resident memory of a process, KiB.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Mem {
+    /// `VmRSS`: resident now.
+    pub rss_kib: u64,
+    /// `VmHWM`: the highest `VmRSS` since the process started.
+    pub hwm_kib: u64,
+}
+
+pub fn mem(pid: u32) -> std::io::Result<Mem> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    Ok(Mem {
+        rss_kib: field("VmRSS:"),
+        hwm_kib: field("VmHWM:"),
+    })
+}
+
+/// Threads of the process (`Threads:` in status).
+pub fn threads(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("Threads:"))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// CPU time used so far, as `utime + stime` from `/proc/<pid>/stat` (clock-tick resolution).
+pub fn cpu_stat(pid: u32) -> std::io::Result<Duration> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Field 2 (comm) may hold spaces; everything after the last ')' is fixed.
+    let rest = text.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // After ')': state is field 3, so utime (14) and stime (15) are at 11 and 12.
+    let num = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let ticks = num(11) + num(12);
+    Ok(Duration::from_nanos(ticks * 1_000_000_000 / clk_tck()))
+}
+
+/// CPU time on all threads from `/proc/<pid>/task/*/schedstat` (nanoseconds; finer than
+/// `cpu_stat`). `None` where the kernel has no schedstat. Threads that already exited are not
+/// counted, so use it only for windows in which the thread set is stable (idle).
+pub fn cpu_schedstat(pid: u32) -> Option<Duration> {
+    let mut total = 0u64;
+    for entry in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let path = entry.ok()?.path().join("schedstat");
+        let text = std::fs::read_to_string(path).ok()?;
+        total += text.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(Duration::from_nanos(total))
+}
+
+pub fn clk_tck() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 {
+        t as u64
+    } else {
+        100
+    }
+}

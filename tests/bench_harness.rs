@@ -1,0 +1,104 @@
+//! The benchmark harness runs end to end on a tiny workload and produces sane figures.
+//!
+//! This is not a performance test (no figure is compared with a target here; the benchmark
+//! prints those): it checks that the harness in examples/bench/support measures something real
+//! — the agent process answered, latencies are ordered, memory and CPU were read from /proc,
+//! and the JSON result file parses with the same figures.
+
+#[allow(dead_code)]
+#[path = "../examples/bench/support/mod.rs"]
+mod support;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use support::mirror_gen::MirrorSize;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn harness_runs_on_a_tiny_workload() {
+    let work_dir = std::env::temp_dir().join(format!("bench-harness-test-{}", std::process::id()));
+    let plan = support::Plan {
+        agent_bin: PathBuf::from(env!("CARGO_BIN_EXE_expirenza-agent")),
+        work_dir: work_dir.clone(),
+        runs: 1,
+        idle: Duration::from_secs(1),
+        quick: true,
+        sequential: 10,
+        concurrent: 16,
+        concurrency: 8,
+        saturation: 16,
+        saturation_concurrency: 16,
+        size: MirrorSize::TINY,
+    };
+    let outcome = support::run_all(&plan, |_| {}).await.expect("harness run");
+    assert_eq!(outcome.runs.len(), 1);
+    assert_eq!(outcome.mirror.open.len(), MirrorSize::TINY.open_bills);
+    let f = &outcome.median;
+    let get = |k: &str| {
+        *f.get(k)
+            .unwrap_or_else(|| panic!("figure {k} missing: {f:?}"))
+    };
+
+    for op in ["tablesInfo", "getBill"] {
+        for mode in ["seq", "c8", "sat"] {
+            let k = |x: &str| get(&format!("{op}.{mode}.{x}"));
+            let sent = match mode {
+                "seq" => 10.0,
+                _ => 16.0,
+            };
+            assert_eq!(k("n"), sent, "{op}.{mode}: every request answered");
+            assert_eq!(k("bad"), 0.0, "{op}.{mode}: {:?}", outcome.runs[0].notes);
+            assert_eq!(k("lost"), 0.0, "{op}.{mode}");
+            let (p50, p99, max) = (k("p50_us"), k("p99_us"), k("max_us"));
+            assert!(
+                p50 > 0.0 && p50 <= p99 && p99 <= max,
+                "{op}.{mode}: {p50} {p99} {max}"
+            );
+            assert!(k("ops_per_sec") > 0.0);
+        }
+    }
+    // payBill is either measured with the same sanity, or reported with a reason.
+    match &outcome.runs[0].pay_bill {
+        support::PayBill::Measured => assert_eq!(get("payBill.seq.n"), 10.0),
+        other => {
+            assert!(!other.describe().is_empty());
+            assert!(
+                !f.contains_key("payBill.seq.n"),
+                "not measured, so no figures"
+            );
+        }
+    }
+
+    let (start, idle, peak, after) = (
+        get("mem.start_rss_kib"),
+        get("mem.idle_rss_kib"),
+        get("mem.peak_hwm_kib"),
+        get("mem.after_rss_kib"),
+    );
+    assert!(start > 0.0 && idle > 0.0 && after > 0.0);
+    assert!(
+        peak >= start && peak >= idle && peak >= after,
+        "VmHWM is the peak"
+    );
+    assert!(get("idle.secs") >= 1.0);
+    assert!(get("idle.cpu_ms") >= 0.0 && get("idle.cpu_pct") >= 0.0);
+    assert!(get("start.first_answer_ms") >= get("start.connect_ms"));
+    assert!(
+        get("load.agent_cpu_ms") > 0.0,
+        "the agent used CPU for the load"
+    );
+
+    // The report and the JSON file.
+    let machine = support::report::machine();
+    let text = support::report::human(&outcome, &machine, &[]);
+    assert!(text.contains("| getBill | sequential | 10 |"), "{text}");
+    let json = support::report::to_json(&outcome, &machine, &[]);
+    let path = work_dir.join("result.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&json).unwrap()).unwrap();
+    let back: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(back["median"]["getBill.seq.n"], 10.0);
+    assert_eq!(back["runs"].as_array().unwrap().len(), 1);
+    assert!(back["targets"].as_array().unwrap().len() >= 4);
+    std::fs::remove_dir_all(&work_dir).unwrap();
+}

@@ -11,7 +11,7 @@
 #   1. `expirenza-agent --version`
 #   2. `expirenza-agent init-mirror <tmp>/mirror.sqlite --demo`, then
 #      `expirenza-agent check --config <generated loopback config>`
-#   3. end-to-end: `cargo run --release --example sandbox -- --agent-cmd "<qemu> -cpu <cpu> <bin>"`
+#   3. end-to-end: `cargo run --example sandbox -- --agent-cmd "<qemu> -cpu <cpu> <bin>"`
 #      (fake cloud on loopback, the ARM agent as a separate process, every callback's
 #      signature verified). SMOKE_SANDBOX=auto (default) runs it when examples/sandbox.rs
 #      exists and says SKIPPED loudly otherwise; =require fails without it; =skip skips it.
@@ -54,10 +54,11 @@ case "$SMOKE_SANDBOX" in
   *) echo "SMOKE_SANDBOX must be auto, require or skip" >&2; exit 2 ;;
 esac
 if [ $have_sandbox = 1 ]; then
-  # build the host-side sandbox once, outside the per-target timings
+  # build the host-side sandbox once, outside the per-target timings (debug: it is only the
+  # fake cloud and the driver, and it reuses what `cargo test` already built)
   s=$(date +%s)
-  CARGO_TARGET_DIR="$SANDBOX_TARGET_DIR" cargo build --locked --release --example sandbox
-  sandbox="$(realpath "$SANDBOX_TARGET_DIR/release/examples/sandbox")"
+  CARGO_TARGET_DIR="$SANDBOX_TARGET_DIR" cargo build --locked --example sandbox
+  sandbox="$(realpath "$SANDBOX_TARGET_DIR/debug/examples/sandbox")"
   echo "sandbox example built in $(( $(date +%s) - s ))s"
 fi
 
@@ -101,7 +102,7 @@ TOML
 
   # 3. end-to-end against the fake cloud (examples/sandbox.rs, written by the lead)
   if [ $have_sandbox = 1 ]; then
-    # = `cargo run --locked --release --example sandbox -- --agent-cmd ...`, but running the
+    # = `cargo run --locked --example sandbox -- --agent-cmd ...`, but running the
     # binary built above so that a source edit cannot trigger a rebuild between targets
     timeout "$SANDBOX_TIMEOUT" "$sandbox" --agent-cmd "$qemu -cpu $cpu $bin" > "$d/sandbox.log" 2>&1 ||
       { tail -n 60 "$d/sandbox.log"; echo "FAIL $t: sandbox end-to-end" >&2; exit 1; }

@@ -83,8 +83,14 @@ pub fn precheck(frame: &[u8]) -> Result<(), FrameError> {
     Ok(())
 }
 
+/// Some JSON writers prefix a UTF-8 byte-order mark; it carries no meaning.
+fn strip_bom(frame: &[u8]) -> &[u8] {
+    frame.strip_prefix("\u{feff}".as_bytes()).unwrap_or(frame)
+}
+
 /// Parse `T` from the whole frame; trailing bytes other than whitespace are an error.
 pub fn parse_fields<'a, T: Deserialize<'a>>(frame: &'a [u8]) -> Result<T, FrameError> {
+    let frame = strip_bom(frame);
     let mut scratch = [0u8; MAX_STRING];
     let (v, used) = serde_json_core::from_slice_escaped::<T>(frame, &mut scratch)
         .map_err(|e| FrameError::Json(e.to_string()))?;
@@ -98,6 +104,7 @@ pub fn parse_fields<'a, T: Deserialize<'a>>(frame: &'a [u8]) -> Result<T, FrameE
 
 /// Precheck, then read `rID` and `operation`.
 pub fn parse_envelope(frame: &[u8]) -> Result<Envelope, FrameError> {
+    let frame = strip_bom(frame);
     if std::str::from_utf8(frame).is_err() {
         return Err(FrameError::NotText);
     }
@@ -177,6 +184,19 @@ mod tests {
             parse_envelope(long.as_bytes()),
             Err(FrameError::Json(_))
         ));
+    }
+
+    #[test]
+    fn byte_order_mark_is_ignored() {
+        let f =
+            "\u{feff}{\"rID\":\"a\",\"operation\":\"getBill\",\"tableNumber\":\"7\"}".as_bytes();
+        assert_eq!(parse_envelope(f).unwrap().operation.as_str(), "getBill");
+        #[derive(Deserialize)]
+        struct T {
+            #[serde(rename = "tableNumber")]
+            table: heapless::String<8>,
+        }
+        assert_eq!(parse_fields::<T>(f).unwrap().table.as_str(), "7");
     }
 
     #[test]

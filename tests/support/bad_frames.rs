@@ -142,7 +142,7 @@ pub fn corpus() -> Vec<Case> {
         case("invalid_utf8", b"{\"rID\":\"a\xff\xfe\",\"operation\":\"checkWork\"}".to_vec(), Rejected),
         case("overlong_utf8", b"{\"rID\":\"\xc0\xaf\",\"operation\":\"checkWork\"}".to_vec(), Rejected),
         case("nul_bytes", b"\0\0\0\0".to_vec(), Rejected),
-        case("bom_prefixed", "\u{feff}{\"rID\":\"a\",\"operation\":\"checkWork\"}", Rejected),
+        case("bom_prefixed", "\u{feff}{\"rID\":\"a\",\"operation\":\"checkWork\"}", Handled),
         case("unknown_op", "{\"rID\":\"u1\",\"operation\":\"dropDatabase\"}", Unknown),
         case("unknown_op_sql", "{\"rID\":\"u2\",\"operation\":\"getBill; DROP TABLE orders\"}", Unknown),
         case("unknown_op_empty", "{\"rID\":\"u3\",\"operation\":\"\"}", Unknown),

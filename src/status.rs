@@ -656,26 +656,7 @@ async fn write_logged(board: &StatusBoard, path: &Path, last_err: &mut Option<St
 mod tests {
     use super::*;
 
-    struct TempDir(PathBuf);
-    impl TempDir {
-        fn new(tag: &str) -> TempDir {
-            use std::sync::atomic::{AtomicU32, Ordering};
-            static N: AtomicU32 = AtomicU32::new(0);
-            let p = std::env::temp_dir().join(format!(
-                "expirenza-status-{}-{}-{}",
-                tag,
-                std::process::id(),
-                N.fetch_add(1, Ordering::Relaxed)
-            ));
-            std::fs::create_dir_all(&p).unwrap();
-            TempDir(p)
-        }
-    }
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::testkit::harness::TempDir;
 
     const T0: u64 = 1_790_000_000; // 2026-09-21
 
@@ -700,7 +681,7 @@ mod tests {
     #[test]
     fn round_trip_through_the_file() {
         let dir = TempDir::new("rt");
-        let path = dir.0.join("status");
+        let path = dir.path().join("status");
         let mut s = sample();
         write_atomic(&path, &s).unwrap();
         assert_eq!(read(&path).unwrap(), s);
@@ -717,7 +698,7 @@ mod tests {
             0o644
         );
         // no temp file left behind
-        let names: Vec<_> = std::fs::read_dir(&dir.0)
+        let names: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
@@ -727,7 +708,7 @@ mod tests {
     #[test]
     fn hostile_reason_cannot_forge_lines() {
         let dir = TempDir::new("hostile");
-        let path = dir.0.join("status");
+        let path = dir.path().join("status");
         let mut s = sample();
         let evil = "closed\nlink=up\r\nfailed_last_hour=0\\n\u{0}\u{1b}[31m\u{2028}pid=1\t\\u{41}";
         s.last_disconnect_reason = Some(evil.into());
@@ -749,7 +730,7 @@ mod tests {
     #[test]
     fn reader_is_bounded_and_strict() {
         let dir = TempDir::new("bad");
-        let path = dir.0.join("status");
+        let path = dir.path().join("status");
         std::fs::write(&path, vec![b'a'; (MAX_FILE_BYTES + 1) as usize]).unwrap();
         assert!(matches!(read(&path), Err(StatusError::TooLarge(_))));
         std::fs::write(&path, "pid=1\npid=2\n").unwrap();
@@ -774,7 +755,7 @@ mod tests {
         std::fs::write(&path, to_text(&sample()) + "future_key=1\n").unwrap();
         assert_eq!(read(&path).unwrap(), sample());
         assert!(matches!(
-            read(&dir.0.join("absent")),
+            read(&dir.path().join("absent")),
             Err(StatusError::Io { .. })
         ));
     }
@@ -918,7 +899,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn writer_rewrites_and_marks_shutdown() {
         let dir = TempDir::new("writer");
-        let path = dir.0.join("status");
+        let path = dir.path().join("status");
         let board = Arc::new(StatusBoard::new("resto-9"));
         board.link_up();
         let (tx, rx) = watch::channel(false);

@@ -149,28 +149,8 @@ pub(crate) async fn watchdog_to(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
 
-    struct TempDir(PathBuf);
-    impl TempDir {
-        fn new(tag: &str) -> TempDir {
-            use std::sync::atomic::{AtomicU32, Ordering};
-            static N: AtomicU32 = AtomicU32::new(0);
-            let p = std::env::temp_dir().join(format!(
-                "expirenza-sd-{}-{}-{}",
-                tag,
-                std::process::id(),
-                N.fetch_add(1, Ordering::Relaxed)
-            ));
-            std::fs::create_dir_all(&p).unwrap();
-            TempDir(p)
-        }
-    }
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::testkit::harness::TempDir;
 
     fn recv_all(sock: &UnixDatagram) -> Vec<String> {
         sock.set_nonblocking(true).unwrap();
@@ -197,7 +177,7 @@ mod tests {
     #[test]
     fn sends_to_a_path_socket() {
         let dir = TempDir::new("path");
-        let path = dir.0.join("notify");
+        let path = dir.path().join("notify");
         let rx = UnixDatagram::bind(&path).unwrap();
         assert!(notify_to(Some(path.as_os_str()), "READY=1").unwrap());
         assert!(notify_to(Some(path.as_os_str()), "STOPPING=1").unwrap());
@@ -207,7 +187,7 @@ mod tests {
     #[test]
     fn missing_socket_is_an_error_not_a_panic() {
         let dir = TempDir::new("missing");
-        let path = dir.0.join("nobody-listens");
+        let path = dir.path().join("nobody-listens");
         assert!(notify_to(Some(path.as_os_str()), "READY=1").is_err());
     }
 
@@ -259,7 +239,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn watchdog_beats_at_half_the_interval_and_stops() {
         let dir = TempDir::new("wd");
-        let path = dir.0.join("notify");
+        let path = dir.path().join("notify");
         let rx = UnixDatagram::bind(&path).unwrap();
         let (tx, stop) = watch::channel(false);
         let task = tokio::spawn(watchdog_to(
@@ -295,7 +275,7 @@ mod tests {
     fn a_stalled_runtime_stops_the_heartbeat() {
         // The beat is a task on the caller's runtime: while that runtime is blocked, nothing is sent.
         let dir = TempDir::new("stall");
-        let path = dir.0.join("notify");
+        let path = dir.path().join("notify");
         let rx = UnixDatagram::bind(&path).unwrap();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_time()

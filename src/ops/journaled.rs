@@ -13,6 +13,16 @@ pub struct Failed {
     pub message: String,
 }
 
+impl Failed {
+    /// The journal could not be read while looking for an earlier command.
+    pub fn journal_unreadable(e: impl std::fmt::Display) -> Failed {
+        Failed {
+            substate: substate::JOURNAL_UNAVAILABLE,
+            message: format!("the journal cannot be read: {e}"),
+        }
+    }
+}
+
 /// Journal `new` and log how it went. Errors are the FAIL to answer (nothing was recorded).
 pub fn journal(ctx: &Ctx, new: &NewCommand<'_>) -> Result<Journaled, Failed> {
     match ctx.journal.insert(new) {

@@ -120,16 +120,7 @@ pub fn handle(ctx: &Ctx, env: &Envelope, frame: &[u8]) -> Result<Answer, OpError
     // A repeated rID answers from the journal: the bill was changed by the first one.
     let earlier = match ctx.journal.by_rid(rid) {
         Ok(c) => c,
-        Err(e) => {
-            return fail(
-                ctx,
-                rid,
-                Failed {
-                    substate: substate::JOURNAL_UNAVAILABLE,
-                    message: format!("the journal cannot be read: {e}"),
-                },
-            )
-        }
+        Err(e) => return fail(ctx, rid, Failed::journal_unreadable(e)),
     };
     let cmd = match earlier {
         Some(c) => {

@@ -104,6 +104,7 @@ async fn harness_runs_on_a_tiny_workload() {
         peak >= start && peak >= idle && peak >= after,
         "VmHWM is the peak"
     );
+    assert!(get("mem.hwm_before_pay_bill_kib") <= peak);
     assert!(get("idle.secs") >= 1.0);
     assert!(get("idle.cpu_ms") >= 0.0 && get("idle.cpu_pct") >= 0.0);
     assert!(get("start.first_answer_ms") >= get("start.connect_ms"));

@@ -537,6 +537,9 @@ async fn measure(
         )
         .await?;
     }
+    // The peak so far, to tell what payBill adds to it.
+    let m = procfs::mem(pid).map_err(gone)?;
+    put(f, "mem.hwm_before_pay_bill_kib", m.hwm_kib as f64);
     // payBill, last, with the simulated POS running only for it (its polling would otherwise
     // share the CPU with the phases above), on the run's mirror copy and the agent's journal
     // (`<state_dir>/journal.sqlite`: the bench config sets no `[journal] path`).

@@ -241,6 +241,11 @@ pub fn human(o: &Outcome, m: &Machine, bins: &[(String, PathBuf, u64)]) -> Strin
             "mem.idle_rss_kib",
             mib,
         ),
+        (
+            "peak RSS before payBill (VmHWM after tablesInfo, getBill)",
+            "mem.hwm_before_pay_bill_kib",
+            mib,
+        ),
         ("peak RSS under load (VmHWM)", "mem.peak_hwm_kib", mib),
         ("RSS after the load (+2 s)", "mem.after_rss_kib", mib),
         ("CPU time while idle", "idle.cpu_ms", |v| {

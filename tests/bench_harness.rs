@@ -104,7 +104,9 @@ async fn harness_runs_on_a_tiny_workload() {
         peak >= start && peak >= idle && peak >= after,
         "VmHWM is the peak"
     );
-    assert!(get("mem.hwm_before_pay_bill_kib") <= peak);
+    // Not compared with the final VmHWM: the kernel's RSS counters are per-CPU approximations,
+    // and a full run once read 16 520 KiB before payBill and 16 460 KiB at the end.
+    assert!(get("mem.hwm_before_pay_bill_kib") >= start);
     assert!(get("idle.secs") >= 1.0);
     assert!(get("idle.cpu_ms") >= 0.0 && get("idle.cpu_pct") >= 0.0);
     assert!(get("start.first_answer_ms") >= get("start.connect_ms"));

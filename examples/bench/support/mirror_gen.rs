@@ -5,6 +5,11 @@
 //! in four is a modifier linked to the dish before it, some bills carry a discount, some tables
 //! hold two bills), `closed_bills` paid bills of history, and a `menu_items` menu the positions
 //! are drawn from.
+//!
+//! On top of that, `payable` bills for payBill (see [`generate`]): each is paid once (the
+//! simulated POS marks it PAYED), so each payBill request needs its own. They sit on tables no
+//! `open` bill uses, so getBill's tables and bills are exactly what they would be without them,
+//! and they are drawn from their own random sequence, so the `open` bills are byte-identical.
 
 use std::path::Path;
 
@@ -52,6 +57,10 @@ pub struct OpenBill {
 #[derive(Debug, Clone)]
 pub struct Generated {
     pub open: Vec<OpenBill>,
+    /// Open bills reserved for payBill, one per payment (on tables no `open` bill uses).
+    pub payable: Vec<OpenBill>,
+    /// Positions on the payable bills (not counted in `open_positions`).
+    pub payable_positions: usize,
     pub open_positions: usize,
     pub modifiers: usize,
     pub file_bytes: u64,
@@ -96,25 +105,37 @@ const WAITERS: &[(&str, &str)] = &[
     ("u-004", "Тарас Шевчук"),
 ];
 
-/// Create the schema in a new file at `path` and fill it. `path` must not exist.
-pub fn generate(path: &Path, size: MirrorSize) -> Result<Generated, String> {
+/// Create the schema in a new file at `path` and fill it, with `payable` extra open bills for
+/// payBill (each of `size.positions` lines). `path` must not exist.
+pub fn generate(path: &Path, size: MirrorSize, payable: usize) -> Result<Generated, String> {
     let mut conn = expirenza_agent::mirror::create_schema(path).map_err(|e| e.to_string())?;
     let open = fill(&mut conn, size).map_err(|e| e.to_string())?;
+    let payable = fill_payable(&mut conn, size, &open, payable).map_err(|e| e.to_string())?;
     let menu_written = fill_menu(&mut conn, size).map_err(|e| e.to_string())?;
     conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
         .map_err(|e| e.to_string())?;
     let (open_positions, modifiers): (i64, i64) = conn
         .query_row(
             "SELECT count(*), coalesce(sum(p.type = 'modifier'), 0) FROM order_positions p
-             JOIN orders o ON o.bill_id = p.bill_id WHERE o.state IN ('NEW', 'BILL')",
+             JOIN orders o ON o.bill_id = p.bill_id WHERE o.state IN ('NEW', 'BILL')
+             AND o.bill_id NOT LIKE 'pay-%'",
             [],
             |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .map_err(|e| e.to_string())?;
+    let payable_positions: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM order_positions WHERE bill_id LIKE 'pay-%'",
+            [],
+            |r| r.get(0),
         )
         .map_err(|e| e.to_string())?;
     drop(conn);
     let file_bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     Ok(Generated {
         open,
+        payable,
+        payable_positions: payable_positions as usize,
         open_positions: open_positions as usize,
         modifiers: modifiers as usize,
         file_bytes,
@@ -165,77 +186,7 @@ fn fill(conn: &mut Connection, size: MirrorSize) -> rusqlite::Result<Vec<OpenBil
              VALUES (?1, ?2, ?3, ?4, '2026.11.24 19:05:00', ?5, ?6, ?7)",
             params![bill_id, order_no, format!("table-{table}"), state, wid, wname, lines > 3],
         )?;
-        let mut raw = 0i64;
-        let mut line = 0i64;
-        let mut last_dish: Option<String> = None;
-        {
-            let mut st = tx.prepare_cached(
-                "INSERT INTO order_positions (bill_id, position_id, line_no, guest_no, guest_name, linked_to, dish_id, name,
-                     count_milli, sum_kop, category, category_id, tax_category, tax_category_id, type)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'ПДВ 20%', 'tax-a', ?13)",
-            )?;
-            while (line as usize) < lines {
-                line += 1;
-                let guest = 1 + (line - 1) / 8;
-                let pid = format!("p-{line}");
-                let modifier = last_dish.is_some() && rng.next().is_multiple_of(4);
-                let (name, dish_id, count, sum, kind, linked) = if modifier {
-                    let m = rng.range(0, MODIFIERS.len() - 1);
-                    (
-                        MODIFIERS[m].to_string(),
-                        format!("mod-{m}"),
-                        1000i64,
-                        500 + 500 * m as i64,
-                        "modifier",
-                        last_dish.clone(),
-                    )
-                } else {
-                    let item = rng.range(0, size.menu_items.max(1) - 1);
-                    let count = if rng.next().is_multiple_of(5) {
-                        2000
-                    } else {
-                        1000
-                    };
-                    let price = 4_500 + (item as i64 * 37) % 40_000;
-                    (
-                        format!("{} №{item}", DISHES[item % DISHES.len()]),
-                        format!("m-{item}"),
-                        count,
-                        price * count / 1000,
-                        "dish",
-                        None,
-                    )
-                };
-                raw += sum;
-                let cat = if name.contains(" л") {
-                    "Бар"
-                } else {
-                    "Кухня"
-                };
-                st.execute(params![
-                    bill_id,
-                    pid,
-                    line,
-                    guest,
-                    format!("Гість {guest}"),
-                    linked,
-                    dish_id,
-                    name,
-                    count,
-                    sum,
-                    cat,
-                    if cat == "Бар" {
-                        "cat-bar"
-                    } else {
-                        "cat-kitchen"
-                    },
-                    kind
-                ])?;
-                if kind == "dish" {
-                    last_dish = Some(pid);
-                }
-            }
-        }
+        let raw = insert_lines(&tx, &mut rng, &bill_id, lines, size.menu_items)?;
         let discount = if is_open && b % 5 == 0 { raw / 20 } else { 0 };
         if discount > 0 {
             tx.execute(
@@ -258,6 +209,146 @@ fn fill(conn: &mut Connection, size: MirrorSize) -> rusqlite::Result<Vec<OpenBil
     }
     tx.commit()?;
     Ok(open)
+}
+
+/// Insert `lines` positions of bill `bill_id`; returns their sum in kopecks.
+fn insert_lines(
+    tx: &Connection,
+    rng: &mut Rng,
+    bill_id: &str,
+    lines: usize,
+    menu_items: usize,
+) -> rusqlite::Result<i64> {
+    let mut raw = 0i64;
+    let mut line = 0i64;
+    let mut last_dish: Option<String> = None;
+
+    let mut st = tx.prepare_cached(
+                "INSERT INTO order_positions (bill_id, position_id, line_no, guest_no, guest_name, linked_to, dish_id, name,
+                     count_milli, sum_kop, category, category_id, tax_category, tax_category_id, type)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'ПДВ 20%', 'tax-a', ?13)",
+            )?;
+    while (line as usize) < lines {
+        line += 1;
+        let guest = 1 + (line - 1) / 8;
+        let pid = format!("p-{line}");
+        let modifier = last_dish.is_some() && rng.next().is_multiple_of(4);
+        let (name, dish_id, count, sum, kind, linked) = if modifier {
+            let m = rng.range(0, MODIFIERS.len() - 1);
+            (
+                MODIFIERS[m].to_string(),
+                format!("mod-{m}"),
+                1000i64,
+                500 + 500 * m as i64,
+                "modifier",
+                last_dish.clone(),
+            )
+        } else {
+            let item = rng.range(0, menu_items.max(1) - 1);
+            let count = if rng.next().is_multiple_of(5) {
+                2000
+            } else {
+                1000
+            };
+            let price = 4_500 + (item as i64 * 37) % 40_000;
+            (
+                format!("{} №{item}", DISHES[item % DISHES.len()]),
+                format!("m-{item}"),
+                count,
+                price * count / 1000,
+                "dish",
+                None,
+            )
+        };
+        raw += sum;
+        let cat = if name.contains(" л") {
+            "Бар"
+        } else {
+            "Кухня"
+        };
+        st.execute(params![
+            bill_id,
+            pid,
+            line,
+            guest,
+            format!("Гість {guest}"),
+            linked,
+            dish_id,
+            name,
+            count,
+            sum,
+            cat,
+            if cat == "Бар" {
+                "cat-bar"
+            } else {
+                "cat-kitchen"
+            },
+            kind
+        ])?;
+        if kind == "dish" {
+            last_dish = Some(pid);
+        }
+    }
+
+    Ok(raw)
+}
+
+/// `n` open bills for payBill on tables no `open` bill uses (cycling over them), drawn from
+/// their own random sequence; every fifth carries a discount, as the other open bills do.
+fn fill_payable(
+    conn: &mut Connection,
+    size: MirrorSize,
+    open: &[OpenBill],
+    n: usize,
+) -> rusqlite::Result<Vec<OpenBill>> {
+    let mut rng = Rng(0xD1B5_4A32_D192_ED03);
+    let used: std::collections::HashSet<i64> = open.iter().map(|o| o.table_number).collect();
+    let free: Vec<i64> = (1..=size.tables as i64)
+        .filter(|t| !used.contains(t))
+        .collect();
+    let tx = conn.transaction()?;
+    let mut out = Vec::with_capacity(n);
+    let first_no: i64 = tx.query_row(
+        "SELECT coalesce(max(order_number), 0) + 1 FROM orders",
+        [],
+        |r| r.get(0),
+    )?;
+    for i in 0..n {
+        let bill_id = format!("pay-{i:06}-{:08x}", rng.next() as u32);
+        let table = if free.is_empty() {
+            1 + (i % size.tables.max(1)) as i64
+        } else {
+            free[i % free.len()]
+        };
+        let lines = rng.range(size.positions.0, size.positions.1);
+        let (wid, wname) = WAITERS[i % WAITERS.len()];
+        let state = if i % 3 == 0 { "BILL" } else { "NEW" };
+        tx.execute(
+            "INSERT INTO orders (bill_id, order_number, table_id, state, created, waiter_id, waiter_name, split_available)
+             VALUES (?1, ?2, ?3, ?4, '2026.11.24 19:05:00', ?5, ?6, ?7)",
+            params![bill_id, first_no + i as i64, format!("table-{table}"), state, wid, wname, lines > 3],
+        )?;
+        let raw = insert_lines(&tx, &mut rng, &bill_id, lines, size.menu_items)?;
+        let discount = if i % 5 == 0 { raw / 20 } else { 0 };
+        if discount > 0 {
+            tx.execute(
+                "INSERT INTO order_discounts (bill_id, discount_id, name, sum_kop) VALUES (?1, 'disc-5', 'Знижка 5%', ?2)",
+                params![bill_id, discount],
+            )?;
+        }
+        let total = raw - discount;
+        tx.execute(
+            "UPDATE orders SET raw_sum_kop = ?2, total_sum_kop = ?3 WHERE bill_id = ?1",
+            params![bill_id, raw, total],
+        )?;
+        out.push(OpenBill {
+            bill_id,
+            table_number: table,
+            total_kop: total,
+        });
+    }
+    tx.commit()?;
+    Ok(out)
 }
 
 /// The menu (v2 tables from `schema.sql`): staff, categories, groups, `menu_items` dishes

@@ -27,6 +27,12 @@ const RESTO_ID: &str = "bench-resto-0001";
 const SECRET: &str = "bench-secret-key-not-real-0123456789";
 /// The bench config's `[journal] pos_ack_timeout_secs`: bounds a payBill probe the POS never acks.
 const POS_ACK_TIMEOUT_SECS: u64 = 10;
+/// The bench config's `[journal] poll_interval_ms`: how often the agent looks for the POS's
+/// acknowledgement of a payment (default 200 ms; small here so payBill's figure shows the
+/// agent's own work, not mostly the poll).
+pub const JOURNAL_POLL_MS: u64 = 5;
+/// How often the simulated POS polls the journal for new commands.
+pub const POS_POLL: Duration = Duration::from_millis(5);
 
 /// What to measure and how much.
 #[derive(Debug, Clone)]
@@ -123,7 +129,9 @@ pub async fn run_all(plan: &Plan, mut progress: impl FnMut(&str)) -> Result<Outc
         let _ = std::fs::remove_file(format!("{}{suffix}", mirror_path.display()));
     }
     progress("generating the mirror");
-    let mirror = mirror_gen::generate(&mirror_path, plan.size)?;
+    // One payable bill for the probe and one per payBill request (sequential, concurrent).
+    let payable = 1 + plan.sequential + plan.concurrent;
+    let mirror = mirror_gen::generate(&mirror_path, plan.size, payable)?;
     let mut runs = Vec::new();
     for run in 1..=plan.runs {
         progress(&format!("run {run}/{}", plan.runs));
@@ -160,7 +168,7 @@ fn write_config(path: &Path, cloud: &FakeCloud, mirror: &Path, state: &Path) -> 
          callback_url = \"{}\"\n\
          mirror_path = \"{}\"\n\
          state_dir = \"{}\"\n\
-         \n[journal]\npos_ack_timeout_secs = {POS_ACK_TIMEOUT_SECS}\n",
+         \n[journal]\npos_ack_timeout_secs = {POS_ACK_TIMEOUT_SECS}\npoll_interval_ms = {JOURNAL_POLL_MS}\n",
         cloud.ws_url(),
         cloud.callback_url(),
         mirror.display(),
@@ -186,15 +194,18 @@ fn frames_get_bill(tag: String, open: Arc<Vec<OpenBill>>) -> FrameFn {
     })
 }
 
-fn frames_pay_bill(tag: String, open: Arc<Vec<OpenBill>>) -> FrameFn {
+/// Request `i` pays `payable[offset + i]` with its exact total, so each bill is paid once. Past
+/// the end of `payable` (a plan bug) it names a bill that does not exist: a bad answer, counted.
+fn frames_pay_bill(tag: String, payable: Arc<Vec<OpenBill>>, offset: usize) -> FrameFn {
     Arc::new(move |i| {
         let rid = format!("{tag}-{i}");
-        let b = &open[i as usize % open.len()];
+        let (bill, total) = payable
+            .get(offset + i as usize)
+            .map_or(("no-such-bill", 0), |b| (b.bill_id.as_str(), b.total_kop));
         let f = format!(
-            "{{\"rID\":\"{rid}\",\"operation\":\"payBill\",\"billId\":\"{}\",\"sum\":{}.{:02},\"tips\":0.00}}",
-            b.bill_id,
-            b.total_kop / 100,
-            b.total_kop % 100
+            "{{\"rID\":\"{rid}\",\"operation\":\"payBill\",\"billId\":\"{bill}\",\"sum\":{}.{:02},\"tips\":0.00}}",
+            total / 100,
+            total % 100
         );
         (rid, f)
     })
@@ -284,7 +295,7 @@ async fn phase(
 /// Wait for the payBill probe's verdict: a callback, or the agent's "not implemented" log line.
 /// The log file is polled (every 20 ms, bounded by `limit`): there is no event to wait on.
 async fn probe_pay_bill(cloud: &FakeCloud, frames: &FrameFn, log: &Path, wired: bool) -> PayBill {
-    let (rid, frame) = frames(u64::MAX);
+    let (rid, frame) = frames(0);
     if !cloud.send_text(&frame).await {
         return PayBill::NotMeasured("the link was down when the probe was sent".into());
     }
@@ -345,8 +356,12 @@ async fn run_once(
     })
     .await
     .map_err(|e| format!("starting the fake cloud: {e}"))?;
+    // The simulated POS writes payments into the mirror: each run gets its own copy.
+    let run_mirror = dir.join("mirror.sqlite");
+    std::fs::copy(mirror_path, &run_mirror)
+        .map_err(|e| format!("copying the mirror to {}: {e}", run_mirror.display()))?;
     let config = dir.join("config.toml");
-    write_config(&config, &cloud, mirror_path, &state)?;
+    write_config(&config, &cloud, &run_mirror, &state)?;
     let log_path = dir.join("agent.log");
     let log = std::fs::File::create(&log_path).map_err(|e| e.to_string())?;
 
@@ -473,24 +488,15 @@ async fn measure(
     let sampler = Sampler::start(pid);
     let c_load0 = procfs::cpu_stat(pid).map_err(gone)?;
     let t_load0 = Instant::now();
-    let pos = pos_sim::start(
-        &log_path.with_file_name("state").join("journal.sqlite"),
-        Duration::from_millis(20),
-    );
-    let pay_probe = frames_pay_bill(format!("r{run}-probe"), open.clone());
-    let pay_bill = probe_pay_bill(cloud, &pay_probe, log_path, pos.is_some()).await;
     type Op = (
         &'static str,
         fn(String, Arc<Vec<OpenBill>>) -> FrameFn,
         Expect,
     );
-    let mut ops: Vec<Op> = vec![
+    let ops: Vec<Op> = vec![
         ("tablesInfo", |t, _| frames_tables(t), Expect::Tables),
         ("getBill", frames_get_bill, Expect::Success),
     ];
-    if pay_bill == PayBill::Measured {
-        ops.push(("payBill", frames_pay_bill, Expect::Success));
-    }
     for (name, make, expect) in &ops {
         phase(
             f,
@@ -530,6 +536,47 @@ async fn measure(
             *expect,
         )
         .await?;
+    }
+    // The peak so far, to tell what payBill adds to it.
+    let m = procfs::mem(pid).map_err(gone)?;
+    put(f, "mem.hwm_before_pay_bill_kib", m.hwm_kib as f64);
+    // payBill, last, with the simulated POS running only for it (its polling would otherwise
+    // share the CPU with the phases above), on the run's mirror copy and the agent's journal
+    // (`<state_dir>/journal.sqlite`: the bench config sets no `[journal] path`).
+    let run_dir = log_path.parent().unwrap_or(Path::new("."));
+    let pos = pos_sim::start(
+        &run_dir.join("state").join("journal.sqlite"),
+        &run_dir.join("mirror.sqlite"),
+        POS_POLL,
+    );
+    let payable = Arc::new(mirror.payable.clone());
+    let pay_bill = match &pos {
+        Ok(_) => {
+            let probe = frames_pay_bill(format!("r{run}-probe"), payable.clone(), 0);
+            probe_pay_bill(cloud, &probe, log_path, pos_sim::WIRED).await
+        }
+        Err(e) => PayBill::NotMeasured(e.clone()),
+    };
+    // payBill: sequential and concurrent only (each request pays a bill of its own: no
+    // saturation phase, whose 4 000 more bills would add little but mirror size).
+    if pay_bill == PayBill::Measured {
+        let seq = plan.sequential;
+        let phases = [
+            ("payBill.seq".to_string(), 1, plan.sequential, 1),
+            (
+                format!("payBill.c{}", plan.concurrency),
+                1 + seq,
+                plan.concurrent,
+                plan.concurrency,
+            ),
+        ];
+        for (key, offset, n, conc) in phases {
+            let frames = frames_pay_bill(format!("r{run}-{key}"), payable.clone(), offset);
+            phase(f, notes, &key, pid, cloud, frames, n, conc, Expect::Success).await?;
+        }
+    }
+    if let Ok(pos) = &pos {
+        put(f, "payBill.pos_processed", pos.processed() as f64);
     }
     drop(pos);
     put(f, "load.secs", t_load0.elapsed().as_secs_f64());

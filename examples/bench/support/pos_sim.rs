@@ -1,44 +1,37 @@
-//! The simulated POS for payBill: a loop in the harness process that claims the agent's
-//! journaled commands and acknowledges them, as a real POS integration would.
+//! The simulated POS for payBill: `expirenza_agent::journal::sim_pos` on its own thread next to
+//! the agent process, claiming the agent's journaled commands, applying them to the run's
+//! mirror and acknowledging them, exactly as docs/journal.md tells a real POS to.
 //!
-//! HOOK(journal): the durable command journal (and payBill with it) was built on the `journal`
-//! branch and reached `main` at the end of this work, after this harness was measured; it is not
-//! on this branch. Until it is wired, [`start`] returns `None` ("not wired") and the harness
-//! reports payBill as not measured instead of inventing an acknowledgement. To wire it, after
-//! merging main: call `expirenza_agent::journal::sim_pos::spawn(journal_path, mirror, poll)`
-//! here (it claims, applies and acknowledges exactly as docs/journal.md tells a real POS to) and
-//! set `WIRED`. Two things follow, because that POS applies each payment to the mirror: each run
-//! needs its own copy of the generated mirror, and each payBill needs an open bill of its own
-//! (a paid bill is no longer open), so the generator must add one payable bill per payBill
-//! request (or the payBill phases must send at most as many requests as there are open bills).
+//! Because it applies each payment (the bill becomes PAYED), each run works on its own copy of
+//! the generated mirror and each payBill request pays a bill of its own
+//! (`mirror_gen::Generated::payable`). The POS polls the journal every `poll` (it has no
+//! cross-process event to wait on either), so a payBill latency includes up to one POS poll
+//! interval and up to one agent `[journal] poll_interval_ms`.
 
 use std::path::Path;
 use std::time::Duration;
 
-use tokio::task::JoinHandle;
+use expirenza_agent::journal::sim_pos;
 
-/// A running POS simulator; stops when dropped.
+/// A running POS simulator; stops (and joins its thread) when dropped.
 pub struct PosSim {
-    task: JoinHandle<()>,
-    pub acked: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    inner: sim_pos::Running,
 }
 
-impl Drop for PosSim {
-    fn drop(&mut self) {
-        self.task.abort();
+impl PosSim {
+    /// Commands claimed, applied and acknowledged so far.
+    pub fn processed(&self) -> u64 {
+        self.inner.processed()
     }
 }
 
 /// Whether this build of the harness can acknowledge journal commands.
-pub const WIRED: bool = false;
+pub const WIRED: bool = true;
 
-/// Start acknowledging the agent's journal commands, or `None` while not wired (see above).
-pub fn start(_journal_path: &Path, _poll: Duration) -> Option<PosSim> {
-    if !WIRED {
-        return None;
-    }
-    // Unreachable until wired; kept so the shape of the loop is fixed here.
-    let acked = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let task = tokio::spawn(async {});
-    Some(PosSim { task, acked })
+/// Start acknowledging the agent's journal commands (`journal_path`), applying them to
+/// `mirror_path`, polling every `poll`.
+pub fn start(journal_path: &Path, mirror_path: &Path, poll: Duration) -> Result<PosSim, String> {
+    sim_pos::spawn(journal_path, mirror_path, poll)
+        .map(|inner| PosSim { inner })
+        .map_err(|e| format!("starting the simulated POS: {e}"))
 }

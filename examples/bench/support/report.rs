@@ -157,6 +157,14 @@ pub fn human(o: &Outcome, m: &Machine, bins: &[(String, PathBuf, u64)]) -> Strin
     );
     let _ = writeln!(
         s,
+        "payBill: {} more open bills ({} positions) on tables getBill does not use, one per payment, each paid once with its exact total; a simulated POS (journal::sim_pos, polling every {} ms) applies and acknowledges each; the agent's [journal] poll_interval_ms = {}, so a payBill latency includes up to one poll of each",
+        o.mirror.payable.len(),
+        o.mirror.payable_positions,
+        super::POS_POLL.as_millis(),
+        super::JOURNAL_POLL_MS
+    );
+    let _ = writeln!(
+        s,
         "Medians of {} run(s); per run {} sequential, {} at {} concurrent and {} at {} concurrent (saturation) requests per operation; idle window {} s{}",
         o.runs.len(),
         p.sequential,
@@ -196,6 +204,9 @@ pub fn human(o: &Outcome, m: &Machine, bins: &[(String, PathBuf, u64)]) -> Strin
             continue;
         }
         for (key, label) in &modes {
+            if g(&format!("{op}.{key}.n")).is_none() {
+                continue; // payBill has no saturation phase
+            }
             let k = |x: &str| g(&format!("{op}.{key}.{x}")).unwrap_or(f64::NAN);
             let _ = writeln!(
                 s,
@@ -228,6 +239,11 @@ pub fn human(o: &Outcome, m: &Machine, bins: &[(String, PathBuf, u64)]) -> Strin
         (
             "RSS idle after connect (end of the idle window)",
             "mem.idle_rss_kib",
+            mib,
+        ),
+        (
+            "peak RSS before payBill (VmHWM after tablesInfo, getBill)",
+            "mem.hwm_before_pay_bill_kib",
             mib,
         ),
         ("peak RSS under load (VmHWM)", "mem.peak_hwm_kib", mib),
@@ -324,6 +340,7 @@ pub fn to_json(o: &Outcome, m: &Machine, bins: &[(String, PathBuf, u64)]) -> Val
         "mirror": {
             "tables": p.size.tables, "open_bills": o.mirror.open.len(),
             "open_positions": o.mirror.open_positions, "modifiers": o.mirror.modifiers,
+            "payable_bills": o.mirror.payable.len(), "payable_positions": o.mirror.payable_positions,
             "closed_bills": p.size.closed_bills, "menu_items": p.size.menu_items,
             "menu_written": o.mirror.menu_written, "file_bytes": o.mirror.file_bytes,
         },

@@ -19,7 +19,7 @@
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Deserialize;
 
-use super::{fail_body, Answer, Ctx, OpError, SUBSTATE_POS_UNAVAILABLE};
+use super::{fail_body, substate, Answer, Ctx, OpError};
 use crate::json::JsonBuf;
 use crate::mirror::MirrorError;
 use crate::money::Qty;
@@ -37,9 +37,6 @@ pub mod check_result {
     pub const OK: &str = "OK";
     pub const NOT_AVAILABLE: &str = "NOT_AVAILABLE";
 }
-
-/// FAIL substate for a request that cannot be read or exceeds the caps ([inferred]).
-pub const SUBSTATE_BAD_REQUEST: &str = "BAD_REQUEST";
 
 pub const NEEDS: &[(&str, &[&str])] = &[
     ("menu_items", &["id", "name", "is_active"]),
@@ -179,13 +176,13 @@ pub fn handle(ctx: &Ctx, env: &Envelope, frame: &[u8]) -> Result<Answer, OpError
                  (at most {MAX_ITEMS} items, {MAX_MODIFIERS} modifiers per item, ids of {MAX_ID} bytes): {e}"
             );
             log_warn!("checkProductsRestrictions rID={rid}: {msg}");
-            return fail_body(ctx, rid, SUBSTATE_BAD_REQUEST, &msg, write_fail);
+            return fail_body(ctx, rid, substate::BAD_REQUEST, &msg, write_fail);
         }
     };
     let Some(Lines(lines)) = fields.items else {
         let msg = "checkProductsRestrictions needs items";
         log_warn!("checkProductsRestrictions rID={rid}: {msg}");
-        return fail_body(ctx, rid, SUBSTATE_BAD_REQUEST, msg, write_fail);
+        return fail_body(ctx, rid, substate::BAD_REQUEST, msg, write_fail);
     };
     let total_for = |id: &str| Qty(lines.iter().filter(|l| l.id == id).map(|l| l.qty.0).sum());
 
@@ -236,7 +233,7 @@ pub fn handle(ctx: &Ctx, env: &Envelope, frame: &[u8]) -> Result<Answer, OpError
             fail_body(
                 ctx,
                 rid,
-                SUBSTATE_POS_UNAVAILABLE,
+                substate::POS_UNAVAILABLE,
                 &e.to_string(),
                 write_fail,
             )

@@ -7,7 +7,7 @@
 
 use serde::Deserialize;
 
-use super::{bill, fail_body, Answer, Ctx, OpError, SUBSTATE_POS_UNAVAILABLE};
+use super::{bill, fail_body, substate, Answer, Ctx, OpError};
 use crate::mirror::orders::{self, Order};
 use crate::request::{parse_fields, Envelope};
 
@@ -143,7 +143,7 @@ pub fn handle(ctx: &Ctx, env: &Envelope, frame: &[u8]) -> Result<Answer, OpError
         Ok(Lookup::NoOrder(msg)) => fail_body(ctx, rid, "ORDER_NOT_FOUND", &msg, |j| {
             echo_table(j, &table_number)
         }),
-        Err(e) => fail_body(ctx, rid, SUBSTATE_POS_UNAVAILABLE, &e.to_string(), |j| {
+        Err(e) => fail_body(ctx, rid, substate::POS_UNAVAILABLE, &e.to_string(), |j| {
             echo_table(j, &table_number)
         }),
     }

@@ -5,7 +5,7 @@
 
 use rusqlite::Row;
 
-use super::{fail_body, Answer, Ctx, OpError, SUBSTATE_POS_UNAVAILABLE};
+use super::{fail_body, substate, Answer, Ctx, OpError};
 use crate::json::JsonBuf;
 use crate::mirror::MirrorError;
 
@@ -42,7 +42,7 @@ pub fn answer(
             j.end_arr().end_obj();
             Answer::callback(j, format!("SUCCESS {key}={n}"))
         }
-        Err(e) => fail_body(ctx, rid, SUBSTATE_POS_UNAVAILABLE, &e.to_string(), |j| {
+        Err(e) => fail_body(ctx, rid, substate::POS_UNAVAILABLE, &e.to_string(), |j| {
             j.key(key).begin_arr().end_arr();
         }),
     }

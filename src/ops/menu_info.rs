@@ -14,7 +14,7 @@
 
 use rusqlite::{Connection, Row, Rows};
 
-use super::{fail_body, Answer, Ctx, OpError, SUBSTATE_POS_UNAVAILABLE};
+use super::{fail_body, substate, Answer, Ctx, OpError};
 use crate::json::JsonBuf;
 use crate::mirror::MirrorError;
 use crate::money::Kopecks;
@@ -551,7 +551,7 @@ pub fn handle(ctx: &Ctx, env: &Envelope, _frame: &[u8]) -> Result<Answer, OpErro
         }
         Err(e) => {
             drop(j);
-            fail_body(ctx, rid, SUBSTATE_POS_UNAVAILABLE, &e.to_string(), |_| {})
+            fail_body(ctx, rid, substate::POS_UNAVAILABLE, &e.to_string(), |_| {})
         }
     }
 }

@@ -176,6 +176,3 @@ pub fn fail_body(
     j.end_obj();
     Answer::callback(j, format!("FAIL {substate}"))
 }
-
-/// The substate used when the mirror cannot be read ([inferred]; the protocol lists none).
-pub const SUBSTATE_POS_UNAVAILABLE: &str = "POS_UNAVAILABLE";

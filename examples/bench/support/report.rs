@@ -51,14 +51,16 @@ pub fn machine() -> Machine {
 }
 
 /// `(label, path, bytes)` of every release agent binary found: the host's, then each
-/// `<target_dir>/<triple>/release/` and `/work/target-arm/<triple>/release/` one.
+/// `<target_dir>/<triple>/release/` one, and those under `$BENCH_ARM_TARGET_DIR` when set (a
+/// separate target dir for the ARM builds, e.g. `CARGO_TARGET_DIR` of `cross/build.sh`).
 pub fn binary_sizes(target_dir: &Path) -> Vec<(String, PathBuf, u64)> {
     let mut out = Vec::new();
     let host = target_dir.join("release/expirenza-agent");
     if let Ok(m) = std::fs::metadata(&host) {
         out.push(("host".to_string(), host, m.len()));
     }
-    for root in [target_dir.to_path_buf(), PathBuf::from("/work/target-arm")] {
+    let extra = std::env::var_os("BENCH_ARM_TARGET_DIR").map(PathBuf::from);
+    for root in std::iter::once(target_dir.to_path_buf()).chain(extra) {
         let Ok(dir) = std::fs::read_dir(&root) else {
             continue;
         };

@@ -8,35 +8,10 @@ mod harness;
 
 use std::time::{Duration, Instant};
 
-use expirenza_agent::testkit::{Callback, FakeCloud, FakeCloudConfig, Reply};
+use expirenza_agent::testkit::{Callback, FakeCloud, Reply};
 use harness::*;
 
 const T: Duration = Duration::from_secs(10);
-
-struct Setup {
-    cloud: FakeCloud,
-    agent: Started,
-}
-
-async fn setup(tag: &str) -> Setup {
-    let dir = temp_dir(tag);
-    let mirror = demo_mirror(&dir);
-    let cloud = FakeCloud::start(FakeCloudConfig {
-        resto_id: RESTO.into(),
-        secret: SECRET.into(),
-        pos_system: None,
-    })
-    .await
-    .unwrap();
-    let agent = start(fast_config(
-        &cloud.ws_url(),
-        &cloud.callback_url(),
-        &mirror,
-        &dir,
-    ));
-    cloud.wait_connected(T).await.expect("connect");
-    Setup { cloud, agent }
-}
 
 fn attempts_for(cloud: &FakeCloud, rid: &str) -> Vec<Callback> {
     cloud
@@ -73,7 +48,7 @@ fn delivered(attempts: &[Callback]) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_callback_near_the_attempt_timeout_is_delivered_once() {
-    let s = setup("cb-slow").await;
+    let s = setup("cb-slow", T).await;
     s.cloud
         .push_responses(&[Reply::Delay(Duration::from_millis(1_300), 200)]);
     let (ok, attempts, _) = run_one(&s, "slow", 1).await;
@@ -85,7 +60,7 @@ async fn slow_callback_near_the_attempt_timeout_is_delivered_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hanging_callback_times_out_and_is_retried_once_delivered() {
-    let s = setup("cb-hang").await;
+    let s = setup("cb-hang", T).await;
     s.cloud.push_responses(&[Reply::Hang, Reply::Status(200)]);
     let (ok, attempts, _) = run_one(&s, "hang", 1).await;
     assert!(ok);
@@ -101,7 +76,7 @@ async fn hanging_callback_times_out_and_is_retried_once_delivered() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repeated_5xx_then_success_and_reset_then_success() {
-    let s = setup("cb-5xx").await;
+    let s = setup("cb-5xx", T).await;
     s.cloud.push_responses(&[
         Reply::Status(500),
         Reply::Status(502),
@@ -127,7 +102,7 @@ async fn repeated_5xx_then_success_and_reset_then_success() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_4xx_is_final_and_not_retried() {
-    let s = setup("cb-4xx").await;
+    let s = setup("cb-4xx", T).await;
     s.cloud.push_responses(&[Reply::Status(400)]);
     let (ok, attempts, _) = run_one(&s, "four", 1).await;
     assert!(!ok, "a refused answer is a failed operation");
@@ -141,7 +116,7 @@ async fn a_4xx_is_final_and_not_retried() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_is_sent_after_the_deadline() {
-    let s = setup("cb-deadline").await;
+    let s = setup("cb-deadline", T).await;
     let script: Vec<Reply> = (0..50)
         .map(|i| {
             if i % 2 == 0 {
@@ -174,7 +149,7 @@ async fn nothing_is_sent_after_the_deadline() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hanging_callback_does_not_block_other_operations() {
-    let s = setup("cb-block").await;
+    let s = setup("cb-block", T).await;
     s.cloud.push_responses(&[Reply::Hang]);
     assert!(s.cloud.send_text(&get_bill("stuck", "12")).await);
     let hung = s

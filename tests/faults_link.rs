@@ -20,13 +20,7 @@ use harness::*;
 const T: Duration = Duration::from_secs(8);
 
 async fn cloud() -> FakeCloud {
-    FakeCloud::start(FakeCloudConfig {
-        resto_id: RESTO.into(),
-        secret: SECRET.into(),
-        pos_system: None,
-    })
-    .await
-    .unwrap()
+    fake_cloud().await
 }
 
 fn port_of(url: &str) -> u16 {

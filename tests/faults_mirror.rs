@@ -8,31 +8,11 @@ mod harness;
 
 use std::time::{Duration, Instant};
 
-use expirenza_agent::testkit::{FakeCloud, FakeCloudConfig};
+use expirenza_agent::testkit::FakeCloud;
 use harness::*;
 use serde_json::Value;
 
 const T: Duration = Duration::from_secs(8);
-
-async fn setup(tag: &str) -> (FakeCloud, Started, std::path::PathBuf) {
-    let dir = temp_dir(tag);
-    let mirror = demo_mirror(&dir);
-    let cloud = FakeCloud::start(FakeCloudConfig {
-        resto_id: RESTO.into(),
-        secret: SECRET.into(),
-        pos_system: None,
-    })
-    .await
-    .unwrap();
-    let agent = start(fast_config(
-        &cloud.ws_url(),
-        &cloud.callback_url(),
-        &mirror,
-        &dir,
-    ));
-    cloud.wait_connected(T).await.expect("connect");
-    (cloud, agent, mirror)
-}
 
 async fn ask(cloud: &FakeCloud, rid: &str, table: &str) -> Value {
     let cb = cloud
@@ -55,7 +35,11 @@ fn assert_unavailable(v: &Value, cause: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn locked_by_a_pos_writer_longer_than_the_busy_timeout() {
-    let (cloud, agent, mirror) = setup("m-lock").await;
+    let Setup {
+        cloud,
+        agent,
+        mirror,
+    } = setup("m-lock", T).await;
     assert_eq!(ask(&cloud, "warm", "12").await["state"], "SUCCESS");
 
     let writer = rusqlite::Connection::open(&mirror).unwrap();
@@ -75,7 +59,11 @@ async fn locked_by_a_pos_writer_longer_than_the_busy_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replaced_while_running_is_picked_up() {
-    let (cloud, agent, mirror) = setup("m-replace").await;
+    let Setup {
+        cloud,
+        agent,
+        mirror,
+    } = setup("m-replace", T).await;
     let v = ask(&cloud, "old", "99").await;
     assert_eq!(v["substate"], "TABLE_NOT_FOUND", "{v}");
 
@@ -102,7 +90,11 @@ async fn replaced_while_running_is_picked_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleted_then_restored() {
-    let (cloud, agent, mirror) = setup("m-delete").await;
+    let Setup {
+        cloud,
+        agent,
+        mirror,
+    } = setup("m-delete", T).await;
     assert_eq!(ask(&cloud, "before", "12").await["state"], "SUCCESS");
     std::fs::remove_file(&mirror).unwrap();
     let v = ask(&cloud, "gone", "12").await;

@@ -14,6 +14,7 @@ use expirenza_agent::agent::{self, Hooks, Running};
 use expirenza_agent::dispatch::OpEvents;
 use expirenza_agent::link::LinkEvents;
 use expirenza_agent::shutdown::{self, Trigger};
+use expirenza_agent::testkit::{FakeCloud, FakeCloudConfig};
 use expirenza_agent::{mirror, Config};
 
 pub const RESTO: &str = "resto-faults";
@@ -198,4 +199,40 @@ pub fn get_bill(rid: &str, table: &str) -> String {
 
 pub fn json(body: &[u8]) -> serde_json::Value {
     serde_json::from_slice(body).expect("callback body is JSON")
+}
+
+/// A fake cloud for [`RESTO`] / [`SECRET`] on loopback.
+pub async fn fake_cloud() -> FakeCloud {
+    FakeCloud::start(FakeCloudConfig {
+        resto_id: RESTO.into(),
+        secret: SECRET.into(),
+        pos_system: None,
+    })
+    .await
+    .expect("start fake cloud")
+}
+
+/// A connected agent: demo mirror, fast config, fake cloud.
+pub struct Setup {
+    pub cloud: FakeCloud,
+    pub agent: Started,
+    pub mirror: PathBuf,
+}
+
+pub async fn setup(tag: &str, connect_within: Duration) -> Setup {
+    let dir = temp_dir(tag);
+    let mirror = demo_mirror(&dir);
+    let cloud = fake_cloud().await;
+    let agent = start(fast_config(
+        &cloud.ws_url(),
+        &cloud.callback_url(),
+        &mirror,
+        &dir,
+    ));
+    cloud.wait_connected(connect_within).await.expect("connect");
+    Setup {
+        cloud,
+        agent,
+        mirror,
+    }
 }

@@ -33,6 +33,19 @@ fn addr(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
+/// Wait until more than `n` WebSocket sessions were accepted. Polls with a deadline: the fake
+/// cloud's `wait_connected` also returns an already-live session, which may be the dying one.
+async fn new_session(cloud: &FakeCloud, n: usize) -> bool {
+    let end = Instant::now() + T;
+    while cloud.connection_count() <= n {
+        if Instant::now() > end {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    true
+}
+
 /// getBill on table 12 answered SUCCESS, correctly signed.
 async fn answers(cloud: &FakeCloud, rid: &str) {
     let cb = cloud
@@ -335,21 +348,18 @@ async fn proxy_latency_stall_and_cut() {
         "{:?}",
         agent.link.downs()
     );
+    let n = cloud.connection_count();
     front.set_stalled(false);
     front.cut();
-    cloud
-        .wait_connected(T)
-        .await
-        .expect("reconnect after the stall");
+    // A frame sent on the old, dying session would be lost (the cloud re-sends in real life):
+    // wait for the new session, not merely for "a session is live".
+    assert!(new_session(&cloud, n).await, "reconnect after the stall");
     answers(&cloud, "after-stall").await;
 
     // Cut: every live connection reset.
     let n = cloud.connection_count();
     front.cut();
-    cloud
-        .wait_connected(T)
-        .await
-        .expect("reconnect after the cut");
+    assert!(new_session(&cloud, n).await, "reconnect after the cut");
     assert_eq!(cloud.connection_count(), n + 1);
     answers(&cloud, "after-cut").await;
     assert_spacing(&agent.link.attempts(), "proxy");

@@ -1,4 +1,5 @@
-//! `expirenza-agent check`: what the mirror can serve, operation by operation.
+//! `expirenza-agent check`: what the mirror can serve, operation by operation (each
+//! operation's mirror needs and whether it is core come from the `operations!` table).
 
 use std::io::Write;
 use std::path::Path;
@@ -6,39 +7,6 @@ use std::path::Path;
 use crate::config::Config;
 use crate::mirror::{check, Mirror, MirrorError};
 use crate::ops::Op;
-
-/// The mirror tables and columns each operation reads; `None` for operations that need none.
-pub fn needs(op: Op) -> &'static [(&'static str, &'static [&'static str])] {
-    use crate::ops::*;
-    match op {
-        Op::TablesInfo => tables_info::NEEDS,
-        Op::HallplansInfo => hallplans_info::NEEDS,
-        Op::GetBill | Op::CheckWork => crate::mirror::orders::NEEDS,
-        Op::PayBill => pay_bill::NEEDS,
-        Op::SplitOrder => split_order::NEEDS,
-        Op::CreateOrderOnTable => create_order_on_table::NEEDS,
-        Op::UsersInfo => users_info::NEEDS,
-        Op::CategoriesInfo => categories_info::NEEDS,
-        Op::MenuInfo => menu_info::NEEDS,
-        Op::StopList => stop_list::NEEDS,
-        Op::CheckProductsRestrictions => check_products_restrictions::NEEDS,
-        _ => &[],
-    }
-}
-
-/// Operations every restaurant needs: a mirror that cannot serve them is a problem (`check`
-/// exits 1). The others (menu, staff, stop list, ...) are optional: reported, not failed.
-pub fn is_core(op: Op) -> bool {
-    matches!(
-        op,
-        Op::CheckWork
-            | Op::TablesInfo
-            | Op::HallplansInfo
-            | Op::GetBill
-            | Op::PayBill
-            | Op::SplitOrder
-    )
-}
 
 /// Tables whose row counts `check` prints.
 const COUNTED: &[&str] = &[
@@ -89,13 +57,13 @@ pub fn report_mirror(cfg: &Config, out: &mut dyn Write) -> std::io::Result<usize
     }
     let mut problems = 0;
     for op in Op::ALL {
-        let needs = needs(*op);
+        let needs = op.mirror_needs();
         if needs.is_empty() {
             continue;
         }
         match mirror.with(|c| check::missing(c, needs)) {
             Ok(m) if m.is_empty() => writeln!(out, "  op         {:<26} OK", op.name())?,
-            Ok(m) if is_core(*op) => {
+            Ok(m) if op.is_core() => {
                 problems += 1;
                 writeln!(
                     out,

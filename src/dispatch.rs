@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
 
-use crate::ops::{self, Answer, Ctx, Op};
+use crate::ctx::Ctx;
+use crate::ops::{self, Answer, Op};
 use crate::request::{parse_envelope, sniff_rid, Envelope};
 use crate::shutdown::Shutdown;
 use crate::sign::SignedBody;

@@ -10,6 +10,8 @@
 //!                      └─► callback (serialise once, sign, POST, retry until the deadline)
 //! ```
 
+#![deny(unsafe_code)]
+
 #[macro_use]
 pub mod log;
 
@@ -18,6 +20,7 @@ pub mod cache;
 pub mod callback;
 pub mod check;
 pub mod config;
+pub mod ctx;
 pub mod dispatch;
 pub mod journal;
 pub mod json;
@@ -31,6 +34,8 @@ pub mod shutdown;
 pub mod sign;
 pub mod status;
 pub mod systemd;
+pub mod tls;
+pub mod wire;
 
 pub use config::Config;
 pub mod clock;

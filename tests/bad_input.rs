@@ -17,7 +17,7 @@ use bad_frames::{corpus, Expect};
 use expirenza_agent::agent::Quiet;
 use expirenza_agent::callback::CallbackClient;
 use expirenza_agent::dispatch;
-use expirenza_agent::ops::{self, Answer, Ctx, Op, OpError};
+use expirenza_agent::ops::{self, Answer, Ctx, Op};
 use expirenza_agent::request::parse_envelope;
 use expirenza_agent::{mirror, Config};
 use sha2::{Digest, Sha256};
@@ -103,7 +103,6 @@ fn run_op(ctx: &Ctx, name: &str, frame: &[u8]) -> Result<String, String> {
             Ok(outcome)
         }
         Ok(Answer::None { outcome }) => Ok(outcome),
-        Err(OpError::NotImplemented(n)) => Ok(format!("not implemented {n}")),
         Err(e) => {
             // A clean, bounded error is acceptable for hostile input; it must be printable.
             let s = e.to_string();

@@ -23,7 +23,7 @@ use tokio::time::MissedTickBehavior;
 
 use super::tracker::Acked;
 use super::{prepare, shape, Bounds, CacheError, TickStats};
-use crate::ops::Ctx;
+use crate::ctx::Ctx;
 use crate::shutdown::Shutdown;
 use crate::sign::SignedBody;
 

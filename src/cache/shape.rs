@@ -7,7 +7,7 @@
 //! Chosen here, all [inferred] (the docs' example was not readable; see docs/cache.md):
 //! - every open order appears once in `actualOrders`. Unchanged orders are a short entry
 //!   `{billId, orderNumber, tableId, state, totalSum}`; changed orders are the full getBill Order
-//!   object (`ops::bill::write_order`), which is a superset of the short entry (it carries
+//!   object (`wire::order::write_order`), which is a superset of the short entry (it carries
 //!   `guests`, `discounts`, ...), so a reader tells the two apart by the presence of `guests`;
 //! - orders that left the open set since the last acknowledged push are listed in
 //!   `closedOrders: [{billId, state}]`, with the mirror's state (`PAYED`, `CLOSED`) or `CLOSED`
@@ -23,7 +23,7 @@
 
 use crate::json::JsonBuf;
 use crate::mirror::orders::Order;
-use crate::ops::bill;
+use crate::wire::order;
 
 use super::tracker::OpenOrder;
 
@@ -52,7 +52,7 @@ pub fn write_short(j: &mut JsonBuf, o: &OpenOrder) {
 
 /// The full entry of one changed order (the getBill Order shape).
 pub fn write_full(j: &mut JsonBuf, o: &Order) {
-    bill::write_order(j, o);
+    order::write_order(j, o);
 }
 
 /// The whole body. `full(i)` gives the full details to send for `open[i]`, if any.

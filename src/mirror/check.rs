@@ -5,6 +5,9 @@ use rusqlite::Connection;
 
 use super::MirrorError;
 
+/// What an operation reads from the mirror: `(table, columns)` pairs.
+pub type Needs = &'static [(&'static str, &'static [&'static str])];
+
 /// Names of `(table, columns)` pairs that are absent, e.g. `table orders` or `column orders.created`.
 pub fn missing(conn: &Connection, needs: &[(&str, &[&str])]) -> Result<Vec<String>, MirrorError> {
     let mut out = Vec::new();

@@ -21,7 +21,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::Deserialize;
 
 use super::journaled::{self, Failed};
-use super::{bill, fail_body, substate, Answer, Ctx, OpError};
+use super::{fail_body, substate, Answer, Ctx, OpError};
 use crate::journal::store::{Dedup, NewCommand};
 use crate::journal::Command;
 use crate::json::JsonBuf;
@@ -29,6 +29,7 @@ use crate::mirror::orders::{self, Order};
 use crate::mirror::MirrorError;
 use crate::money::{Kopecks, Qty};
 use crate::request::{parse_fields, Envelope};
+use crate::wire::order;
 
 pub const NEEDS: &[(&str, &[&str])] = &[
     ("tables", &["id", "number"]),
@@ -348,7 +349,7 @@ fn success(ctx: &Ctx, rid: &str, cmd: &Command) -> Result<Answer, Failed> {
     write_summary(&mut j, &o, table, closed.as_deref());
     j.end_arr();
     j.key("guests");
-    bill::write_guests(&mut j, &o.positions, o.order_number);
+    order::write_guests(&mut j, &o.positions, o.order_number);
     j.end_obj().end_obj();
     Answer::callback(j, format!("SUCCESS #{} order {order_id}", cmd.id)).map_err(|e| Failed {
         substate: substate::POS_UNAVAILABLE,

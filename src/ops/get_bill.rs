@@ -7,9 +7,10 @@
 
 use serde::Deserialize;
 
-use super::{bill, fail_body, substate, Answer, Ctx, OpError};
+use super::{fail_body, substate, Answer, Ctx, OpError};
 use crate::mirror::orders::{self, Order};
 use crate::request::{parse_fields, Envelope};
+use crate::wire::order;
 
 #[derive(Deserialize)]
 struct Fields {
@@ -125,7 +126,7 @@ pub fn handle(ctx: &Ctx, env: &Envelope, frame: &[u8]) -> Result<Answer, OpError
             echo_table(&mut j, &echo);
             j.key("orders").begin_arr();
             for o in &list {
-                bill::write_order(&mut j, o);
+                order::write_order(&mut j, o);
             }
             j.end_arr().end_obj();
             Answer::callback(j, format!("SUCCESS orders={}", list.len()))

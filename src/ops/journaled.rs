@@ -164,23 +164,5 @@ pub fn not_applied(ctx: &Ctx, cmd: &Command) -> Option<Failed> {
 /// Map a stored sub-state back to a known constant (the POS may write its own; unknown ones
 /// are sent as `POS_REJECTED` with the POS's text in the message).
 fn intern(s: &str) -> &'static str {
-    use substate::*;
-    [
-        WRONG_REQUEST_SUM,
-        ORDER_NOT_FOUND,
-        TABLE_NOT_FOUND,
-        ORDER_CLOSED,
-        POS_TIMEOUT,
-        POS_REJECTED,
-        POS_UNAVAILABLE,
-        JOURNAL_UNAVAILABLE,
-        BAD_REQUEST,
-        SPLIT_NOT_AVAILABLE,
-        WRONG_POSITIONS,
-        WRONG_CONTROL_SUM,
-        PRODUCT_UNAVAILABLE,
-    ]
-    .into_iter()
-    .find(|k| *k == s)
-    .unwrap_or(POS_REJECTED)
+    substate::known(s).unwrap_or(substate::POS_REJECTED)
 }

@@ -4,10 +4,9 @@
 //! `pub fn handle(ctx: &Ctx, env: &Envelope, frame: &[u8]) -> Result<Answer, OpError>`
 //! which parses its own fields from the frame, reads the mirror (or journal), and writes the
 //! callback body with [`crate::json::JsonBuf`]. The JSON field names of each answer live in that
-//! operation's file (and the bill shape, shared by several, in `bill.rs`), so a correction of
+//! operation's file (and the Order shape, shared by several, in `wire/order.rs`), so a correction of
 //! the cloud's real shape touches one file.
 
-pub mod bill;
 pub mod categories_info;
 pub mod check_products_restrictions;
 pub mod check_work;
@@ -27,51 +26,12 @@ pub mod tables_info;
 pub mod users_info;
 pub mod version_info;
 
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
-
-use crate::callback::CallbackClient;
-use crate::config::Config;
-use crate::journal::Journal;
+pub use crate::ctx::Ctx;
 use crate::json::{BodyTooLarge, JsonBuf};
-use crate::mirror::{Mirror, MirrorError};
+use crate::mirror::check::Needs;
+use crate::mirror::orders;
+use crate::mirror::MirrorError;
 use crate::request::Envelope;
-
-/// Everything an operation may use. Shared by all in-flight operations.
-pub struct Ctx {
-    pub cfg: Arc<Config>,
-    pub mirror: Mirror,
-    pub callback: Arc<CallbackClient>,
-    /// True while the ORDERS_CACHE pusher is enabled and its last push succeeded.
-    pub cache_ok: AtomicBool,
-    /// The durable command journal (opened lazily; see `journal/mod.rs`).
-    pub journal: Journal,
-}
-
-impl Ctx {
-    pub fn new(cfg: Arc<Config>, callback: Arc<CallbackClient>) -> Ctx {
-        let mirror = Mirror::new(
-            &cfg.mirror_path,
-            cfg.mirror.busy_timeout_ms,
-            cfg.mirror.max_connections,
-        );
-        let journal = Journal::new(&cfg);
-        Ctx {
-            cfg,
-            mirror,
-            callback,
-            cache_ok: AtomicBool::new(false),
-            journal,
-        }
-    }
-    /// A body writer capped by `[limits] max_body_bytes`.
-    pub fn body(&self) -> JsonBuf {
-        JsonBuf::new(self.cfg.limits.max_body_bytes)
-    }
-    pub fn max_rows(&self) -> usize {
-        self.cfg.limits.max_rows
-    }
-}
 
 /// What an operation produced.
 #[derive(Debug)]
@@ -95,8 +55,6 @@ impl Answer {
 pub enum OpError {
     #[error(transparent)]
     TooLarge(#[from] BodyTooLarge),
-    #[error("{0} is not implemented in this build")]
-    NotImplemented(&'static str),
     #[error("mirror: {0}")]
     Mirror(#[from] MirrorError),
     #[error("{0}")]
@@ -104,7 +62,8 @@ pub enum OpError {
 }
 
 macro_rules! operations {
-    ($( $variant:ident => $name:literal, $path:expr, $module:path; )*) => {
+    ($( $variant:ident => $name:literal, $path:expr, $module:path,
+        needs = $needs:expr, core = $core:literal; )*) => {
         /// Every operation the protocol names.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum Op { $( $variant, )* }
@@ -120,6 +79,18 @@ macro_rules! operations {
             pub fn callback_path(self) -> Option<&'static str> {
                 match self { $( Op::$variant => $path, )* }
             }
+
+            /// The mirror tables and columns the operation reads (empty: it reads none).
+            /// `expirenza-agent check` reports each operation against its needs.
+            pub fn mirror_needs(self) -> Needs {
+                match self { $( Op::$variant => $needs, )* }
+            }
+
+            /// Every restaurant needs this operation: a mirror that cannot serve it is a
+            /// problem (`check` exits 1). The others (menu, staff, stop list, ...) are optional.
+            pub fn is_core(self) -> bool {
+                match self { $( Op::$variant => $core, )* }
+            }
         }
 
         pub fn handle(op: Op, ctx: &Ctx, env: &Envelope, frame: &[u8]) -> Result<Answer, OpError> {
@@ -128,22 +99,42 @@ macro_rules! operations {
     };
 }
 
+// Adding an operation: its file in this directory, and one row here.
+// Columns: variant => wire name, callback path, handler, the mirror tables/columns it reads
+// (`needs`, checked by `expirenza-agent check`), and whether every restaurant needs it (`core`).
 operations! {
-    CheckWork => "checkWork", Some("checkWork"), check_work::handle;
-    VersionInfo => "versionInfo", Some("versionInfo"), version_info::handle;
-    TablesInfo => "tablesInfo", Some("tablesInfo"), tables_info::handle;
-    HallplansInfo => "hallplansInfo", Some("hallplansInfo"), hallplans_info::handle;
-    GetBill => "getBill", Some("getBill"), get_bill::handle;
-    UsersInfo => "usersInfo", Some("usersInfo"), users_info::handle;
-    CategoriesInfo => "categoriesInfo", Some("categoriesInfo"), categories_info::handle;
-    MenuInfo => "menuInfo", Some("menuInfo"), menu_info::handle;
-    StopList => "stopList", Some("stopList"), stop_list::handle;
-    CheckProductsRestrictions => "checkProductsRestrictions", Some("checkProductsRestrictions"), check_products_restrictions::handle;
-    PayBill => "payBill", Some("payBill"), pay_bill::handle;
-    SplitOrder => "splitOrder", Some("splitOrder"), split_order::handle;
-    CreateOrderOnTable => "createOrderOnTable", Some("createOrderOnTable"), create_order_on_table::handle;
-    ShowMessage => "showMessage", None, show_message::handle;
-    SetSettings => "setSettings", None, set_settings::handle;
+    CheckWork => "checkWork", Some("checkWork"), check_work::handle,
+        needs = orders::NEEDS, core = true;
+    VersionInfo => "versionInfo", Some("versionInfo"), version_info::handle,
+        needs = &[], core = false;
+    TablesInfo => "tablesInfo", Some("tablesInfo"), tables_info::handle,
+        needs = tables_info::NEEDS, core = true;
+    HallplansInfo => "hallplansInfo", Some("hallplansInfo"), hallplans_info::handle,
+        needs = hallplans_info::NEEDS, core = true;
+    GetBill => "getBill", Some("getBill"), get_bill::handle,
+        needs = orders::NEEDS, core = true;
+    UsersInfo => "usersInfo", Some("usersInfo"), users_info::handle,
+        needs = users_info::NEEDS, core = false;
+    CategoriesInfo => "categoriesInfo", Some("categoriesInfo"), categories_info::handle,
+        needs = categories_info::NEEDS, core = false;
+    MenuInfo => "menuInfo", Some("menuInfo"), menu_info::handle,
+        needs = menu_info::NEEDS, core = false;
+    StopList => "stopList", Some("stopList"), stop_list::handle,
+        needs = stop_list::NEEDS, core = false;
+    CheckProductsRestrictions => "checkProductsRestrictions", Some("checkProductsRestrictions"),
+        check_products_restrictions::handle,
+        needs = check_products_restrictions::NEEDS, core = false;
+    PayBill => "payBill", Some("payBill"), pay_bill::handle,
+        needs = pay_bill::NEEDS, core = true;
+    SplitOrder => "splitOrder", Some("splitOrder"), split_order::handle,
+        needs = split_order::NEEDS, core = true;
+    CreateOrderOnTable => "createOrderOnTable", Some("createOrderOnTable"),
+        create_order_on_table::handle,
+        needs = create_order_on_table::NEEDS, core = false;
+    ShowMessage => "showMessage", None, show_message::handle,
+        needs = &[], core = false;
+    SetSettings => "setSettings", None, set_settings::handle,
+        needs = &[], core = false;
 }
 
 impl Op {

@@ -24,13 +24,14 @@
 use serde::Deserialize;
 
 use super::journaled::{self, Failed};
-use super::{bill, fail_body, substate, Answer, Ctx, OpError};
+use super::{fail_body, substate, Answer, Ctx, OpError};
 use crate::journal::store::{Dedup, NewCommand};
 use crate::journal::{Command, Status};
 use crate::json::JsonBuf;
 use crate::mirror::orders::{self, Order};
 use crate::money::Kopecks;
 use crate::request::{parse_fields, Envelope};
+use crate::wire::order;
 
 pub const NEEDS: &[(&str, &[&str])] = orders::NEEDS;
 
@@ -177,5 +178,5 @@ fn write_paid(j: &mut JsonBuf, o: &Order) {
         .f_opt_str("waiter", o.waiter_name.as_deref())
         .f_opt_str("waiterId", o.waiter_id.as_deref());
     j.key("guests");
-    bill::write_guests(j, &o.positions, o.order_number);
+    order::write_guests(j, &o.positions, o.order_number);
 }

@@ -17,12 +17,13 @@
 use serde::Deserialize;
 
 use super::journaled::{self, Failed};
-use super::{bill, fail_body, substate, Answer, Ctx, OpError};
+use super::{fail_body, substate, Answer, Ctx, OpError};
 use crate::journal::store::{Dedup, NewCommand};
 use crate::journal::Command;
 use crate::mirror::orders::{self, Order};
 use crate::money::{Kopecks, Qty};
 use crate::request::{parse_fields, Envelope};
+use crate::wire::order;
 
 pub const NEEDS: &[(&str, &[&str])] = orders::NEEDS;
 
@@ -231,8 +232,8 @@ fn success(ctx: &Ctx, rid: &str, cmd: &Command) -> Result<Answer, Failed> {
         j.f_str("tableNumber", &n.to_string());
     }
     j.key("orders").begin_arr();
-    bill::write_order(&mut j, &parent);
-    bill::write_order(&mut j, &child);
+    order::write_order(&mut j, &parent);
+    order::write_order(&mut j, &child);
     j.end_arr().end_obj();
     Answer::callback(j, format!("SUCCESS #{} new bill {child_id}", cmd.id)).map_err(|e| Failed {
         substate: substate::POS_UNAVAILABLE,

@@ -1,0 +1,48 @@
+//! `Ctx`: what every operation, the ORDERS_CACHE pusher and the status feed may use. It lives
+//! here, not in `ops`, so that modules below `ops` (cache, status) can take it without
+//! importing `ops`.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use crate::callback::CallbackClient;
+use crate::config::Config;
+use crate::journal::Journal;
+use crate::json::JsonBuf;
+use crate::mirror::Mirror;
+
+/// Everything an operation may use. Shared by all in-flight operations.
+pub struct Ctx {
+    pub cfg: Arc<Config>,
+    pub mirror: Mirror,
+    pub callback: Arc<CallbackClient>,
+    /// True while the ORDERS_CACHE pusher is enabled and its last push succeeded.
+    pub cache_ok: AtomicBool,
+    /// The durable command journal (opened lazily; see `journal/mod.rs`).
+    pub journal: Journal,
+}
+
+impl Ctx {
+    pub fn new(cfg: Arc<Config>, callback: Arc<CallbackClient>) -> Ctx {
+        let mirror = Mirror::new(
+            &cfg.mirror_path,
+            cfg.mirror.busy_timeout_ms,
+            cfg.mirror.max_connections,
+        );
+        let journal = Journal::new(&cfg);
+        Ctx {
+            cfg,
+            mirror,
+            callback,
+            cache_ok: AtomicBool::new(false),
+            journal,
+        }
+    }
+    /// A body writer capped by `[limits] max_body_bytes`.
+    pub fn body(&self) -> JsonBuf {
+        JsonBuf::new(self.cfg.limits.max_body_bytes)
+    }
+    pub fn max_rows(&self) -> usize {
+        self.cfg.limits.max_rows
+    }
+}

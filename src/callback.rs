@@ -13,8 +13,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
-
 use crate::config::Config;
 use crate::sign::SignedBody;
 
@@ -26,8 +24,8 @@ pub enum CallbackError {
     Rejected { status: u16, body: String },
     #[error("deadline passed after {attempts} attempt(s); last error: {last}")]
     DeadlinePassed { attempts: u32, last: String },
-    #[error("cannot read ca_file {path}: {message}")]
-    CaFile { path: String, message: String },
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,22 +44,7 @@ pub struct CallbackClient {
 
 impl CallbackClient {
     pub fn new(cfg: &Config) -> Result<Arc<Self>, CallbackError> {
-        let roots = match &cfg.ca_file {
-            None => RootCerts::WebPki,
-            Some(p) => {
-                let extra = load_ca_certs(p)?;
-                let mut all: Vec<Certificate<'static>> = webpki_root_certs::TLS_SERVER_ROOT_CERTS
-                    .iter()
-                    .map(|c| Certificate::from_der(c.as_ref()).to_owned())
-                    .collect();
-                all.extend(extra);
-                RootCerts::Specific(Arc::new(all))
-            }
-        };
-        let tls = TlsConfig::builder()
-            .provider(TlsProvider::Rustls)
-            .root_certs(roots)
-            .build();
+        let tls = crate::tls::callback_tls_config(cfg.ca_file.as_deref())?;
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .tls_config(tls)
@@ -187,24 +170,4 @@ fn describe(e: &ureq::Error) -> String {
         ureq::Error::ConnectionFailed => "connection failed".into(),
         other => format!("{other}"),
     }
-}
-
-pub fn load_ca_certs(p: &std::path::Path) -> Result<Vec<Certificate<'static>>, CallbackError> {
-    let err = |m: String| CallbackError::CaFile {
-        path: p.display().to_string(),
-        message: m,
-    };
-    let pem = std::fs::read(p).map_err(|e| err(e.to_string()))?;
-    let certs: Vec<Certificate<'static>> = ureq::tls::parse_pem(&pem)
-        .filter_map(|item| match item {
-            Ok(ureq::tls::PemItem::Certificate(c)) => Some(Ok(c)),
-            Ok(_) => None,
-            Err(e) => Some(Err(e)),
-        })
-        .collect::<Result<_, _>>()
-        .map_err(|e| err(e.to_string()))?;
-    if certs.is_empty() {
-        return Err(err("no CERTIFICATE block found".into()));
-    }
-    Ok(certs)
 }

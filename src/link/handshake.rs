@@ -1,8 +1,6 @@
 //! Building the WebSocket handshake: URL, `Authorization: Basic`, `Cookie: system=<pos>`,
-//! explicit tungstenite limits, and a rustls connector (ring provider, webpki roots plus
-//! `ca_file`).
-
-use std::sync::Arc;
+//! explicit tungstenite limits, and the connector (TLS from `tls.rs`: ring provider, Mozilla roots
+//! plus `ca_file`).
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -18,8 +16,8 @@ use crate::config::Config;
 pub enum HandshakeError {
     #[error("ws_url is not a valid WebSocket URL: {0}")]
     Url(String),
-    #[error("cannot load ca_file: {0}")]
-    CaFile(String),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// `base64("RESTO_ID:SECRET_KEY")` as an HTTP header value, marked sensitive.
@@ -55,31 +53,11 @@ pub fn ws_config(cfg: &Config) -> WebSocketConfig {
         .max_frame_size(Some(l.max_frame_bytes))
 }
 
-/// A rustls client config trusting the Mozilla roots plus the certificates in `ca_file`.
-pub fn tls_client_config(cfg: &Config) -> Result<Arc<rustls::ClientConfig>, HandshakeError> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    if let Some(p) = &cfg.ca_file {
-        let certs =
-            crate::callback::load_ca_certs(p).map_err(|e| HandshakeError::CaFile(e.to_string()))?;
-        for c in certs {
-            roots
-                .add(rustls::pki_types::CertificateDer::from(c.der().to_vec()))
-                .map_err(|e| HandshakeError::CaFile(format!("{}: {e}", p.display())))?;
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| HandshakeError::CaFile(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
-}
-
 pub fn connector(cfg: &Config) -> Result<Connector, HandshakeError> {
     if cfg.ws_url.to_ascii_lowercase().starts_with("wss://") {
-        Ok(Connector::Rustls(tls_client_config(cfg)?))
+        Ok(Connector::Rustls(crate::tls::link_client_config(
+            cfg.ca_file.as_deref(),
+        )?))
     } else {
         Ok(Connector::Plain)
     }

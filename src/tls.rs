@@ -1,0 +1,139 @@
+//! TLS in one place: the roots the agent trusts and the client configurations built from them.
+//!
+//! Trust = Mozilla's root certificates (the `webpki-root-certs` crate, in DER) plus every
+//! certificate in `ca_file` (PEM), if set. Both clients use the same roots and the same crypto
+//! provider (rustls on ring, never aws-lc-rs):
+//! - the WebSocket link gets a `rustls::ClientConfig` ([`link_client_config`]);
+//! - the callback client (ureq) gets a `ureq::tls::TlsConfig` ([`callback_tls_config`]).
+//!
+//! A `ca_file` that cannot be read, holds no certificate or holds one rustls cannot parse is
+//! an error at start, never a silent fallback to the public roots alone.
+
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::CertificateDer;
+use rustls::RootCertStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read ca_file {path}: {message}")]
+    CaFile { path: String, message: String },
+    #[error("cannot set up TLS: {0}")]
+    Setup(String),
+}
+
+/// The crypto provider of every TLS connection the agent makes.
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// The certificates in the PEM file `p` (at least one, or an error).
+pub fn load_ca_file(p: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let err = |m: String| TlsError::CaFile {
+        path: p.display().to_string(),
+        message: m,
+    };
+    let pem = std::fs::read(p).map_err(|e| err(e.to_string()))?;
+    let certs: Vec<CertificateDer<'static>> = ureq::tls::parse_pem(&pem)
+        .filter_map(|item| match item {
+            Ok(ureq::tls::PemItem::Certificate(c)) => {
+                Some(Ok(CertificateDer::from(c.der().to_vec())))
+            }
+            Ok(_) => None,
+            Err(e) => Some(Err(e)),
+        })
+        .collect::<Result<_, _>>()
+        .map_err(|e| err(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(err("no CERTIFICATE block found".into()));
+    }
+    Ok(certs)
+}
+
+/// Mozilla's roots as a rustls store, parsed once per process.
+fn mozilla_store() -> &'static RootCertStore {
+    static STORE: OnceLock<RootCertStore> = OnceLock::new();
+    STORE.get_or_init(|| {
+        let mut roots = RootCertStore::empty();
+        roots.add_parsable_certificates(webpki_root_certs::TLS_SERVER_ROOT_CERTS.iter().cloned());
+        roots
+    })
+}
+
+/// The certificates of `ca_file` (none if unset), each checked to be a usable trust anchor.
+fn ca_certs(ca_file: Option<&Path>) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let Some(p) = ca_file else {
+        return Ok(Vec::new());
+    };
+    let certs = load_ca_file(p)?;
+    let mut probe = RootCertStore::empty();
+    for c in &certs {
+        probe.add(c.clone()).map_err(|e| TlsError::CaFile {
+            path: p.display().to_string(),
+            message: e.to_string(),
+        })?;
+    }
+    Ok(certs)
+}
+
+/// Mozilla's roots plus the certificates of `ca_file`, as a rustls store.
+pub fn root_store(ca_file: Option<&Path>) -> Result<RootCertStore, TlsError> {
+    let extra = ca_certs(ca_file)?;
+    let mut roots = mozilla_store().clone();
+    roots.add_parsable_certificates(extra);
+    Ok(roots)
+}
+
+/// The rustls client configuration of the WebSocket link.
+pub fn link_client_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let roots = root_store(ca_file)?;
+    let config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Setup(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// The TLS configuration of the callback client (ureq on rustls): the same roots and provider.
+pub fn callback_tls_config(ca_file: Option<&Path>) -> Result<ureq::tls::TlsConfig, TlsError> {
+    use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
+    let mut all: Vec<Certificate<'static>> = webpki_root_certs::TLS_SERVER_ROOT_CERTS
+        .iter()
+        .map(|c| Certificate::from_der(c.as_ref()))
+        .collect();
+    all.extend(
+        ca_certs(ca_file)?
+            .iter()
+            .map(|c| Certificate::from_der(c.as_ref()).to_owned()),
+    );
+    Ok(TlsConfig::builder()
+        .provider(TlsProvider::Rustls)
+        .unversioned_rustls_crypto_provider(provider())
+        .root_certs(RootCerts::Specific(Arc::new(all)))
+        .build())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mozilla_roots_are_present_and_ca_file_is_checked() {
+        let n = root_store(None).unwrap().len();
+        assert!(n > 100, "only {n} Mozilla roots");
+        let dir = std::env::temp_dir().join(format!("expirenza-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let garbage = dir.join("garbage.pem");
+        std::fs::write(&garbage, "not a certificate\n").unwrap();
+        for p in [garbage.as_path(), &dir.join("absent.pem")] {
+            let e = root_store(Some(p)).unwrap_err();
+            assert!(e.to_string().contains("ca_file"), "{e}");
+            assert!(callback_tls_config(Some(p)).is_err());
+            assert!(link_client_config(Some(p)).is_err());
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -21,6 +21,32 @@ pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+/// Days since 1970-01-01 of a civil date (Howard Hinnant's days_from_civil).
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (i64::from(m) + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Unix seconds of midnight, local time, on the civil date `y-m-d`.
+pub fn local_midnight(y: i64, m: u32, d: u32) -> i64 {
+    let midnight_utc = days_from_civil(y, m, d) * 86_400;
+    midnight_utc - local_offset(midnight_utc)
+}
+
+/// Seconds since the Unix epoch (0 if the clock is before 1970).
+pub fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Seconds and nanoseconds since the Unix epoch (0 if the clock is before 1970).
 pub fn unix_now() -> (i64, u32) {
     let d = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -40,6 +66,19 @@ pub fn utc_iso(secs: i64, nanos: u32) -> String {
     )
 }
 
+/// `YYYY-MM-DD HH:MM:SS UTC`, for people (`expirenza-agent status`, `journal`).
+pub fn utc_datetime(secs: u64) -> String {
+    let secs = i64::try_from(secs).unwrap_or(i64::MAX);
+    let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
+    let s = secs.rem_euclid(86_400);
+    format!(
+        "{y:04}-{mo:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        s / 3600,
+        s / 60 % 60,
+        s % 60
+    )
+}
+
 pub fn utc_iso_now() -> String {
     let (s, n) = unix_now();
     utc_iso(s, n)
@@ -49,9 +88,11 @@ pub fn utc_iso_now() -> String {
 // `libc::time_t` is marked deprecated on musl (its width changes in a future libc release);
 // it is still the type `localtime_r` takes, so the allowance is scoped to this call.
 #[allow(deprecated)]
+#[allow(unsafe_code)]
 pub fn local_offset(secs: i64) -> i64 {
     let t: libc::time_t = secs as libc::time_t;
-    // SAFETY: localtime_r writes into the zeroed `tm` we own; `t` is a valid time_t.
+    // SAFETY: `libc::tm` is plain old data, so all-zero is a valid value; localtime_r only
+    // reads `t` and writes into the `tm` we own, and both pointers are valid for the call.
     unsafe {
         let mut tm: libc::tm = std::mem::zeroed();
         if libc::localtime_r(&t, &mut tm).is_null() {
@@ -92,5 +133,13 @@ mod tests {
         );
         assert_eq!(pos_datetime(1_715_710_867, 3 * 3600), "2024.05.14 21:21:07");
         assert_eq!(pos_datetime(951_782_400, 0), "2000.02.29 00:00:00");
+        assert_eq!(days_from_civil(2024, 5, 14) * 86_400, 1_715_644_800);
+        for days in [-1, 0, 59, 60, 11_016, 19_857, 2_932_896] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days);
+        }
+        assert_eq!(utc_datetime(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc_datetime(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(utc_datetime(1_790_000_000), "2026-09-21 14:13:20 UTC");
     }
 }

@@ -1,5 +1,7 @@
 //! The `expirenza-agent` command: run, check, init-mirror, sign (and more as they land).
 
+#![deny(unsafe_code)]
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -174,7 +176,7 @@ fn run(config_path: &Path) -> Result<ExitCode> {
         let status_every = Duration::from_secs(cfg.status.write_interval_secs);
         let running = agent::spawn(cfg, agent::Hooks::status(board.clone()), shutdown.clone())
             .context("starting the agent")?;
-        tokio::spawn(expirenza_agent::journal::backlog::feed(
+        tokio::spawn(expirenza_agent::status::backlog::feed(
             board,
             running.ctx.clone(),
             status_every,
@@ -206,8 +208,10 @@ fn run(config_path: &Path) -> Result<ExitCode> {
 /// Two arenas serve `max_in_flight` operations well (docs/performance.md has the figures).
 /// musl, which the board builds use, has no per-thread arenas.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
 fn limit_malloc_arenas() {
-    // SAFETY: mallopt only sets an allocator parameter; called before any thread is started.
+    // SAFETY: mallopt only sets an allocator parameter and takes no pointers; it is called
+    // before any thread is started, so no allocation races with it.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
     }

@@ -750,7 +750,7 @@ async fn status_board_shows_the_journal_backlog() {
     let ctx = r.ctx.clone();
     let board = Arc::new(expirenza_agent::status::StatusBoard::new("resto-1"));
     let (trigger, shutdown) = expirenza_agent::shutdown::channel();
-    let task = tokio::spawn(expirenza_agent::journal::backlog::feed(
+    let task = tokio::spawn(expirenza_agent::status::backlog::feed(
         board.clone(),
         ctx.clone(),
         Duration::from_millis(100),

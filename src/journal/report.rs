@@ -20,17 +20,6 @@ pub enum SinceError {
     Bad(String),
 }
 
-/// Days since 1970-01-01 of a civil date (Howard Hinnant's days_from_civil).
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = (m as i64 + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 /// `--since`: `YYYY-MM-DD` (midnight, local time) or unix seconds; returns unix milliseconds.
 pub fn parse_since(s: &str) -> Result<i64, SinceError> {
     let bad = || SinceError::Bad(s.to_string());
@@ -52,8 +41,7 @@ pub fn parse_since(s: &str) -> Result<i64, SinceError> {
     if !(1970..=9999).contains(&y) || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
         return Err(bad());
     }
-    let midnight_utc = days_from_civil(y, m, d) * 86_400;
-    Ok((midnight_utc - clock::local_offset(midnight_utc)) * 1000)
+    Ok(clock::local_midnight(y, m, d) * 1000)
 }
 
 fn money(v: Option<i64>) -> String {
@@ -149,8 +137,7 @@ mod tests {
     fn since_forms() {
         assert_eq!(parse_since("1715710867").unwrap(), 1_715_710_867_000);
         let d = parse_since("2024-05-14").unwrap();
-        let midnight_utc = days_from_civil(2024, 5, 14) * 86_400;
-        assert_eq!(midnight_utc, 1_715_644_800);
+        let midnight_utc = 1_715_644_800;
         assert_eq!(d, (midnight_utc - clock::local_offset(midnight_utc)) * 1000);
         assert!(parse_since("2024-13-01").is_err());
         assert!(parse_since("yesterday").is_err());

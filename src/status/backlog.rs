@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::ops::Ctx;
-use crate::status::StatusBoard;
+use super::board::StatusBoard;
+use crate::ctx::Ctx;
 
 pub async fn feed(
     board: Arc<StatusBoard>,

@@ -1,0 +1,28 @@
+//! The status board of the running agent and the status file behind `expirenza-agent status`.
+//!
+//! One job per file:
+//! - `board.rs`: [`StatusBoard`], the live state the agent's tasks record events on (an `Arc`,
+//!   one small mutex, no allocation on the hot path but for reason strings);
+//! - `backlog.rs`: the task that feeds the board the journal backlog and the cache state;
+//! - `writer.rs`: the task that rewrites the status file every few seconds, and once more on
+//!   shutdown with link `down`, reason `shutdown`;
+//! - `snapshot.rs`: [`Status`], the file's content, written and [`read`] with serde (JSON,
+//!   unknown keys ignored, bounded to 64 KiB);
+//! - `atomic.rs`: the atomic write (temp file, fsync, rename, mode 0644);
+//! - `render.rs`: [`render`] for a technician and the [`health`] rules.
+
+pub mod atomic;
+pub mod backlog;
+pub mod board;
+pub mod render;
+pub mod snapshot;
+pub mod writer;
+
+pub use crate::clock::now_unix;
+pub use board::{StatusBoard, MAX_TEXT};
+pub use render::{
+    health, render, DEFAULT_STALE_AFTER_SECS, JOURNAL_BACKLOG_UNHEALTHY, LINK_GRACE_SECS,
+    MIN_FAILED_UNHEALTHY,
+};
+pub use snapshot::{read, Status, StatusError, MAX_FILE_BYTES};
+pub use writer::writer;

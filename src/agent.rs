@@ -8,17 +8,15 @@ use tokio::task::JoinHandle;
 
 use crate::callback::{CallbackClient, CallbackError};
 use crate::config::Config;
+use crate::ctx::Ctx;
 use crate::dispatch::{self, Counters, OpEvents};
 use crate::link::{Link, LinkEvents};
-use crate::ops::Ctx;
 use crate::shutdown::Shutdown;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
     #[error("callback client: {0}")]
     Callback(#[from] CallbackError),
-    #[error("{0}")]
-    Setup(String),
 }
 
 /// Observers of the running agent; the status board implements both.

@@ -1,11 +1,19 @@
 //! Logging to stderr with syslog priority prefixes (`<3>` error, `<4>` warning, `<6>` info,
 //! `<7>` debug), which journald turns into real levels. No timestamps: journald adds them.
-//! Lines are written whole with one `write_all` so concurrent tasks never interleave.
+//! Lines are written whole with one `write_all` so concurrent tasks never interleave, and are
+//! cut at [`MAX_LINE`] bytes.
+//!
+//! The logger implements the [`log`](::log) facade, so the diagnostics of rustls, tungstenite and
+//! ureq reach journald too: theirs at warning level and above (prefixed with their target, e.g.
+//! `<4>rustls::conn: …`), ours at the level chosen with `-v` / `-q` ([`set_level`]). The
+//! `log_error!` / `log_warn!` / `log_info!` / `log_debug!` macros are the agent's way in; the
+//! logger installs itself on first use.
 //!
 //! Never pass the secret to these macros; the `Secret` type prints `<redacted>` if you do.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Once;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 #[repr(u8)]
@@ -16,35 +24,120 @@ pub enum Level {
     Debug = 7,
 }
 
-static MAX: AtomicU8 = AtomicU8::new(Level::Info as u8);
+impl Level {
+    fn from_facade(l: ::log::Level) -> Level {
+        match l {
+            ::log::Level::Error => Level::Error,
+            ::log::Level::Warn => Level::Warn,
+            ::log::Level::Info => Level::Info,
+            ::log::Level::Debug | ::log::Level::Trace => Level::Debug,
+        }
+    }
+    fn to_facade(self) -> ::log::Level {
+        match self {
+            Level::Error => ::log::Level::Error,
+            Level::Warn => ::log::Level::Warn,
+            Level::Info => ::log::Level::Info,
+            Level::Debug => ::log::Level::Debug,
+        }
+    }
+}
+
+/// The target of the agent's own records (the macros set it).
+pub const TARGET: &str = "expirenza_agent";
+/// Dependencies are logged at this level and above (or at ours, if that is stricter).
+pub const DEPENDENCY_LEVEL: Level = Level::Warn;
 /// Longest line written; longer messages are cut (bounded output, and bad input can be long).
 pub const MAX_LINE: usize = 2048;
 
+static MAX: AtomicU8 = AtomicU8::new(Level::Info as u8);
+static INSTALL: Once = Once::new();
+
+/// The agent's logger: stderr, syslog prefixes, one capped line per record.
+struct Journald;
+
+static LOGGER: Journald = Journald;
+
+impl ::log::Log for Journald {
+    fn enabled(&self, m: &::log::Metadata<'_>) -> bool {
+        allowed(MAX.load(Ordering::Relaxed), m.target(), m.level())
+    }
+
+    fn log(&self, r: &::log::Record<'_>) {
+        if !self.enabled(r.metadata()) {
+            return;
+        }
+        let l = Level::from_facade(r.level());
+        if is_ours(r.target()) {
+            write_line(l, "", r.args());
+        } else {
+            write_line(l, r.target(), r.args());
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+fn is_ours(target: &str) -> bool {
+    target.starts_with("expirenza")
+}
+
+/// Our records up to our level; a dependency's up to [`DEPENDENCY_LEVEL`] (or ours if stricter).
+fn allowed(ours: u8, target: &str, level: ::log::Level) -> bool {
+    let l = Level::from_facade(level) as u8;
+    l <= ours && (is_ours(target) || l <= DEPENDENCY_LEVEL as u8)
+}
+
+/// Install the logger (once; a no-op if another logger was installed first).
+pub fn install() {
+    INSTALL.call_once(|| {
+        let _ = ::log::set_logger(&LOGGER);
+        ::log::set_max_level(level_filter());
+    });
+}
+
+fn level_filter() -> ::log::LevelFilter {
+    let ours = MAX.load(Ordering::Relaxed);
+    let l = [Level::Error, Level::Warn, Level::Info, Level::Debug]
+        .into_iter()
+        .rfind(|l| (*l as u8) <= ours)
+        .unwrap_or(Level::Error);
+    l.to_facade().to_level_filter()
+}
+
+/// The agent's own level (`-v` debug, `-q` warning, info by default). Installs the logger.
 pub fn set_level(l: Level) {
     MAX.store(l as u8, Ordering::Relaxed);
+    install();
+    ::log::set_max_level(level_filter());
 }
 
 pub fn enabled(l: Level) -> bool {
     (l as u8) <= MAX.load(Ordering::Relaxed)
 }
 
-pub fn parse_level(s: &str) -> Option<Level> {
-    match s.to_ascii_lowercase().as_str() {
-        "error" => Some(Level::Error),
-        "warn" | "warning" => Some(Level::Warn),
-        "info" => Some(Level::Info),
-        "debug" | "trace" => Some(Level::Debug),
-        _ => None,
-    }
-}
-
+/// Where the macros go: one record through the facade, target [`TARGET`].
 #[doc(hidden)]
 pub fn write(l: Level, args: std::fmt::Arguments<'_>) {
-    if !enabled(l) {
-        return;
-    }
+    install();
+    ::log::log!(target: TARGET, l.to_facade(), "{args}");
+}
+
+/// `<prio>` + `target: ` (dependencies only) + the message, cut at [`MAX_LINE`], newlines made
+/// visible, written with one `write_all`.
+fn write_line(l: Level, target: &str, args: &std::fmt::Arguments<'_>) {
+    let mut line = format_line(l, target, args);
+    line.push('\n');
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
+
+fn format_line(l: Level, target: &str, args: &std::fmt::Arguments<'_>) -> String {
     let mut line = format!("<{}>", l as u8);
-    let _ = std::fmt::write(&mut line, args);
+    if !target.is_empty() {
+        line.push_str(target);
+        line.push_str(": ");
+    }
+    let _ = std::fmt::write(&mut line, *args);
     if line.len() > MAX_LINE {
         let mut cut = MAX_LINE;
         while !line.is_char_boundary(cut) {
@@ -54,9 +147,7 @@ pub fn write(l: Level, args: std::fmt::Arguments<'_>) {
         line.push('…');
     }
     // One line per record: embedded newlines from bad input are made visible, not obeyed.
-    let mut line = line.replace(['\n', '\r'], "⏎");
-    line.push('\n');
-    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+    line.replace(['\n', '\r'], "⏎")
 }
 
 #[macro_export]
@@ -67,3 +158,40 @@ macro_rules! log_warn { ($($t:tt)*) => { $crate::log::write($crate::log::Level::
 macro_rules! log_info { ($($t:tt)*) => { $crate::log::write($crate::log::Level::Info, format_args!($($t)*)) } }
 #[macro_export]
 macro_rules! log_debug { ($($t:tt)*) => { $crate::log::write($crate::log::Level::Debug, format_args!($($t)*)) } }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_carry_the_priority_are_capped_and_stay_one_line() {
+        assert_eq!(
+            format_line(Level::Warn, "", &format_args!("a\nb\rc")),
+            "<4>a⏎b⏎c"
+        );
+        assert_eq!(
+            format_line(Level::Error, "rustls::conn", &format_args!("bad cert")),
+            "<3>rustls::conn: bad cert"
+        );
+        let long = "é".repeat(MAX_LINE);
+        let l = format_line(Level::Info, "", &format_args!("{long}"));
+        assert!(l.len() <= MAX_LINE + '…'.len_utf8(), "{}", l.len());
+        assert!(l.starts_with("<6>é") && l.ends_with('…'));
+    }
+
+    #[test]
+    fn dependencies_are_held_to_warnings_ours_follow_the_level() {
+        use ::log::Level as F;
+        let info = Level::Info as u8;
+        assert!(allowed(info, TARGET, F::Info));
+        assert!(!allowed(info, TARGET, F::Debug));
+        assert!(allowed(Level::Debug as u8, TARGET, F::Debug));
+        assert!(allowed(info, "rustls::conn", F::Warn));
+        assert!(allowed(info, "tungstenite::protocol", F::Error));
+        assert!(!allowed(info, "rustls::conn", F::Info));
+        assert!(!allowed(Level::Debug as u8, "ureq::unit", F::Debug));
+        // -q: warnings and errors only, for everyone
+        assert!(!allowed(Level::Warn as u8, TARGET, F::Info));
+        assert!(allowed(Level::Warn as u8, "rustls::conn", F::Warn));
+    }
+}

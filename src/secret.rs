@@ -6,6 +6,8 @@
 
 use std::fmt;
 
+use zeroize::Zeroize;
+
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
 
@@ -38,11 +40,9 @@ impl fmt::Display for Secret {
 
 impl Drop for Secret {
     fn drop(&mut self) {
-        // Best effort: overwrite the bytes so a core dump is less likely to carry the key.
-        // SAFETY-free: we only write ASCII zeros into our own, valid UTF-8 buffer.
-        let len = self.0.len();
-        self.0.clear();
-        self.0.extend(std::iter::repeat_n('\0', len));
+        // Overwrite the bytes (volatile writes the optimiser cannot remove) so a core dump is
+        // less likely to carry the key.
+        self.0.zeroize();
     }
 }
 

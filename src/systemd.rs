@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-/// Send `state` (e.g. `"READY=1"`, `"STATUS=connected"`) to `$NOTIFY_SOCKET`.
+/// Send `state` (e.g. `"READY=1"`) to `$NOTIFY_SOCKET`.
 /// `Ok(false)` when the variable is unset or empty (not running under systemd notify).
 pub fn notify(state: &str) -> io::Result<bool> {
     notify_to(std::env::var_os("NOTIFY_SOCKET").as_deref(), state)
@@ -33,16 +33,6 @@ pub fn ready() -> io::Result<bool> {
 /// `STOPPING=1`: graceful shutdown has begun.
 pub fn stopping() -> io::Result<bool> {
     notify("STOPPING=1")
-}
-
-/// `STATUS=<text>`: free-form line shown by `systemctl status` (newlines are replaced).
-pub fn status(text: &str) -> io::Result<bool> {
-    let line: String = text
-        .chars()
-        .map(|c| if c == '\n' || c == '\r' { ' ' } else { c })
-        .take(200)
-        .collect();
-    notify(&format!("STATUS={line}"))
 }
 
 /// The watchdog timeout systemd expects heartbeats for (`WatchdogSec=`), from `$WATCHDOG_USEC`.
@@ -152,6 +142,15 @@ mod tests {
 
     use crate::testkit::harness::TempDir;
 
+    /// The watchdog task ends (bounded: a watchdog that ignores `stop` fails the test, never
+    /// hangs it). Under a paused clock the 60 s pass instantly once nothing else can run.
+    async fn stops(task: tokio::task::JoinHandle<()>) {
+        tokio::time::timeout(Duration::from_secs(60), task)
+            .await
+            .expect("the watchdog stops")
+            .unwrap();
+    }
+
     fn recv_all(sock: &UnixDatagram) -> Vec<String> {
         sock.set_nonblocking(true).unwrap();
         let mut out = Vec::new();
@@ -250,7 +249,7 @@ mod tests {
         // paused clock: beats at t = 0, 1, 2, 3 s
         tokio::time::sleep(Duration::from_millis(3500)).await;
         tx.send(true).unwrap();
-        task.await.unwrap();
+        stops(task).await;
         let got = recv_all(&rx);
         assert_eq!(got.len(), 4, "{got:?}");
         assert!(got.iter().all(|m| m == "WATCHDOG=1"));
@@ -262,13 +261,18 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn watchdog_returns_when_stop_already_set_or_sender_dropped() {
         let (tx, stop) = watch::channel(true);
-        watchdog_to(None, Duration::from_secs(2), stop).await;
+        tokio::time::timeout(
+            Duration::from_secs(60),
+            watchdog_to(None, Duration::from_secs(2), stop),
+        )
+        .await
+        .expect("returns at once when stop is already set");
         drop(tx);
         let (tx, stop) = watch::channel(false);
         let task = tokio::spawn(watchdog_to(None, Duration::from_secs(2), stop));
         tokio::time::sleep(Duration::from_secs(3)).await;
         drop(tx);
-        task.await.unwrap();
+        stops(task).await;
     }
 
     #[test]
@@ -296,7 +300,7 @@ mod tests {
                 "heartbeat must not come from another thread"
             );
             tx.send(true).unwrap();
-            task.await.unwrap();
+            stops(task).await;
         });
     }
 }

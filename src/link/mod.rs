@@ -62,26 +62,22 @@ impl std::fmt::Display for EndReason {
     }
 }
 
-/// Classified connect failure.
-fn describe_connect_error(e: &WsError) -> (bool, String) {
+/// A connect failure in words a technician can act on (401/403 name the credentials).
+fn describe_connect_error(e: &WsError) -> String {
     match e {
-        WsError::Http(resp) if matches!(resp.status().as_u16(), 401 | 403) => (
-            true,
-            format!(
-                "credentials rejected by the cloud (HTTP {}): check resto_id, the secret key and pos_system",
-                resp.status().as_u16()
-            ),
+        WsError::Http(resp) if matches!(resp.status().as_u16(), 401 | 403) => format!(
+            "credentials rejected by the cloud (HTTP {}): check resto_id, the secret key and pos_system",
+            resp.status().as_u16()
         ),
-        WsError::Http(resp) => (false, format!("handshake refused with HTTP {}", resp.status().as_u16())),
+        WsError::Http(resp) => format!("handshake refused with HTTP {}", resp.status().as_u16()),
         // rustls errors surface wrapped in io::Error (InvalidData): name them as TLS failures.
-        WsError::Io(io) if io.get_ref().is_some_and(|e| e.is::<rustls::Error>()) => (
-            false,
-            format!("TLS handshake failed: {io} (for a private CA, set ca_file)"),
-        ),
-        WsError::Io(io) => (false, format!("network error: {} ({})", io.kind(), io)),
-        WsError::Tls(t) => (false, format!("TLS error: {t}")),
-        WsError::Url(u) => (false, format!("bad ws_url: {u}")),
-        other => (false, format!("{other}")),
+        WsError::Io(io) if io.get_ref().is_some_and(|e| e.is::<rustls::Error>()) => {
+            format!("TLS handshake failed: {io} (for a private CA, set ca_file)")
+        }
+        WsError::Io(io) => format!("network error: {} ({})", io.kind(), io),
+        WsError::Tls(t) => format!("TLS error: {t}"),
+        WsError::Url(u) => format!("bad ws_url: {u}"),
+        other => format!("{other}"),
     }
 }
 
@@ -188,7 +184,7 @@ impl Link {
         .await
         {
             Ok((ws, _resp)) => Ok(ws),
-            Err(e) => Err(describe_connect_error(&e).1),
+            Err(e) => Err(describe_connect_error(&e)),
         }
     }
 

@@ -1,0 +1,63 @@
+//! The secret's four sources, first match wins: `EXPIRENZA_SECRET_KEY`, the systemd credential
+//! `$CREDENTIALS_DIRECTORY/secret_key`, `secret_key_file`, `secret_key`.
+
+use std::path::{Path, PathBuf};
+
+use super::{ConfigError, Env};
+use crate::secret::Secret;
+
+/// Secret sources, first match wins: `EXPIRENZA_SECRET_KEY`, the systemd credential
+/// `$CREDENTIALS_DIRECTORY/secret_key`, `secret_key_file`, `secret_key`.
+pub(super) fn load_secret(
+    inline: &Option<String>,
+    file: &Option<PathBuf>,
+    env: &dyn Env,
+) -> Result<(Secret, String), ConfigError> {
+    if inline.is_some() && file.is_some() {
+        return Err(ConfigError::Invalid(
+            "set either secret_key or secret_key_file, not both".into(),
+        ));
+    }
+    if let Some(s) = env.var("EXPIRENZA_SECRET_KEY") {
+        return Ok((
+            Secret::new(s.trim()),
+            "environment EXPIRENZA_SECRET_KEY".into(),
+        ));
+    }
+    if let Some(dir) = env.var("CREDENTIALS_DIRECTORY") {
+        let p = Path::new(&dir).join("secret_key");
+        if p.exists() {
+            return Ok((
+                read_secret_file(&p)?,
+                format!("systemd credential {}", p.display()),
+            ));
+        }
+    }
+    if let Some(p) = file {
+        return Ok((read_secret_file(p)?, format!("file {}", p.display())));
+    }
+    if let Some(s) = inline {
+        return Ok((Secret::new(s.trim()), "config secret_key".into()));
+    }
+    Err(ConfigError::Invalid(
+        "no secret: set secret_key or secret_key_file, EXPIRENZA_SECRET_KEY, or a systemd credential 'secret_key'".into(),
+    ))
+}
+
+fn read_secret_file(p: &Path) -> Result<Secret, ConfigError> {
+    let meta = std::fs::metadata(p).map_err(|source| ConfigError::SecretFile {
+        path: p.into(),
+        source,
+    })?;
+    if meta.len() > 4096 {
+        return Err(ConfigError::Invalid(format!(
+            "secret file {} is larger than 4 KiB",
+            p.display()
+        )));
+    }
+    let s = std::fs::read_to_string(p).map_err(|source| ConfigError::SecretFile {
+        path: p.into(),
+        source,
+    })?;
+    Ok(Secret::new(s.trim()))
+}

@@ -1,0 +1,235 @@
+//! One struct per `[section]` of the config file, each with its documented defaults
+//! (mirrored in README.md and systemd/config.example.toml).
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// WebSocket keep-alive and reconnect policy (`[link]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LinkConfig {
+    /// Our WebSocket ping cadence. Default 15 s (protocol §2.1).
+    pub ping_interval_secs: u64,
+    /// The link is dead when nothing (pong or any frame) arrived for this long. Default 90 s.
+    pub dead_after_secs: u64,
+    /// Also send the text frame `Resto <RESTO_ID> ping`, as the reference clients do. Default true.
+    pub app_ping: bool,
+    /// Cadence of the text ping. Default 15 s.
+    pub app_ping_interval_secs: u64,
+    /// TCP + TLS + WebSocket handshake timeout. Default 10 s.
+    pub connect_timeout_secs: u64,
+    /// No two connection attempts closer than this (protocol asks for 15 s). Default 15 000 ms.
+    pub backoff_floor_ms: u64,
+    /// Upper bound of the exponential backoff. Default 300 000 ms (5 min).
+    pub backoff_cap_ms: u64,
+    /// A link that stayed up this long resets the backoff. Default 60 s.
+    pub backoff_reset_after_secs: u64,
+}
+
+impl Default for LinkConfig {
+    fn default() -> Self {
+        LinkConfig {
+            ping_interval_secs: 15,
+            dead_after_secs: 90,
+            app_ping: true,
+            app_ping_interval_secs: 15,
+            connect_timeout_secs: 10,
+            backoff_floor_ms: 15_000,
+            backoff_cap_ms: 300_000,
+            backoff_reset_after_secs: 60,
+        }
+    }
+}
+
+/// Caps on everything that could grow (`[limits]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest WebSocket message accepted. Default 256 KiB.
+    pub max_message_bytes: usize,
+    /// Largest WebSocket frame accepted. Default 256 KiB.
+    pub max_frame_bytes: usize,
+    /// Cap of the WebSocket write buffer. Default 64 KiB.
+    pub max_write_buffer_bytes: usize,
+    /// Largest callback body; bigger answers are refused with a logged error. Default 1 MiB.
+    pub max_body_bytes: usize,
+    /// Operations processed at once. Default 8.
+    pub max_in_flight: usize,
+    /// Operations waiting for a slot; past this, requests are dropped with a log line. Default 256.
+    pub max_queue: usize,
+    /// Graceful-shutdown bound for in-flight work. Default 10 s.
+    pub shutdown_grace_secs: u64,
+    /// Most mirror rows read for one answer (bills, positions, ...). Default 50 000.
+    pub max_rows: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message_bytes: 256 * 1024,
+            max_frame_bytes: 256 * 1024,
+            max_write_buffer_bytes: 64 * 1024,
+            max_body_bytes: 1024 * 1024,
+            max_in_flight: 8,
+            max_queue: 256,
+            shutdown_grace_secs: 10,
+            max_rows: 50_000,
+        }
+    }
+}
+
+/// Callback delivery (`[callback]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CallbackConfig {
+    /// Per-attempt timeout (connect + send + response). Default 10 s.
+    pub attempt_timeout_secs: u64,
+    /// Give up this long after the request arrived (protocol: 80 s). Default 80 s.
+    pub deadline_secs: u64,
+    /// First retry delay after a network error or 5xx; doubles up to `retry_max_ms`. Default 500 ms.
+    pub retry_initial_ms: u64,
+    /// Largest retry delay. Default 8 000 ms.
+    pub retry_max_ms: u64,
+    /// Largest error body read back from the cloud for the log. Default 4 KiB.
+    pub max_response_bytes: usize,
+}
+
+impl Default for CallbackConfig {
+    fn default() -> Self {
+        CallbackConfig {
+            attempt_timeout_secs: 10,
+            deadline_secs: 80,
+            retry_initial_ms: 500,
+            retry_max_ms: 8_000,
+            max_response_bytes: 4096,
+        }
+    }
+}
+
+/// The read-only POS mirror (`[mirror]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MirrorConfig {
+    /// SQLite busy timeout while a POS writer holds the lock. Default 2 000 ms.
+    pub busy_timeout_ms: u64,
+    /// Open read connections kept (one per in-flight operation at most). Default 4.
+    pub max_connections: usize,
+}
+
+impl Default for MirrorConfig {
+    fn default() -> Self {
+        MirrorConfig {
+            busy_timeout_ms: 2_000,
+            max_connections: 4,
+        }
+    }
+}
+
+/// How the POS acknowledges journaled commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AckMode {
+    /// Wait for the POS to mark the command applied or rejected (default).
+    Wait,
+    /// The journal row itself is the record: answer SUCCESS once it is durable. Applies to
+    /// payBill only; splitOrder and createOrderOnTable always wait, because their answer is
+    /// built from what the POS did.
+    None,
+}
+
+/// The durable command journal (`[journal]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JournalConfig {
+    /// Journal database. Default `<state_dir>/journal.sqlite`.
+    pub path: Option<PathBuf>,
+    /// How long to wait for the POS to apply a command. Default 60 s; must be below the callback deadline.
+    pub pos_ack_timeout_secs: u64,
+    /// Poll interval while waiting for the POS. Default 200 ms.
+    pub poll_interval_ms: u64,
+    /// `wait` (default) or `none`.
+    pub ack_mode: AckMode,
+}
+
+impl Default for JournalConfig {
+    fn default() -> Self {
+        JournalConfig {
+            path: None,
+            pos_ack_timeout_secs: 60,
+            poll_interval_ms: 200,
+            ack_mode: AckMode::Wait,
+        }
+    }
+}
+
+/// The ORDERS_CACHE webhook (`[cache]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Push open orders every `interval_secs`. Default false.
+    pub enabled: bool,
+    /// Default 5 s (protocol §5.16; the cloud treats the cache as stale after 15 s).
+    pub interval_secs: u64,
+    /// Most open orders tracked for change detection. Default 2 000.
+    pub max_tracked_orders: usize,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            enabled: false,
+            interval_secs: 5,
+            max_tracked_orders: 2_000,
+        }
+    }
+}
+
+/// `users[].roles` shape: the protocol shows both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RolesForm {
+    String,
+    Array,
+}
+
+/// Choices where the protocol reference is [inferred] (`[compat]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CompatConfig {
+    /// `"string"` (default, `"Офіціант, Кур'єр"`) or `"array"`.
+    pub users_roles: RolesForm,
+    /// Send versionInfo unprompted after each connect. Default false.
+    pub version_info_on_connect: bool,
+    /// `restaurantLicenseDateEnd` in versionInfo (`yyyy.MM.dd`). Default "2099.12.31".
+    pub license_date_end: String,
+}
+
+impl Default for CompatConfig {
+    fn default() -> Self {
+        CompatConfig {
+            users_roles: RolesForm::String,
+            version_info_on_connect: false,
+            license_date_end: "2099.12.31".into(),
+        }
+    }
+}
+
+/// The status file read by `expirenza-agent status` (`[status]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StatusConfig {
+    /// Status file. Default `<state_dir>/status`.
+    pub path: Option<PathBuf>,
+    /// How often the running agent rewrites it. Default 5 s.
+    pub write_interval_secs: u64,
+}
+
+impl Default for StatusConfig {
+    fn default() -> Self {
+        StatusConfig {
+            path: None,
+            write_interval_secs: 5,
+        }
+    }
+}

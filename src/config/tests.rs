@@ -1,0 +1,167 @@
+use super::validate::{check_endpoint, redact_userinfo};
+use super::*;
+use std::collections::HashMap;
+
+struct MapEnv(HashMap<&'static str, String>);
+impl Env for MapEnv {
+    fn var(&self, key: &str) -> Option<String> {
+        self.0.get(key).cloned()
+    }
+}
+fn env(pairs: &[(&'static str, &str)]) -> MapEnv {
+    MapEnv(pairs.iter().map(|(k, v)| (*k, v.to_string())).collect())
+}
+fn load(text: &str, e: &MapEnv) -> Result<Config, ConfigError> {
+    Config::from_toml(text, Path::new("test.toml"), e)
+}
+
+#[test]
+fn minimal_config_gets_defaults() {
+    let c = load("resto_id = \"r1\"\nsecret_key = \"s\"\n", &env(&[])).unwrap();
+    assert_eq!(c.ws_url, DEFAULT_WS_URL);
+    assert_eq!(c.callback_url, DEFAULT_CALLBACK_URL);
+    assert_eq!(c.link.ping_interval_secs, 15);
+    assert_eq!(c.limits.max_message_bytes, 256 * 1024);
+    assert_eq!(c.limits.max_body_bytes, 1024 * 1024);
+    assert_eq!(c.limits.max_in_flight, 8);
+    assert_eq!(c.journal.pos_ack_timeout_secs, 60);
+    assert_eq!(
+        c.mirror_path,
+        Path::new(DEFAULT_STATE_DIR).join("mirror.sqlite")
+    );
+}
+
+#[test]
+fn unknown_keys_are_refused() {
+    let e = load(
+        "resto_id = \"r1\"\nsecret_key = \"s\"\nws_ulr = \"x\"\n",
+        &env(&[]),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("ws_ulr"), "{e}");
+    let e = load(
+        "resto_id = \"r1\"\nsecret_key = \"s\"\n[link]\nping_secs = 1\n",
+        &env(&[]),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("ping_secs"), "{e}");
+}
+
+#[test]
+fn plaintext_only_to_loopback() {
+    let base = "resto_id = \"r1\"\nsecret_key = \"s\"\n";
+    for ok in [
+        "ws://127.0.0.1:9/x",
+        "ws://localhost:9/x",
+        "ws://[::1]:9/x",
+        "wss://example.com/x",
+    ] {
+        load(&format!("{base}ws_url = \"{ok}\"\n"), &env(&[])).unwrap();
+    }
+    let e = load(&format!("{base}ws_url = \"ws://10.0.0.5/x\"\n"), &env(&[])).unwrap_err();
+    assert!(e.to_string().contains("non-loopback"), "{e}");
+    let e = load(
+        &format!("{base}callback_url = \"http://api.example.com/cb\"\n"),
+        &env(&[]),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("https://"), "{e}");
+    let e = load(&format!("{base}callback_url = \"ftp://x/cb\"\n"), &env(&[])).unwrap_err();
+    assert!(e.to_string().contains("callback_url"), "{e}");
+}
+
+#[test]
+fn environment_overrides_and_secret_sources() {
+    let e = env(&[
+        ("EXPIRENZA_RESTO_ID", "env-resto"),
+        ("EXPIRENZA_SECRET_KEY", "env-secret"),
+        ("EXPIRENZA_WS_URL", "ws://127.0.0.1:1/ws"),
+        ("EXPIRENZA_CALLBACK_URL", "http://127.0.0.1:2/callback"),
+        ("EXPIRENZA_MIRROR", "/tmp/m.sqlite"),
+    ]);
+    let c = load("resto_id = \"file\"\nsecret_key = \"file-secret\"\n", &e).unwrap();
+    assert_eq!(c.resto_id, "env-resto");
+    assert_eq!(c.secret.expose(), "env-secret");
+    assert_eq!(c.ws_url, "ws://127.0.0.1:1/ws");
+    assert_eq!(c.callback_url, "http://127.0.0.1:2/callback");
+    assert_eq!(c.mirror_path, Path::new("/tmp/m.sqlite"));
+
+    let dir = std::env::temp_dir().join(format!("cred-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("secret_key"), "cred-secret\n").unwrap();
+    let c = load(
+        "resto_id = \"r\"\n",
+        &env(&[("CREDENTIALS_DIRECTORY", dir.to_str().unwrap())]),
+    )
+    .unwrap();
+    assert_eq!(c.secret.expose(), "cred-secret");
+    assert!(c.secret_source.contains("credential"));
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    let e = load("resto_id = \"r\"\n", &env(&[])).unwrap_err();
+    assert!(e.to_string().contains("no secret"), "{e}");
+    let e = load(
+        "resto_id = \"r\"\nsecret_key = \"a\"\nsecret_key_file = \"/x\"\n",
+        &env(&[]),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("not both"), "{e}");
+}
+
+#[test]
+fn contradictory_limits_are_refused() {
+    let base = "resto_id = \"r1\"\nsecret_key = \"s\"\n";
+    for (extra, needle) in [
+        (
+            "[link]\nping_interval_secs = 30\ndead_after_secs = 20\n",
+            "dead_after_secs",
+        ),
+        ("[limits]\nmax_in_flight = 0\n", "max_in_flight"),
+        ("[callback]\ndeadline_secs = 120\n", "deadline_secs"),
+        (
+            "[journal]\npos_ack_timeout_secs = 79\n",
+            "pos_ack_timeout_secs",
+        ),
+        ("[cache]\ninterval_secs = 15\n", "interval_secs"),
+    ] {
+        let e = load(&format!("{base}{extra}"), &env(&[])).unwrap_err();
+        assert!(e.to_string().contains(needle), "{extra}: {e}");
+    }
+}
+
+#[test]
+fn debug_output_never_holds_the_secret() {
+    let c = load(
+        "resto_id = \"r1\"\nsecret_key = \"top-secret-value\"\n",
+        &env(&[]),
+    )
+    .unwrap();
+    assert!(!format!("{c:?}").contains("top-secret-value"));
+}
+
+#[test]
+fn parse_errors_do_not_quote_the_secret_line() {
+    for text in [
+        "resto_id = \"r\"\nsecret_key = \"canary-123\n",
+        "resto_id = \"r\"\nsecret_kee = \"canary-123\"\n",
+        "resto_id = \"r\"\nsecret_key = canary-123\n",
+    ] {
+        let e = toml::from_str::<FileConfig>(text).err().unwrap();
+        let m = parse_error_without_source(&e, text);
+        assert!(!m.contains("canary-123"), "{m}");
+        assert!(m.starts_with("line 2, column "), "{m}");
+    }
+}
+
+#[test]
+fn urls_with_credentials_are_redacted_in_errors() {
+    assert_eq!(
+        redact_userinfo("wss://id:pw@host:1/p?q=a@b"),
+        "wss://<redacted>@host:1/p?q=a@b"
+    );
+    assert_eq!(redact_userinfo("wss://host/p@x"), "wss://host/p@x");
+    let e = check_endpoint("ws_url", "ws://id:pw@example.com/x", "wss", "ws")
+        .unwrap_err()
+        .to_string();
+    assert!(!e.contains("pw"), "{e}");
+}

@@ -1,0 +1,179 @@
+//! [`Config::validate`]: the checks serde cannot express, and the endpoint rule (TLS for every
+//! non-loopback host: the secret travels with every connection).
+
+use super::{Config, ConfigError};
+
+impl Config {
+    /// Checks that serde cannot express. Every message names the key to fix.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        if self.resto_id.trim().is_empty() {
+            return bad("resto_id is required (or set EXPIRENZA_RESTO_ID)".into());
+        }
+        if self.resto_id.contains(':') || self.resto_id.chars().any(char::is_control) {
+            return bad("resto_id must not contain ':' or control characters (it is the Basic-auth user name)".into());
+        }
+        if self.secret.is_empty() {
+            return bad("the secret key is empty".into());
+        }
+        if self.pos_system.is_empty()
+            || !self
+                .pos_system
+                .chars()
+                .all(|c| c.is_ascii_graphic() && c != ';' && c != ',')
+        {
+            return bad(
+                "pos_system must be a non-empty cookie value (printable ASCII without ';' or ',')"
+                    .into(),
+            );
+        }
+        check_endpoint("ws_url", &self.ws_url, "wss", "ws")?;
+        check_endpoint("callback_url", &self.callback_url, "https", "http")?;
+        let l = &self.link;
+        if l.ping_interval_secs == 0 || l.dead_after_secs <= l.ping_interval_secs {
+            return bad(
+                "[link] dead_after_secs must be greater than ping_interval_secs (> 0)".into(),
+            );
+        }
+        if l.connect_timeout_secs == 0 || l.app_ping_interval_secs == 0 {
+            return bad(
+                "[link] connect_timeout_secs and app_ping_interval_secs must be > 0".into(),
+            );
+        }
+        if l.backoff_cap_ms < l.backoff_floor_ms {
+            return bad("[link] backoff_cap_ms must be >= backoff_floor_ms".into());
+        }
+        let m = &self.limits;
+        if m.max_in_flight == 0 || m.max_in_flight > 1024 {
+            return bad("[limits] max_in_flight must be between 1 and 1024".into());
+        }
+        if m.max_queue == 0 || m.max_queue > 100_000 {
+            return bad("[limits] max_queue must be between 1 and 100000".into());
+        }
+        if m.max_frame_bytes < 1024
+            || m.max_message_bytes < m.max_frame_bytes
+            || m.max_message_bytes > 64 << 20
+        {
+            return bad(
+                "[limits] need 1 KiB <= max_frame_bytes <= max_message_bytes <= 64 MiB".into(),
+            );
+        }
+        if m.max_rows == 0 {
+            return bad("[limits] max_rows must be > 0".into());
+        }
+        if m.max_body_bytes < 1024 || m.max_body_bytes > 64 << 20 {
+            return bad("[limits] max_body_bytes must be between 1 KiB and 64 MiB".into());
+        }
+        let c = &self.callback;
+        if c.attempt_timeout_secs == 0
+            || c.deadline_secs < c.attempt_timeout_secs
+            || c.deadline_secs > 80
+        {
+            return bad("[callback] need 0 < attempt_timeout_secs <= deadline_secs <= 80 (the cloud's window)".into());
+        }
+        if c.retry_initial_ms == 0 || c.retry_max_ms < c.retry_initial_ms {
+            return bad("[callback] need 0 < retry_initial_ms <= retry_max_ms".into());
+        }
+        if self.journal.pos_ack_timeout_secs == 0
+            || self.journal.pos_ack_timeout_secs + 5 > c.deadline_secs
+        {
+            return bad(format!(
+                "[journal] pos_ack_timeout_secs must be > 0 and at least 5 s below [callback] deadline_secs ({})",
+                c.deadline_secs
+            ));
+        }
+        if self.journal.poll_interval_ms == 0 {
+            return bad("[journal] poll_interval_ms must be > 0".into());
+        }
+        if self.cache.interval_secs == 0 || self.cache.interval_secs > 14 {
+            return bad("[cache] interval_secs must be between 1 and 14 (the cloud marks the cache stale after 15 s)".into());
+        }
+        if self.cache.max_tracked_orders == 0 {
+            return bad("[cache] max_tracked_orders must be > 0".into());
+        }
+        if self.mirror.max_connections == 0 || self.mirror.max_connections > 64 {
+            return bad("[mirror] max_connections must be between 1 and 64".into());
+        }
+        if self.status.write_interval_secs == 0 {
+            return bad("[status] write_interval_secs must be > 0".into());
+        }
+        Ok(())
+    }
+}
+
+/// Parsed endpoint pieces, enough for the loopback rule.
+pub struct Endpoint<'a> {
+    pub scheme: &'a str,
+    pub host: &'a str,
+}
+
+pub fn parse_endpoint(url: &str) -> Option<Endpoint<'_>> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    if authority.contains('@') {
+        return None; // credentials in URLs are refused: the secret has its own place
+    }
+    let host = if let Some(r) = authority.strip_prefix('[') {
+        r.split(']').next()?
+    } else {
+        authority.rsplit_once(':').map_or(authority, |(h, _)| h)
+    };
+    if host.is_empty() {
+        return None;
+    }
+    Some(Endpoint { scheme, host })
+}
+
+pub fn is_loopback_host(host: &str) -> bool {
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    host.parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// `scheme://user:pass@host/…` → `scheme://<redacted>@host/…`: a URL refused for carrying
+/// credentials must not print them in the error.
+pub(super) fn redact_userinfo(url: &str) -> String {
+    let Some(i) = url.find("://") else {
+        return url.to_string();
+    };
+    let rest = &url[i + 3..];
+    let auth_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..auth_end].rfind('@') {
+        Some(at) => format!("{}://<redacted>{}", &url[..i], &rest[at..]),
+        None => url.to_string(),
+    }
+}
+
+pub(super) fn check_endpoint(
+    key: &str,
+    url: &str,
+    tls: &str,
+    plain: &str,
+) -> Result<(), ConfigError> {
+    let Some(ep) = parse_endpoint(url) else {
+        return Err(ConfigError::Invalid(format!(
+            "{key} is not a valid URL: {}",
+            redact_userinfo(url)
+        )));
+    };
+    let scheme = ep.scheme.to_ascii_lowercase();
+    if scheme == tls {
+        return Ok(());
+    }
+    if scheme == plain {
+        if is_loopback_host(ep.host) {
+            return Ok(());
+        }
+        return Err(ConfigError::Invalid(format!(
+            "{key} uses plain {plain}:// to the non-loopback host '{}': the secret travels with every connection, \
+             so only {tls}:// is allowed there ({plain}:// is for 127.0.0.1, ::1 and localhost only)",
+            ep.host
+        )));
+    }
+    Err(ConfigError::Invalid(format!(
+        "{key} must start with {tls}:// (got '{}://')",
+        ep.scheme
+    )))
+}

@@ -1,0 +1,109 @@
+//! `expirenza-agent status`, end to end: the binary reads the file the agent's board writes
+//! (JSON through serde), renders it, and exits 0 when healthy, 1 when not; a file from a newer
+//! agent with keys this one does not know is still read.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use expirenza_agent::status::{self, StatusBoard};
+
+struct Dir(PathBuf);
+impl Dir {
+    fn new(tag: &str) -> Dir {
+        let d =
+            std::env::temp_dir().join(format!("expirenza-statuscmd-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        Dir(d)
+    }
+}
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn config(dir: &Path) -> PathBuf {
+    let cfg = dir.join("config.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "resto_id = \"resto-7\"\nsecret_key = \"s3cr3t-not-shown\"\nstate_dir = \"{}\"\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+/// Runs `expirenza-agent status`; (exit code, stdout, stderr). Bounded: a hang fails the test.
+async fn run_status(cfg: &Path) -> (i32, String, String) {
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_expirenza-agent"))
+            .arg("status")
+            .arg("--config")
+            .arg(cfg)
+            .output(),
+    )
+    .await
+    .expect("`status` returns")
+    .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn status_reads_what_the_board_writes() {
+    let dir = Dir::new("ok");
+    let cfg = config(&dir.0);
+    let path = dir.0.join("status");
+
+    // No file yet: a clear error, not a panic.
+    let (code, _, err) = run_status(&cfg).await;
+    assert_ne!(code, 0);
+    assert!(err.contains("is the agent running"), "{err}");
+
+    // A healthy agent's snapshot.
+    let board = StatusBoard::new("resto-7");
+    board.link_up();
+    board.op_done("getBill", true);
+    board.set_journal_pending(2);
+    status::snapshot::write(&path, &board.snapshot()).unwrap();
+    let (code, out, err) = run_status(&cfg).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("restaurant resto-7"), "{out}");
+    assert!(out.contains("link              up"), "{out}");
+    assert!(out.contains("1 operations answered, 0 failed"), "{out}");
+    assert!(out.contains("journal pending   2"), "{out}");
+    assert!(out.contains("health            OK"), "{out}");
+    assert!(!out.contains("s3cr3t") && !err.contains("s3cr3t"));
+
+    // A newer agent may add keys: they are ignored.
+    let text = std::fs::read_to_string(&path).unwrap();
+    let newer = text.replacen('{', "{\n  \"future_key\": {\"a\": [1, 2]},", 1);
+    std::fs::write(&path, newer).unwrap();
+    let (code, out, _) = run_status(&cfg).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("health            OK"), "{out}");
+
+    // The link went down long ago: unhealthy, exit 1, and the reason is shown.
+    let mut s = board.snapshot();
+    s.link = "down".into();
+    s.last_disconnect = Some(s.written_at - 3600);
+    s.last_disconnect_reason = Some("pong timeout".into());
+    status::snapshot::write(&path, &s).unwrap();
+    let (code, out, _) = run_status(&cfg).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("UNHEALTHY: link down"), "{out}");
+    assert!(out.contains("pong timeout"), "{out}");
+
+    // Not a status file at all.
+    std::fs::write(&path, "link=up\n").unwrap();
+    let (code, _, err) = run_status(&cfg).await;
+    assert_ne!(code, 0);
+    assert!(err.contains("malformed"), "{err}");
+}

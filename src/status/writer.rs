@@ -76,14 +76,10 @@ mod tests {
             Duration::from_secs(5),
             rx,
         ));
-        // the first write happens at once; give the blocking pool a moment in real time
-        for _ in 0..200 {
-            if path.exists() {
-                break;
-            }
-            tokio::task::yield_now().await;
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        // The first write happens at once, on the blocking pool. The paused clock does not
+        // advance while a blocking task runs, so when this 1 s sleep ends (before the 5 s tick)
+        // that write is done.
+        tokio::time::sleep(Duration::from_secs(1)).await;
         let s = read(&path).unwrap();
         assert_eq!((s.link.as_str(), s.resto_id.as_str()), ("up", "resto-9"));
         board.op_done("getBill", true);

@@ -9,7 +9,7 @@
 //! - `snapshot.rs`: [`Status`], the file's content, written and [`read`] with serde (JSON,
 //!   unknown keys ignored, bounded to 64 KiB);
 //! - `atomic.rs`: the atomic write (temp file, fsync, rename, mode 0644);
-//! - `render.rs`: [`render`] for a technician and the [`health`] rules.
+//! - `render.rs`: [`render()`] for a technician and the [`health`] rules.
 
 pub mod atomic;
 pub mod backlog;

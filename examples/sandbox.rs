@@ -14,9 +14,9 @@
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-use expirenza_agent::testkit::harness::{make_mirror, TempDir, RESTO_ID, SECRET};
-use expirenza_agent::testkit::{FakeCloud, FakeCloudConfig};
 use expirenza_agent::{agent, config::Config, shutdown};
+use testkit::harness::{make_mirror, TempDir, RESTO_ID, SECRET};
+use testkit::{FakeCloud, FakeCloudConfig};
 
 /// (operation, rID, extra fields, what a correct answer contains)
 const SCRIPT: &[(&str, &str, &str, &str)] = &[
@@ -187,9 +187,8 @@ async fn sandbox(agent_cmd: Option<String>) -> ExitCode {
 
     // The simulated POS: claims journal commands, applies them to the mirror, acknowledges.
     let journal = dir.path().join("journal.sqlite");
-    let _pos =
-        expirenza_agent::journal::sim_pos::spawn(&journal, &mirror, Duration::from_millis(20))
-            .expect("start the simulated POS");
+    let _pos = testkit::sim_pos::spawn(&journal, &mirror, Duration::from_millis(20))
+        .expect("start the simulated POS");
     println!("simulated POS     applying {}", journal.display());
     let connected = cloud.wait_connected(Duration::from_secs(30)).await;
     let Some(hs) = connected else {

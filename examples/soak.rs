@@ -18,8 +18,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use expirenza_agent::testkit::harness::{make_mirror, TempDir, RESTO_ID, SECRET};
-use expirenza_agent::testkit::{FakeCloud, FakeCloudConfig, Reply};
+use testkit::harness::{make_mirror, TempDir, RESTO_ID, SECRET};
+use testkit::{FakeCloud, FakeCloudConfig, Reply};
 
 fn arg(name: &str) -> Option<String> {
     let mut it = std::env::args();

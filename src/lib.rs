@@ -39,5 +39,6 @@ pub mod wire;
 
 pub use config::Config;
 pub mod clock;
-#[doc(hidden)]
-pub mod testkit;
+
+#[cfg(test)]
+mod test_util;

@@ -140,7 +140,7 @@ pub(crate) async fn watchdog_to(
 mod tests {
     use super::*;
 
-    use crate::testkit::harness::TempDir;
+    use crate::test_util::TempDir;
 
     /// The watchdog task ends (bounded: a watchdog that ignores `stop` fails the test, never
     /// hangs it). Under a paused clock the 60 s pass instantly once nothing else can run.

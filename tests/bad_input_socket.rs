@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use bad_frames::{corpus, Expect};
 use binary::{spawn_run, temp_dir};
-use expirenza_agent::testkit::{FakeCloud, FakeCloudConfig};
 use sha2::{Digest, Sha256};
+use testkit::{FakeCloud, FakeCloudConfig};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::Message;

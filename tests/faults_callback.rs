@@ -8,8 +8,8 @@ mod harness;
 
 use std::time::{Duration, Instant};
 
-use expirenza_agent::testkit::{Callback, FakeCloud, Reply};
 use harness::*;
+use testkit::{Callback, FakeCloud, Reply};
 
 const T: Duration = Duration::from_secs(10);
 

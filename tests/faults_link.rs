@@ -14,8 +14,8 @@ mod tls;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use expirenza_agent::testkit::{FakeCloud, FakeCloudConfig};
 use harness::*;
+use testkit::{FakeCloud, FakeCloudConfig};
 
 const T: Duration = Duration::from_secs(8);
 

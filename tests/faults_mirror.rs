@@ -8,9 +8,9 @@ mod harness;
 
 use std::time::{Duration, Instant};
 
-use expirenza_agent::testkit::FakeCloud;
 use harness::*;
 use serde_json::Value;
+use testkit::FakeCloud;
 
 const T: Duration = Duration::from_secs(8);
 

@@ -4,9 +4,9 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use expirenza_agent::testkit::harness::Harness;
-use expirenza_agent::testkit::{Callback, Reply};
 use serde_json::Value;
+use testkit::harness::Harness;
+use testkit::{Callback, Reply};
 
 const T: Duration = Duration::from_secs(10);
 
@@ -420,8 +420,8 @@ async fn version_info_on_connect_when_configured() {
 /// with a close frame, and exits 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_in_flight_work_finish_and_exits_zero() {
-    use expirenza_agent::testkit::harness::{make_mirror, TempDir, RESTO_ID, SECRET};
-    use expirenza_agent::testkit::{FakeCloud, FakeCloudConfig};
+    use testkit::harness::{make_mirror, TempDir, RESTO_ID, SECRET};
+    use testkit::{FakeCloud, FakeCloudConfig};
     let dir = TempDir::new("sigterm");
     let mirror = dir.path().join("mirror.sqlite");
     make_mirror(&mirror, true);

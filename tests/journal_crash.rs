@@ -12,11 +12,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use expirenza_agent::journal::sim_pos;
-use expirenza_agent::testkit::harness::{make_mirror, TempDir, RESTO_ID, SECRET};
-use expirenza_agent::testkit::{FakeCloud, FakeCloudConfig};
 use rusqlite::{params, Connection};
 use serde_json::Value;
+use testkit::harness::{make_mirror, TempDir, RESTO_ID, SECRET};
+use testkit::sim_pos;
+use testkit::{FakeCloud, FakeCloudConfig};
 
 /// Kill/restart cycles; env `CRASH_ITERATIONS` overrides.
 const ITERATIONS: usize = 30;

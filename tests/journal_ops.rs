@@ -9,13 +9,13 @@ use std::time::Duration;
 
 use expirenza_agent::callback::CallbackClient;
 use expirenza_agent::config::{AckMode, Config};
-use expirenza_agent::journal::sim_pos::{self, Outcome, SimPos};
 use expirenza_agent::journal::Status;
 use expirenza_agent::mirror;
 use expirenza_agent::ops::{self, Answer, Ctx, Op};
 use expirenza_agent::request::parse_envelope;
 use rusqlite::{params, Connection};
 use serde_json::Value;
+use testkit::sim_pos::{self, Outcome, SimPos};
 
 const BILL1: &str = "6f1d2c7e-4b1a-4e0b-9b55-0d2a7c4e9a11"; // table 12, total 389.50, BILL
 const BILL2: &str = "4afc3774-cc50-4e07-ad81-dd65f166244a"; // table 7, 1720.60, splittable
@@ -788,7 +788,7 @@ async fn status_board_shows_the_journal_backlog() {
 /// journaled command, and the signed callback reaches `/callback/splitOrder` and `/callback/payBill`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn end_to_end_split_then_pay_the_new_bill() {
-    use expirenza_agent::testkit::harness::Harness;
+    use testkit::harness::Harness;
     let h = Harness::start_with(true, |c| c.journal.poll_interval_ms = 5).await;
     let _pos = sim_pos::spawn(&h.cfg.journal_path(), &h.mirror, Duration::from_millis(5)).unwrap();
     let cb = h

@@ -15,7 +15,7 @@ use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use expirenza_agent::testkit::{FakeCloud, FakeCloudConfig};
+use testkit::{FakeCloud, FakeCloudConfig};
 
 const BURST: usize = 10_000;
 /// Peak RSS bound for the agent process during the burst (debug build; release is smaller).

@@ -8,10 +8,10 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use expirenza_agent::testkit::harness::Harness;
-use expirenza_agent::testkit::{Callback, FakeCloud, Reply};
 use rusqlite::Connection;
 use serde_json::Value;
+use testkit::harness::Harness;
+use testkit::{Callback, FakeCloud, Reply};
 
 const WAIT: Duration = Duration::from_secs(10);
 

@@ -4,9 +4,9 @@
 
 use std::sync::atomic::Ordering;
 
-use expirenza_agent::testkit::harness::Harness;
-use expirenza_agent::testkit::Callback;
 use serde_json::{json, Value};
+use testkit::harness::Harness;
+use testkit::Callback;
 
 fn body(cb: &Callback, path: &str) -> Value {
     assert_eq!(cb.path, path);

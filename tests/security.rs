@@ -324,7 +324,7 @@ mod with_cloud {
     //! The paths that need a cloud: 401 then success through the binary, and TLS trust.
 
     use super::*;
-    use expirenza_agent::testkit::{FakeCloud, FakeCloudConfig};
+    use testkit::{FakeCloud, FakeCloudConfig};
 
     use super::{harness, tls};
 
@@ -381,7 +381,7 @@ mod with_cloud {
             .expect("answered");
         assert!(cb.signature_ok);
         // A callback refused by the cloud (its error body logged) must not echo the secret.
-        cloud.push_responses(&[expirenza_agent::testkit::Reply::Status(401)]);
+        cloud.push_responses(&[testkit::Reply::Status(401)]);
         cloud
             .request(r#"{"rID":"r","operation":"checkWork"}"#, "r", T)
             .await

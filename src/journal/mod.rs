@@ -9,14 +9,12 @@
 //! - `store.rs`: opening, the idempotent insert, lookups.
 //! - `wait.rs`: waiting (bounded) for the POS to acknowledge a row.
 //! - `report.rs`: the `expirenza-agent journal` listing for end-of-shift reconciliation.
-//! - `sim_pos.rs`: a simulated POS that applies commands to a mirror (sandbox and tests).
 //!
 //! The journal is opened lazily: if it cannot be opened at start the agent still runs its read
 //! operations, money operations answer FAIL `JOURNAL_UNAVAILABLE`, and every later operation
 //! tries to open it again.
 
 pub mod report;
-pub mod sim_pos;
 pub mod store;
 pub mod wait;
 

@@ -14,8 +14,8 @@ use expirenza_agent::agent::{self, Hooks, Running};
 use expirenza_agent::dispatch::OpEvents;
 use expirenza_agent::link::LinkEvents;
 use expirenza_agent::shutdown::{self, Trigger};
-use expirenza_agent::testkit::{FakeCloud, FakeCloudConfig};
 use expirenza_agent::{mirror, Config};
+use testkit::{FakeCloud, FakeCloudConfig};
 
 pub const RESTO: &str = "resto-faults";
 pub const SECRET: &str = "faults-secret-key";

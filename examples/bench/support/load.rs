@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use expirenza_agent::testkit::{Callback, FakeCloud};
+use testkit::{Callback, FakeCloud};
 
 use super::stats::{percentiles, Percentiles};
 

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use expirenza_agent::testkit::{FakeCloud, FakeCloudConfig};
+use testkit::{FakeCloud, FakeCloudConfig};
 
 use load::{Expect, FrameFn, Phase};
 use mirror_gen::{Generated, MirrorSize, OpenBill};

@@ -1,4 +1,4 @@
-//! The simulated POS for payBill: `expirenza_agent::journal::sim_pos` on its own thread next to
+//! The simulated POS for payBill: `testkit::sim_pos` on its own thread next to
 //! the agent process, claiming the agent's journaled commands, applying them to the run's
 //! mirror and acknowledging them, exactly as docs/journal.md tells a real POS to.
 //!
@@ -11,7 +11,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use expirenza_agent::journal::sim_pos;
+use testkit::sim_pos;
 
 /// A running POS simulator; stops (and joins its thread) when dropped.
 pub struct PosSim {

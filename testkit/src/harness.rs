@@ -6,9 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::{Callback, FakeCloud, FakeCloudConfig};
-use crate::agent::{self, Hooks, Running};
-use crate::config::Config;
-use crate::shutdown::{self, Trigger};
+use expirenza_agent::agent::{self, Hooks, Running};
+use expirenza_agent::config::Config;
+use expirenza_agent::shutdown::{self, Trigger};
 
 pub const RESTO_ID: &str = "4f9c2a10-resto-0001";
 pub const SECRET: &str = "my-secret-key-123";
@@ -41,9 +41,9 @@ impl Drop for TempDir {
 
 /// Create a mirror at `path`: the schema, and the demo restaurant when `demo`.
 pub fn make_mirror(path: &Path, demo: bool) {
-    let mut conn = crate::mirror::create_schema(path).expect("create mirror schema");
+    let mut conn = expirenza_agent::mirror::create_schema(path).expect("create mirror schema");
     if demo {
-        crate::mirror::demo::fill(&mut conn).expect("fill demo mirror");
+        expirenza_agent::mirror::demo::fill(&mut conn).expect("fill demo mirror");
     }
 }
 

@@ -8,7 +8,9 @@
 //!    `BEGIN IMMEDIATE` transaction (`UPDATE … WHERE id = (SELECT … LIMIT 1) RETURNING …`).
 //! 2. Apply, idempotently keyed on the rID: one mirror transaction does the change and records
 //!    the rID and its outcome in `pos_applied`; a rID found there is not applied again, its
-//!    stored outcome is reused. Payments also go to a `pos_payments` ledger (no uniqueness, so a
+//!    stored outcome is reused. A refused command changes nothing: the change is made in a
+//!    savepoint of that transaction and rolled back on reject (no child bill, no moved lines,
+//!    no order, no stop-list decrement), only the refusal is recorded. Payments also go to a `pos_payments` ledger (no uniqueness, so a
 //!    double application would show as two rows: the tests count them).
 //! 3. Only after the mirror commit, acknowledge: `status = 'applied'` (or `'rejected'`),
 //!    `result`, `applied_at`, for that id while it is still `claimed`.
@@ -23,10 +25,10 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use super::{now_ms, store, JournalError};
-use crate::json::JsonBuf;
-use crate::money::{Kopecks, Qty};
-use crate::ops::{create_order_on_table, pay_bill, split_order, substate};
+use expirenza_agent::journal::{now_ms, store, JournalError};
+use expirenza_agent::json::JsonBuf;
+use expirenza_agent::money::{Kopecks, Qty};
+use expirenza_agent::ops::{create_order_on_table, pay_bill, split_order, substate};
 
 /// Bookkeeping tables the simulated POS keeps in the mirror (its own database).
 pub const SIM_SCHEMA: &str = "
@@ -61,7 +63,7 @@ pub enum SimError {
     #[error("mirror: {0}")]
     Mirror(#[from] rusqlite::Error),
     #[error(transparent)]
-    MirrorRead(#[from] crate::mirror::MirrorError),
+    MirrorRead(#[from] expirenza_agent::mirror::MirrorError),
 }
 
 /// The outcome the POS writes back.
@@ -165,7 +167,7 @@ impl SimPos {
 
     /// Step 2: apply to the mirror once per rID; returns the outcome (stored or new).
     pub fn apply(&mut self, c: &Claimed) -> Result<Outcome, SimError> {
-        let tx = self
+        let mut tx = self
             .mirror
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let stored = tx
@@ -186,12 +188,17 @@ impl SimPos {
             tx.commit()?;
             return Ok(o);
         }
+        // The change runs inside a savepoint of the same transaction: an `apply_*` may write
+        // part of the change before it finds a reason to refuse (a later position, a later
+        // item), so on a reject everything it wrote is rolled back and only the refusal is
+        // recorded. Validation and writes never leave half a command in the mirror.
+        let mut change = tx.savepoint()?;
         let out = match c.operation.as_str() {
-            "payBill" => apply_payment(&tx, c)?,
-            "splitOrder" => apply_split(&tx, c)?,
-            "createOrderOnTable" => apply_order(&tx, c)?,
+            "payBill" => apply_payment(&change, c)?,
+            "splitOrder" => apply_split(&change, c)?,
+            "createOrderOnTable" => apply_order(&change, c)?,
             "showMessage" => {
-                tx.execute(
+                change.execute(
                     "INSERT INTO pos_messages (rid, request) VALUES (?1, ?2)",
                     params![c.rid, c.request],
                 )?;
@@ -199,6 +206,10 @@ impl SimPos {
             }
             other => Outcome::reject(substate::POS_REJECTED, format!("unknown operation {other}")),
         };
+        if !out.applied {
+            change.rollback()?;
+        }
+        change.commit()?; // RELEASE: keeps the change (or, after the rollback, nothing)
         tx.execute(
             "INSERT INTO pos_applied (rid, command_id, status, substate, reason, result, applied_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -419,7 +430,7 @@ fn apply_order(tx: &Connection, c: &Claimed) -> Result<Outcome, SimError> {
             id,
             number,
             f.table_id.as_str(),
-            crate::clock::pos_datetime_now()
+            expirenza_agent::clock::pos_datetime_now()
         ],
     )?;
     let mut line = 0i64;
@@ -518,7 +529,7 @@ pub fn spawn(journal: &Path, mirror: &Path, poll: Duration) -> Result<Running, S
                     }
                     Ok(None) => std::thread::sleep(poll),
                     Err(e) => {
-                        log_warn!("sim-pos: {e}");
+                        expirenza_agent::log_warn!("sim-pos: {e}");
                         std::thread::sleep(poll);
                     }
                 }

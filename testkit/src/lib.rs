@@ -1,7 +1,10 @@
-//! Test support: an in-process **fake Expirenza cloud**.
+//! Test support for expirenza-agent (a dev-only workspace crate, never linked into the agent):
+//! an in-process **fake Expirenza cloud**, the one-call [`harness`], and the simulated POS
+//! ([`sim_pos`]).
 //!
-//! Used by the integration tests, the sandbox example and the benchmark. Not part of the
-//! agent's runtime; the crate exposes it as `#[doc(hidden)] pub mod testkit`.
+//! Used by the agent's integration tests, the examples (sandbox, bench, soak, cache_cost).
+//! The agent lists it under `[dev-dependencies]` only, so `cargo build` of the agent never
+//! compiles it (`cargo tree -e normal -p expirenza-agent` does not show it).
 //!
 //! [`FakeCloud`] runs two servers on `127.0.0.1` (ephemeral ports) inside the current tokio
 //! runtime:
@@ -19,6 +22,7 @@ pub mod fake_cloud;
 pub mod harness;
 pub mod http;
 mod rid;
+pub mod sim_pos;
 mod wait;
 pub mod ws;
 

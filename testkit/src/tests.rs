@@ -14,8 +14,8 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use super::rid::extract_rid;
 use super::*;
-use crate::secret::Secret;
-use crate::sign::sign;
+use expirenza_agent::secret::Secret;
+use expirenza_agent::sign::sign;
 
 const T: Duration = Duration::from_secs(5);
 const SHORT: Duration = Duration::from_millis(250);

@@ -21,8 +21,8 @@ use tokio::sync::watch;
 use super::rid::extract_rid;
 use super::wait::{lock, Events};
 use super::ws::find_header;
-use crate::secret::Secret;
-use crate::sign::verify;
+use expirenza_agent::secret::Secret;
+use expirenza_agent::sign::verify;
 
 /// Largest accepted request head (request line + headers + blank line).
 pub const MAX_HEAD: usize = 16 * 1024;

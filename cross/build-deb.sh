@@ -15,9 +15,12 @@
 #   /etc/expirenza-agent/config.toml.example            0640  (conffile; the real config.toml is
 #                                                              NOT shipped, so the unit's
 #                                                              ConditionPathExists keeps it stopped)
-#   /usr/share/doc/expirenza-agent/{deploy.md,config.example.toml,copyright,README.md}
-# Maintainer scripts: create the user, enable the unit (it will not start before a config
-# exists), restart it on upgrade only if it was running, stop/disable it on removal.
+#   /usr/share/doc/expirenza-agent/{deploy.md,config.example.toml,cloud-init-user-data.yaml,
+#                                   copyright,README.md}
+# Maintainer scripts: create the user and the state directory, enable the unit (it will not
+# start before a config exists), restart it on upgrade only if it was running, stop it on
+# removal; purge removes the configuration (see the comments at the scripts, and
+# cross/deb-install-test.sh which installs, upgrades, removes and purges for real).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 t="${1:?rust target}"; arch="${2:?deb arch (arm64|armhf|amd64)}"; out="${3:-${CARGO_TARGET_DIR:-target}/deb}"
@@ -42,7 +45,7 @@ cat > "$r/usr/lib/sysusers.d/$PKG.conf" <<'SYSUSERS'
 u expirenza-agent - "Expirenza POS agent" /var/lib/expirenza-agent /usr/sbin/nologin
 SYSUSERS
 chmod 0644 "$r/usr/lib/sysusers.d/$PKG.conf"
-for d in docs/deploy.md systemd/config.example.toml README.md; do
+for d in docs/deploy.md systemd/config.example.toml systemd/cloud-init-user-data.yaml README.md; do
   [ -f "$d" ] && install -m 0644 "$d" "$r/usr/share/doc/$PKG/$(basename "$d")"
 done
 cat > "$r/usr/share/doc/$PKG/copyright" <<COPYRIGHT
@@ -73,10 +76,15 @@ Description: ${desc_short:-Expirenza POS agent}
 CONTROL
 echo "/etc/$PKG/config.toml.example" > "$r/DEBIAN/conffiles"
 
+# Maintainer scripts. They follow what debhelper's dh_installsystemd generates (enable via
+# deb-systemd-helper, which works with or without a running systemd: on a build machine, in a
+# chroot, or where systemd is not PID 1), plus the user and the directories. Idempotent: every
+# step may run again (reinstall, upgrade, a failed configure retried).
 cat > "$r/DEBIAN/postinst" <<'POSTINST'
 #!/bin/sh
 set -e
-if [ "$1" = configure ]; then
+UNIT=expirenza-agent.service
+if [ "$1" = configure ] || [ "$1" = abort-upgrade ] || [ "$1" = abort-deconfigure ] || [ "$1" = abort-remove ]; then
     if ! getent passwd expirenza-agent >/dev/null; then
         if command -v systemd-sysusers >/dev/null 2>&1; then
             systemd-sysusers /usr/lib/sysusers.d/expirenza-agent.conf
@@ -91,15 +99,28 @@ if [ "$1" = configure ]; then
     chgrp expirenza-agent /etc/expirenza-agent /etc/expirenza-agent/config.toml.example
     chmod 0750 /etc/expirenza-agent
     chmod 0640 /etc/expirenza-agent/config.toml.example
+    # The state directory exists from the install on (systemd's StateDirectory= would create it
+    # at the first start), so the POS can put its mirror there before the agent first runs.
+    if [ ! -d /var/lib/expirenza-agent ]; then
+        install -d -m 0770 -o expirenza-agent -g expirenza-agent /var/lib/expirenza-agent
+    fi
     # Enabling is safe before a config exists: ConditionPathExists= skips the start.
-    if command -v systemctl >/dev/null 2>&1; then
-        systemctl enable expirenza-agent.service >/dev/null 2>&1 || true
-        if [ -d /run/systemd/system ]; then
-            systemctl daemon-reload >/dev/null 2>&1 || true
-            # upgrade: restart only if it was running; never start it here
-            if [ -n "$2" ]; then
-                systemctl try-restart expirenza-agent.service >/dev/null 2>&1 || true
-            fi
+    if [ -x /usr/bin/deb-systemd-helper ]; then
+        deb-systemd-helper unmask "$UNIT" >/dev/null || true
+        if [ -z "$2" ] || deb-systemd-helper --quiet was-enabled "$UNIT"; then
+            # first install, or it was enabled: enable (an admin's disable survives upgrades)
+            deb-systemd-helper enable "$UNIT" >/dev/null || true
+        else
+            deb-systemd-helper update-state "$UNIT" >/dev/null || true
+        fi
+    elif command -v systemctl >/dev/null 2>&1; then
+        systemctl enable "$UNIT" >/dev/null 2>&1 || true
+    fi
+    if [ -d /run/systemd/system ]; then
+        systemctl --system daemon-reload >/dev/null 2>&1 || true
+        # upgrade: restart only if it was running; never start it here
+        if [ -n "$2" ]; then
+            systemctl try-restart "$UNIT" >/dev/null 2>&1 || true
         fi
     fi
     if [ ! -e /etc/expirenza-agent/config.toml ]; then
@@ -119,23 +140,31 @@ fi
 exit 0
 PRERM
 
+# remove: the binary and the unit go (dpkg); the conffile config.toml.example, the admin's
+# config.toml and secret_key, the state directory, the user and the enablement state stay.
+# purge: dpkg deletes the conffile; this script deletes config.toml, secret_key, the status and
+# metrics files, the enablement state and the empty directories. The journal and the mirror in
+# /var/lib/expirenza-agent stay (payment records: delete them by hand once reconciled), and so
+# does the system user (Debian does not reuse system UIDs; files may still belong to it).
 cat > "$r/DEBIAN/postrm" <<'POSTRM'
 #!/bin/sh
 set -e
-case "$1" in
-    remove)
-        if command -v systemctl >/dev/null 2>&1; then
-            systemctl disable expirenza-agent.service >/dev/null 2>&1 || true
-            [ -d /run/systemd/system ] && systemctl daemon-reload >/dev/null 2>&1 || true
-        fi
-        ;;
-    purge)
-        # the configuration and the secret go; POS data in /var/lib/expirenza-agent stays
-        rm -f /etc/expirenza-agent/config.toml /etc/expirenza-agent/secret_key
-        rmdir /etc/expirenza-agent 2>/dev/null || true
-        rm -f /var/lib/expirenza-agent/status
-        ;;
-esac
+UNIT=expirenza-agent.service
+if [ "$1" = remove ] && [ -d /run/systemd/system ]; then
+    systemctl --system daemon-reload >/dev/null 2>&1 || true
+fi
+if [ "$1" = purge ]; then
+    if [ -x /usr/bin/deb-systemd-helper ]; then
+        deb-systemd-helper purge "$UNIT" >/dev/null || true
+        deb-systemd-helper unmask "$UNIT" >/dev/null || true
+    else
+        rm -f "/etc/systemd/system/multi-user.target.wants/$UNIT"
+    fi
+    rm -f /etc/expirenza-agent/config.toml /etc/expirenza-agent/secret_key
+    rmdir /etc/expirenza-agent 2>/dev/null || true
+    rm -f /var/lib/expirenza-agent/status /run/expirenza-agent/metrics.prom
+    rmdir /var/lib/expirenza-agent 2>/dev/null || true
+fi
 exit 0
 POSTRM
 chmod 0755 "$r/DEBIAN/postinst" "$r/DEBIAN/prerm" "$r/DEBIAN/postrm"

@@ -94,7 +94,11 @@ impl CallbackClient {
             }
             let budget = per_attempt.min(deadline - now);
             attempts += 1;
-            match self.attempt(&url, body, budget) {
+            let result = self.attempt(&url, body, budget);
+            crate::metrics::callback_attempt(
+                matches!(&result, Ok((s, _)) if (200..300).contains(s)),
+            );
+            match result {
                 Ok((status, _)) if (200..300).contains(&status) => {
                     return Ok(Delivered { attempts, status })
                 }

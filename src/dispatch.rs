@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::ctx::Ctx;
+use crate::metrics::{self, Outcome};
 use crate::ops::{self, Answer, Op};
 use crate::request::{parse_envelope, sniff_rid, Envelope};
 use crate::shutdown::Shutdown;
@@ -192,8 +193,10 @@ pub fn run_job(ctx: &Ctx, job: &Job) -> bool {
     let name = job.op.name();
     let rid = job.env.rid.as_str();
     let ms = |s: Instant| s.elapsed().as_secs_f64() * 1000.0;
+    let done = |o| metrics::op_finished(name, o, job.received.elapsed());
     match ops::handle(job.op, ctx, &job.env, &job.frame) {
         Ok(Answer::None { outcome }) => {
+            done(Outcome::NoAnswer);
             log_info!("op={name} rID={rid} outcome={outcome} ms={:.1}", ms(start));
             true
         }
@@ -202,6 +205,7 @@ pub fn run_job(ctx: &Ctx, job: &Job) -> bool {
             let path = job.op.callback_path().unwrap_or(name);
             match ctx.callback.deliver(path, &signed, deadline) {
                 Ok(d) => {
+                    done(Outcome::of_answer(&outcome));
                     log_info!(
                         "op={name} rID={rid} outcome={outcome} bytes={} attempts={} ms={:.1}",
                         signed.len(),
@@ -211,6 +215,7 @@ pub fn run_job(ctx: &Ctx, job: &Job) -> bool {
                     true
                 }
                 Err(e) => {
+                    done(Outcome::Undelivered);
                     log_error!(
                         "op={name} rID={rid} outcome={outcome} callback-failed: {e} ms={:.1}",
                         ms(start)
@@ -220,6 +225,7 @@ pub fn run_job(ctx: &Ctx, job: &Job) -> bool {
             }
         }
         Err(e) => {
+            done(Outcome::Error);
             log_error!("op={name} rID={rid} outcome=ERROR {e} ms={:.1}", ms(start));
             false
         }

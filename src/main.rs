@@ -12,14 +12,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use expirenza_agent::status::{self, StatusBoard};
-use expirenza_agent::{agent, log, mirror, secret::Secret, shutdown, sign, systemd};
+use expirenza_agent::{agent, log, metrics, mirror, secret::Secret, shutdown, sign, systemd};
 
 const USAGE: &str = "\
 expirenza-agent: the POS side of the Expirenza (Shake To Pay) pay-at-table integration
 
 USAGE:
     expirenza-agent run         [--config PATH] [-v|--verbose] [-q|--quiet]
-    expirenza-agent check       [--config PATH]
+    expirenza-agent check       [--config PATH] [--online]
+    expirenza-agent preview     OPERATION [--table N] [--bill ID] [--config PATH]
     expirenza-agent init-mirror PATH [--demo]
     expirenza-agent sign        [--secret-file F] [FILE|-]
     expirenza-agent journal     [--config PATH] [--since YYYY-MM-DD|unix-secs] [--status S]
@@ -28,7 +29,14 @@ USAGE:
 
 COMMANDS:
     run          Connect to the cloud and answer its operations (the service).
-    check        Validate the config and the POS mirror; print what was found.
+    check        Validate the config and the POS mirror; print what was found. --online: then
+                 connect to ws_url with the configured credentials (DNS, TCP, TLS, HTTP
+                 upgrade, each timed) and reach callback_url's host (TCP, TLS; nothing
+                 posted). Exit 0 only when everything passed, the upgrade included.
+    preview      Print to stdout the exact callback body `run` would send for a read operation
+                 (checkWork, versionInfo, tablesInfo, hallplansInfo, getBill, usersInfo,
+                 categoriesInfo, menuInfo, stopList) from the local mirror, with rID
+                 `preview`; its signature header goes to stderr. No network.
     init-mirror  Create the mirror schema in a new SQLite file (--demo: fill a demo restaurant).
     sign         Print base64(HMAC-SHA256(secret, body)) of FILE or stdin, to check a callback
                  by hand. The secret comes from --secret-file or EXPIRENZA_SECRET_KEY.
@@ -56,7 +64,14 @@ fn main() -> ExitCode {
 
 enum Cmd {
     Run,
-    Check,
+    Check {
+        online: bool,
+    },
+    Preview {
+        operation: String,
+        table: Option<String>,
+        bill: Option<String>,
+    },
     InitMirror {
         path: PathBuf,
         demo: bool,
@@ -78,6 +93,8 @@ fn real_main() -> Result<ExitCode> {
     let mut cmd_name: Option<String> = None;
     let mut config: Option<PathBuf> = None;
     let mut demo = false;
+    let mut online = false;
+    let (mut table, mut bill) = (None, None);
     let mut secret_file = None;
     let (mut since, mut status) = (None, None);
     let mut positional: Vec<PathBuf> = Vec::new();
@@ -94,6 +111,9 @@ fn real_main() -> Result<ExitCode> {
             }
             Short('c') | Long("config") => config = Some(parser.value()?.into()),
             Long("demo") => demo = true,
+            Long("online") => online = true,
+            Long("table") => table = Some(parser.value()?.string()?),
+            Long("bill") => bill = Some(parser.value()?.string()?),
             Long("secret-file") => secret_file = Some(parser.value()?.into()),
             Long("since") => since = Some(parser.value()?.string()?),
             Long("status") => status = Some(parser.value()?.string()?),
@@ -108,7 +128,17 @@ fn real_main() -> Result<ExitCode> {
     let config_path = config.unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
     let cmd = match cmd_name.as_deref() {
         Some("run") => Cmd::Run,
-        Some("check") => Cmd::Check,
+        Some("check") => Cmd::Check { online },
+        Some("preview") => {
+            let Some(operation) = positional.pop() else {
+                bail!("preview needs an OPERATION\n\n{USAGE}")
+            };
+            Cmd::Preview {
+                operation: operation.to_string_lossy().into_owned(),
+                table,
+                bill,
+            }
+        }
         Some("status") => Cmd::Status,
         Some("init-mirror") => {
             let Some(path) = positional.pop() else {
@@ -129,7 +159,12 @@ fn real_main() -> Result<ExitCode> {
     };
     match cmd {
         Cmd::Run => run(&config_path),
-        Cmd::Check => check(&config_path),
+        Cmd::Check { online } => check(&config_path, online),
+        Cmd::Preview {
+            operation,
+            table,
+            bill,
+        } => preview_cmd(&config_path, &operation, table, bill),
         Cmd::Status => status_cmd(&config_path),
         Cmd::InitMirror { path, demo } => init_mirror(&path, demo),
         Cmd::Sign { secret_file, input } => sign_cmd(secret_file.as_deref(), input.as_deref()),
@@ -174,8 +209,10 @@ fn run(config_path: &Path) -> Result<ExitCode> {
             ),
         }
         let status_every = Duration::from_secs(cfg.status.write_interval_secs);
+        let metrics_path = cfg.metrics.textfile_path.clone();
         let running = agent::spawn(cfg, agent::Hooks::status(board.clone()), shutdown.clone())
             .context("starting the agent")?;
+        let (metrics_stop, metrics_task) = spawn_metrics(metrics_path, status_every, &running);
         tokio::spawn(expirenza_agent::status::backlog::feed(
             board,
             running.ctx.clone(),
@@ -193,6 +230,11 @@ fn run(config_path: &Path) -> Result<ExitCode> {
         let _ = systemd::stopping();
         trigger.fire();
         running.finished().await;
+        // After the link recorded its end: the last metrics file shows the link down.
+        metrics_stop.fire();
+        if let Some(t) = metrics_task {
+            let _ = t.await;
+        }
         let _ = status_task.await;
         expirenza_agent::log_info!("stopped");
         Ok::<_, anyhow::Error>(ExitCode::SUCCESS)
@@ -228,7 +270,7 @@ async fn wait_for_signal() {
     }
 }
 
-fn check(config_path: &Path) -> Result<ExitCode> {
+fn check(config_path: &Path, online: bool) -> Result<ExitCode> {
     let cfg = load_config(config_path)?;
     let mut problems = 0;
     println!("config       {}", config_path.display());
@@ -246,6 +288,9 @@ fn check(config_path: &Path) -> Result<ExitCode> {
         println!("WARN         {w}");
     }
     problems += expirenza_agent::check::report_mirror(&cfg, &mut std::io::stdout())?;
+    if online && !check_online(&cfg)? {
+        problems += 1;
+    }
     if problems > 0 {
         println!("FAIL         {problems} problem(s) found");
         return Ok(ExitCode::from(1));
@@ -349,4 +394,67 @@ fn status_cmd(config_path: &Path) -> Result<ExitCode> {
         Ok(()) => ExitCode::SUCCESS,
         Err(_) => ExitCode::from(1),
     })
+}
+
+/// The metrics textfile writer, when `[metrics] textfile_path` is set; its own stop switch so
+/// the last write comes after the link has gone down.
+fn spawn_metrics(
+    path: Option<PathBuf>,
+    every: Duration,
+    running: &agent::Running,
+) -> (shutdown::Trigger, Option<tokio::task::JoinHandle<()>>) {
+    let (stop, rx) = shutdown::channel();
+    let task = path.map(|path| {
+        let ctx = running.ctx.clone();
+        let backlog: metrics::textfile::BacklogFn =
+            Arc::new(move || ctx.journal.open_by_status().map_err(|e| e.to_string()));
+        tokio::spawn(metrics::textfile::writer(
+            metrics::global(),
+            path,
+            every,
+            backlog,
+            rx.receiver(),
+        ))
+    });
+    (stop, task)
+}
+
+/// `check --online`: the network steps, printed as they end. `Ok(true)` when all passed.
+fn check_online(cfg: &Config) -> Result<bool> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let steps = rt.block_on(expirenza_agent::cli::check_online::run(
+        cfg,
+        &mut std::io::stdout(),
+    ));
+    Ok(expirenza_agent::cli::check_online::passed(&steps))
+}
+
+/// `preview`: the body on stdout (exact bytes; a newline only for a terminal), the signature
+/// header on stderr.
+fn preview_cmd(
+    config_path: &Path,
+    operation: &str,
+    table: Option<String>,
+    bill: Option<String>,
+) -> Result<ExitCode> {
+    use expirenza_agent::cli::preview;
+    use std::io::Write;
+    let cfg = load_config(config_path)?;
+    // Opening the mirror and the scratch journal logs at info level: keep stderr to the header.
+    log::set_level(log::Level::Warn);
+    let op = preview::read_op(operation)?;
+    let frame = preview::request_frame(op, table.as_deref(), bill.as_deref())?;
+    let signed = preview::answer(&cfg, op, &frame)?;
+    let mut out = std::io::stdout().lock();
+    out.write_all(signed.body())?;
+    if std::io::IsTerminal::is_terminal(&out) {
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    eprintln!("signature: {}", signed.signature());
+    Ok(ExitCode::SUCCESS)
 }

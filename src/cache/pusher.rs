@@ -103,6 +103,7 @@ pub fn spawn(ctx: Arc<Ctx>, mut shutdown: Shutdown) -> JoinHandle<()> {
                 }
             };
             acked = Some(state);
+            crate::metrics::cache_push(result.is_ok());
             match result {
                 Ok(p) => {
                     if failures > 0 {

@@ -81,6 +81,8 @@ struct FileConfig {
     compat: CompatConfig,
     #[serde(default)]
     status: StatusConfig,
+    #[serde(default)]
+    metrics: crate::metrics::MetricsConfig,
 }
 
 fn default_pos_system() -> String {
@@ -107,6 +109,7 @@ pub struct Config {
     pub cache: CacheConfig,
     pub compat: CompatConfig,
     pub status: StatusConfig,
+    pub metrics: crate::metrics::MetricsConfig,
     /// Where the secret came from, for `check` (never the secret itself).
     pub secret_source: String,
 }
@@ -179,6 +182,7 @@ impl Config {
             cache: f.cache,
             compat: f.compat,
             status: f.status,
+            metrics: f.metrics,
             secret_source,
         };
         cfg.validate()?;
@@ -223,6 +227,7 @@ impl Config {
             cache: CacheConfig::default(),
             compat: CompatConfig::default(),
             status: StatusConfig::default(),
+            metrics: Default::default(),
             secret_source: "inline".into(),
         }
     }

@@ -94,6 +94,7 @@ impl Config {
         if self.mirror.max_connections == 0 || self.mirror.max_connections > 64 {
             return bad("[mirror] max_connections must be between 1 and 64".into());
         }
+        self.metrics.validate().map_err(ConfigError::Invalid)?;
         if self.status.write_interval_secs == 0 {
             return bad("[status] write_interval_secs must be > 0".into());
         }

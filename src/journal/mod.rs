@@ -230,6 +230,11 @@ impl Journal {
     pub fn pending_count(&self) -> Result<u64, JournalError> {
         self.with(|c| store::pending_count(c))
     }
+
+    /// Open commands by status, for the metrics file.
+    pub fn open_by_status(&self) -> Result<Vec<(&'static str, u64)>, JournalError> {
+        self.with(|c| store::open_by_status(c))
+    }
 }
 
 /// Milliseconds since the Unix epoch.

@@ -203,6 +203,21 @@ pub fn pending_count(c: &Connection) -> Result<u64, JournalError> {
     )? as u64)
 }
 
+/// Open commands by status (`pending`, `claimed`, `review`), zeros included: for the metrics.
+/// Range scans of the status index; finished commands (`applied`, `rejected`) are not counted.
+pub fn open_by_status(c: &Connection) -> Result<Vec<(&'static str, u64)>, JournalError> {
+    let mut out = Vec::with_capacity(3);
+    for status in ["pending", "claimed", "review"] {
+        let n: i64 = c.query_row(
+            "SELECT count(*) FROM commands WHERE status = ?1",
+            [status],
+            |r| r.get(0),
+        )?;
+        out.push((status, n as u64));
+    }
+    Ok(out)
+}
+
 /// setSettings: replace the stored settings (latest wins).
 pub fn put_settings(c: &Connection, rid: &str, json: &str) -> Result<(), JournalError> {
     c.execute(

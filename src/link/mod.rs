@@ -129,12 +129,14 @@ impl Link {
             };
             let ws = match ws {
                 Ok(Ok(ws)) => ws,
-                Ok(Err(msg)) => {
+                Ok(Err((credentials, msg))) => {
+                    crate::metrics::connect_failed(credentials);
                     log_error!("link: connect to {} failed: {msg}", self.cfg.ws_url);
                     self.events.link_down(&msg);
                     continue;
                 }
                 Err(_) => {
+                    crate::metrics::connect_failed(false);
                     let msg = format!("connect timed out after {}s", l.connect_timeout_secs);
                     log_error!("link: {msg} ({})", self.cfg.ws_url);
                     self.events.link_down(&msg);
@@ -143,6 +145,7 @@ impl Link {
             };
             let up_at = Instant::now();
             log_info!("link: connected to {}", self.cfg.ws_url);
+            crate::metrics::link_up();
             self.events.link_up();
             if self.cfg.compat.version_info_on_connect {
                 // Unprompted versionInfo after a connect ([inferred] to be welcome, see §5.13).
@@ -153,6 +156,7 @@ impl Link {
                 self.dispatcher.submit(frame.as_bytes(), Instant::now());
             }
             let reason = self.session(ws, &mut shutdown).await;
+            crate::metrics::link_down();
             let lasted = up_at.elapsed();
             if lasted >= Duration::from_secs(l.backoff_reset_after_secs) {
                 backoff.reset();
@@ -171,9 +175,10 @@ impl Link {
         }
     }
 
-    async fn connect(&self) -> Result<WsStream, String> {
-        let req = handshake::request(&self.cfg).map_err(|e| e.to_string())?;
-        let connector = handshake::connector(&self.cfg).map_err(|e| e.to_string())?;
+    /// Connect; on failure `(credentials refused, message)`.
+    async fn connect(&self) -> Result<WsStream, (bool, String)> {
+        let req = handshake::request(&self.cfg).map_err(|e| (false, e.to_string()))?;
+        let connector = handshake::connector(&self.cfg).map_err(|e| (false, e.to_string()))?;
         let cfg = handshake::ws_config(&self.cfg);
         match tokio_tungstenite::connect_async_tls_with_config(
             req,
@@ -184,7 +189,11 @@ impl Link {
         .await
         {
             Ok((ws, _resp)) => Ok(ws),
-            Err(e) => Err(describe_connect_error(&e)),
+            Err(e) => {
+                let refused =
+                    matches!(&e, WsError::Http(r) if matches!(r.status().as_u16(), 401 | 403));
+                Err((refused, describe_connect_error(&e)))
+            }
         }
     }
 

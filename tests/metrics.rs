@@ -63,6 +63,9 @@ async fn counters_move_with_the_traffic() {
         }
     };
 
+    // The fake cloud sees the upgrade a moment before the agent's side records it: a first
+    // answered request proves the agent's session is up (frames are read only after that).
+    call(r#"{"rID":"m0","operation":"checkWork"}"#.to_string(), "m0").await;
     let e0 = snap().await;
     assert_eq!(e0.get("expirenza_link_up", &[]), Some(1.0));
     assert_eq!(e0.get("expirenza_link_connects_total", &[]), Some(1.0));

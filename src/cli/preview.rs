@@ -15,8 +15,8 @@ use std::sync::Arc;
 
 use crate::callback::CallbackClient;
 use crate::config::Config;
-use crate::json::JsonBuf;
 use crate::ctx::Ctx;
+use crate::json::JsonBuf;
 use crate::ops::{self, Answer, Op};
 use crate::request::parse_envelope;
 use crate::sign::SignedBody;

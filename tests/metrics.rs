@@ -19,8 +19,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use expirenza_agent::metrics::{self, textfile};
-use expirenza_agent::testkit::Reply;
 use prom::Exposition;
+use testkit::Reply;
 
 const WAIT: Duration = Duration::from_secs(20);
 const BILL1: &str = "6f1d2c7e-4b1a-4e0b-9b55-0d2a7c4e9a11";

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use binary::{command, run_once, temp_dir, Output, FAST_TOML};
-use expirenza_agent::testkit::{FakeCloud, FakeCloudConfig};
+use testkit::{FakeCloud, FakeCloudConfig};
 
 const RESTO: &str = "resto-online-0001";
 const SECRET: &str = "online-secret-key-Zq81";

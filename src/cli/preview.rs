@@ -103,9 +103,11 @@ pub fn answer(cfg: &Config, op: Op, frame: &[u8]) -> Result<SignedBody, PreviewE
     let env = parse_envelope(frame).map_err(|e| PreviewError::Setup(e.to_string()))?;
     match ops::handle(op, &ctx, &env, frame) {
         Ok(Answer::Callback { body, .. }) => Ok(SignedBody::new(&cfg.secret, body)),
-        Ok(Answer::None { outcome }) => Err(PreviewError::Failed {
+        // Read operations always answer with a body; anything else (no answer, a wait for the
+        // POS) is not something preview can show.
+        Ok(_) => Err(PreviewError::Failed {
             op: op.name(),
-            message: outcome,
+            message: "no callback body".into(),
         }),
         Err(e) => Err(PreviewError::Failed {
             op: op.name(),

@@ -1,24 +1,34 @@
-//! The fake cloud's callback endpoint: a minimal HTTP/1.1 server (`http://127.0.0.1:PORT/callback`).
+//! The fake cloud's callback endpoint (`http://127.0.0.1:PORT/callback`): an HTTP/1.1 server
+//! on hyper.
 //!
-//! Supports what the agent's HTTP client (ureq) needs: `Content-Length` bodies, keep-alive
-//! (the default for HTTP/1.1), `Connection: close`, and `Expect: 100-continue`. The header
-//! block is capped at 16 KiB (431) and the body at 16 MiB (413); `Transfer-Encoding` is not
-//! supported (501); malformed requests get 400. Those error answers close the connection.
+//! hyper does the protocol: keep-alive, `Connection: close`, pipelining, `Expect: 100-continue`,
+//! `Content-Length` and chunked bodies, 400 for a malformed request. The head is capped at
+//! [`MAX_HEAD`] (431) and the body at [`MAX_BODY`] (413, the connection then closes).
 //!
-//! Every request is checked (`signature` = base64 HMAC-SHA256 of the exact body bytes,
-//! `restoId`, `Content-Type: application/json`), recorded as a [`Callback`], and answered
-//! from the [`Reply`] script (default `200`, empty body).
+//! Every request is checked (`signature` = base64 HMAC-SHA256 of the exact body bytes, compared
+//! in constant time; `restoId`; `Content-Type: application/json`), recorded as a [`Callback`]
+//! with its raw head bytes (see [`crate::tap`]: header names as spelled on the wire), and
+//! answered from the [`Reply`] script (default `200`, empty body). `Hang` and `Reset` need
+//! the socket itself: a hang never answers, a reset closes with an RST.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use super::rid::extract_rid;
+use super::tap::{Tap, TapHandle};
 use super::wait::{lock, Events};
 use super::ws::find_header;
 use expirenza_agent::secret::Secret;
@@ -42,7 +52,7 @@ pub enum Reply {
     Status(u16),
     /// Wait, then answer with the status.
     Delay(Duration, u16),
-    /// Never answer; keep the socket open (until the client closes it or the cloud stops).
+    /// Never answer; keep the socket open (until the cloud stops).
     Hang,
     /// Close the TCP connection without answering (RST via `SO_LINGER = 0`).
     Reset,
@@ -55,8 +65,12 @@ pub struct Callback {
     pub method: String,
     /// Request target, e.g. `/callback/getBill`.
     pub path: String,
-    /// Request headers in arrival order, names lowercased.
+    /// Request headers in arrival order, names lowercased (as hyper gives them).
     pub headers: Vec<(String, String)>,
+    /// The request line and headers exactly as they arrived on the wire (names in their
+    /// original spelling), up to and including the blank line. `None` when capture was not
+    /// possible (after a chunked body on the same connection; see [`crate::tap`]).
+    pub raw_head: Option<Vec<u8>>,
     /// The exact body bytes.
     pub body: Vec<u8>,
     /// Top-level `"rID"` of the JSON body, if any.
@@ -85,6 +99,19 @@ impl Callback {
     /// First value of a header (name compared case-insensitively).
     pub fn header(&self, name: &str) -> Option<&str> {
         find_header(&self.headers, name)
+    }
+
+    /// Header names in their original spelling and order, from [`Callback::raw_head`]
+    /// (e.g. `restoId`, not `restoid`). Empty when the raw head was not captured.
+    pub fn raw_header_names(&self) -> Vec<String> {
+        let Some(raw) = &self.raw_head else {
+            return Vec::new();
+        };
+        String::from_utf8_lossy(raw)
+            .split("\r\n")
+            .skip(1)
+            .filter_map(|line| line.split_once(':').map(|(name, _)| name.to_owned()))
+            .collect()
     }
 
     /// The operation, i.e. the last path segment (`/callback/getBill` → `getBill`).
@@ -123,6 +150,16 @@ struct HttpState {
     /// Callbacks not yet returned by `next_callback` / `callback_for`.
     pending: Recorded,
     all: Recorded,
+}
+
+/// A complete request as read, before it is checked.
+struct Arrived {
+    method: String,
+    path: String,
+    headers: Vec<(String, String)>,
+    raw_head: Option<Vec<u8>>,
+    body: Vec<u8>,
+    connection: u64,
 }
 
 /// State and settings of the callback server, shared by the handle and the tasks.
@@ -166,16 +203,17 @@ impl HttpSide {
         st.pending.pop_at(i)
     }
 
-    /// Check, record and pick the reply for a complete request.
-    fn record(
-        &self,
-        method: &str,
-        path: &str,
-        headers: Vec<(String, String)>,
-        body: Vec<u8>,
-        connection: u64,
-        forced: Option<u16>,
-    ) -> Reply {
+    /// Check, record and pick the reply for a complete request (`forced`: the status the
+    /// server must give whatever the script says, e.g. 413).
+    fn record(&self, req: Arrived, forced: Option<u16>) -> Reply {
+        let Arrived {
+            method,
+            path,
+            headers,
+            raw_head,
+            body,
+            connection,
+        } = req;
         let signature_ok =
             find_header(&headers, "signature").is_some_and(|s| verify(&self.secret, &body, s));
         let resto_id_ok = find_header(&headers, "restoid") == Some(self.resto_id.as_str());
@@ -196,10 +234,11 @@ impl HttpSide {
             Reply::Hang | Reply::Reset => 0,
         };
         let cb = Callback {
-            method: method.to_owned(),
-            path: path.to_owned(),
+            method,
+            path,
             rid: extract_rid(&body),
             headers,
+            raw_head,
             body,
             signature_ok,
             resto_id_ok,
@@ -233,7 +272,7 @@ pub(crate) async fn serve(
                 tokio::spawn(async move {
                     tokio::select! {
                         _ = stop.changed() => {}
-                        _ = connection(&side, tcp, id) => {}
+                        _ = connection(side, tcp, id) => {}
                     }
                 });
             }
@@ -241,193 +280,122 @@ pub(crate) async fn serve(
     }
 }
 
-/// A parsed request head.
-struct Head {
-    method: String,
-    path: String,
-    /// HTTP/1.1 (or later) rather than HTTP/1.0.
-    http11: bool,
-    headers: Vec<(String, String)>,
-}
+/// The script said `Reset`: the service fails, hyper drops the stream, [`Tap`] sends the RST.
+#[derive(Debug)]
+struct ResetByScript;
 
-impl Head {
-    fn parse(raw: &[u8]) -> Option<Head> {
-        let text = std::str::from_utf8(raw).ok()?;
-        let mut lines = text.split("\r\n");
-        let mut parts = lines.next()?.split(' ');
-        let (method, path, version) = (parts.next()?, parts.next()?, parts.next()?);
-        if parts.next().is_some() || method.is_empty() || !path.starts_with('/') {
-            return None;
-        }
-        let http11 = match version {
-            "HTTP/1.1" => true,
-            "HTTP/1.0" => false,
-            _ => return None,
-        };
-        let mut headers = Vec::new();
-        for line in lines.filter(|l| !l.is_empty()) {
-            let (name, value) = line.split_once(':')?;
-            if name.is_empty() || name.contains([' ', '\t']) {
-                return None; // also rejects obsolete line folding
-            }
-            headers.push((name.to_ascii_lowercase(), value.trim().to_owned()));
-        }
-        Some(Head {
-            method: method.to_owned(),
-            path: path.to_owned(),
-            http11,
-            headers,
-        })
-    }
-
-    /// `Some(len)`; `None` if absent; `Err` if unparsable or conflicting.
-    fn content_length(&self) -> Result<Option<usize>, ()> {
-        let mut found = None;
-        for (_, v) in self.headers.iter().filter(|(k, _)| k == "content-length") {
-            let n: usize = v.parse().map_err(|_| ())?;
-            if found.is_some_and(|f| f != n) {
-                return Err(());
-            }
-            found = Some(n);
-        }
-        Ok(found)
-    }
-
-    fn has_token(&self, header: &str, token: &str) -> bool {
-        self.headers
-            .iter()
-            .filter(|(k, _)| k == header)
-            .flat_map(|(_, v)| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case(token))
-    }
-
-    fn keep_alive(&self) -> bool {
-        if self.http11 {
-            !self.has_token("connection", "close")
-        } else {
-            self.has_token("connection", "keep-alive")
-        }
+impl std::fmt::Display for ResetByScript {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("reset by script")
     }
 }
+
+impl std::error::Error for ResetByScript {}
 
 /// Serve requests on one TCP connection until it closes or a reply ends it.
-async fn connection(side: &HttpSide, mut tcp: TcpStream, id: u64) {
+async fn connection(side: Arc<HttpSide>, tcp: TcpStream, id: u64) {
     let _ = tcp.set_nodelay(true);
-    let mut buf: Vec<u8> = Vec::with_capacity(8 * 1024);
-    loop {
-        // 1. The head.
-        let head_len = loop {
-            if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break p + 4;
-            }
-            if buf.len() > MAX_HEAD {
-                side.attempts.fetch_add(1, Ordering::Relaxed);
-                let _ = respond(&mut tcp, 431, false).await;
-                return;
-            }
-            if !read_more(&mut tcp, &mut buf).await {
-                return;
-            }
-        };
-        side.attempts.fetch_add(1, Ordering::Relaxed);
-        if head_len > MAX_HEAD {
-            let _ = respond(&mut tcp, 431, false).await;
-            return;
-        }
-        let Some(head) = Head::parse(&buf[..head_len]) else {
-            let _ = respond(&mut tcp, 400, false).await;
-            return;
-        };
-
-        // 2. The body (Content-Length only).
-        let (body_len, forced) = match head.content_length() {
-            _ if head.headers.iter().any(|(k, _)| k == "transfer-encoding") => (0, Some(501)),
-            Err(()) => (0, Some(400)),
-            Ok(Some(n)) if n > MAX_BODY => (0, Some(413)),
-            Ok(n) => (n.unwrap_or(0), None),
-        };
-        let expects_continue = head.has_token("expect", "100-continue");
-        if forced.is_none() && body_len > 0 && expects_continue {
-            let interim = tcp.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await;
-            if interim.is_err() {
-                return;
-            }
-        }
-        while buf.len() < head_len + body_len {
-            if !read_more(&mut tcp, &mut buf).await {
-                return;
-            }
-        }
-        let body = buf[head_len..head_len + body_len].to_vec();
-        buf.drain(..head_len + body_len);
-
-        // 3. Record and answer.
-        let keep_alive = forced.is_none() && head.keep_alive();
-        let reply = side.record(&head.method, &head.path, head.headers, body, id, forced);
-        match reply {
-            Reply::Status(status) => {
-                if respond(&mut tcp, status, keep_alive).await.is_err() || !keep_alive {
-                    return;
-                }
-            }
-            Reply::Delay(wait, status) => {
-                tokio::time::sleep(wait).await;
-                if respond(&mut tcp, status, keep_alive).await.is_err() || !keep_alive {
-                    return;
-                }
-            }
-            Reply::Hang => {
-                // Hold the socket, discarding input, until the client gives up.
-                let mut sink = [0u8; 4096];
-                while matches!(tcp.read(&mut sink).await, Ok(n) if n > 0) {}
-                return;
-            }
-            Reply::Reset => {
-                let _ = tcp.set_zero_linger();
-                return;
-            }
+    let (tap, handle) = Tap::new(tcp);
+    let svc_side = side.clone();
+    let service = service_fn(move |req| answer(svc_side.clone(), handle.clone(), id, req));
+    let served = http1::Builder::new()
+        .title_case_headers(true)
+        .max_header_size(MAX_HEAD)
+        .serve_connection(TokioIo::new(tap), service)
+        .await;
+    if let Err(e) = served {
+        // A request hyper refused before it reached `answer` (400, 431) is still an attempt.
+        if e.is_parse() || e.is_parse_too_large() {
+            side.attempts.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
 
-/// Read more bytes into `buf`; `false` on EOF or error.
-async fn read_more(tcp: &mut TcpStream, buf: &mut Vec<u8>) -> bool {
-    let mut chunk = [0u8; 8 * 1024];
-    match tcp.read(&mut chunk).await {
-        Ok(0) | Err(_) => false,
-        Ok(n) => {
-            buf.extend_from_slice(&chunk[..n]);
-            true
+/// One request: read the body (bounded), check and record it, answer from the script.
+async fn answer(
+    side: Arc<HttpSide>,
+    tap: TapHandle,
+    id: u64,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, ResetByScript> {
+    side.attempts.fetch_add(1, Ordering::Relaxed);
+    let (parts, body) = req.into_parts();
+    let declared: Option<usize> = parts
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok());
+    let chunked = parts.headers.contains_key(hyper::header::TRANSFER_ENCODING);
+    let raw_head = tap.take_head(if chunked {
+        None
+    } else {
+        Some(declared.unwrap_or(0))
+    });
+    let headers: Vec<(String, String)> = parts
+        .headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).trim().to_owned(),
+            )
+        })
+        .collect();
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or_else(|| parts.uri.to_string(), |p| p.as_str().to_owned());
+    let (body, forced) = if declared.is_some_and(|n| n > MAX_BODY) {
+        (Vec::new(), Some(413))
+    } else {
+        match Limited::new(body, MAX_BODY).collect().await {
+            Ok(b) => (b.to_bytes().to_vec(), None),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => (Vec::new(), Some(413)),
+            // The client went away mid-body: nothing to answer.
+            Err(_) => return Err(ResetByScript),
+        }
+    };
+    let arrived = Arrived {
+        method: parts.method.as_str().to_owned(),
+        path,
+        headers,
+        raw_head,
+        body,
+        connection: id,
+    };
+    let reply = side.record(arrived, forced);
+    match reply {
+        Reply::Status(status) => Ok(respond(status, forced.is_some())),
+        Reply::Delay(wait, status) => {
+            tokio::time::sleep(wait).await;
+            Ok(respond(status, false))
+        }
+        Reply::Hang => std::future::pending().await,
+        Reply::Reset => {
+            tap.reset();
+            Err(ResetByScript)
         }
     }
 }
 
-/// Write a complete response: empty body below 400, cloud-style JSON error body from 400 up.
-async fn respond(tcp: &mut TcpStream, status: u16, keep_alive: bool) -> std::io::Result<()> {
+/// A complete response: empty body below 400, cloud-style JSON error body from 400 up.
+fn respond(status: u16, close: bool) -> Response<Full<Bytes>> {
     let body = if status >= 400 {
         error_body(status)
     } else {
         String::new()
     };
-    let mut out = format!(
-        "HTTP/1.1 {status} {}\r\nContent-Length: {}\r\n",
-        reason(status),
-        body.len()
-    );
+    let mut resp = Response::new(Full::new(Bytes::from(body.clone())));
+    *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     if !body.is_empty() {
-        out.push_str("Content-Type: application/json\r\n");
+        resp.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     }
-    out.push_str(if keep_alive {
-        "Connection: keep-alive\r\n\r\n"
-    } else {
-        "Connection: close\r\n\r\n"
-    });
-    out.push_str(&body);
-    tcp.write_all(out.as_bytes()).await?;
-    if !keep_alive {
-        let _ = tcp.shutdown().await;
+    if close {
+        resp.headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
     }
-    Ok(())
+    resp
 }
 
 /// The cloud's error body shape (reference §2.3), with a generic text.

@@ -11,9 +11,10 @@
 //! * a WebSocket endpoint (`/restaurantEntryPoint`, see [`ws`]) that checks Basic auth and the
 //!   `system=` cookie, keeps one live session, records pings and text frames, and lets a test
 //!   push frames, drop the link or turn it into a black hole;
-//! * a minimal HTTP/1.1 callback server (`/callback/<operation>`, see [`http`]) that verifies
-//!   `signature` and `restoId`, records every request, and answers from a script
-//!   ([`Reply`]): status codes, delays, hangs and resets.
+//! * an HTTP/1.1 callback server on hyper (`/callback/<operation>`, see [`http`]) that
+//!   verifies `signature` (constant time) and `restoId`, records every request with its raw
+//!   head bytes (header names as spelled on the wire), and answers from a script ([`Reply`]):
+//!   status codes, delays, hangs and resets (the last two on the raw socket).
 //!
 //! Every waiting method takes a timeout; waits are woken by `tokio::sync::watch`, never by
 //! sleeping.
@@ -23,6 +24,7 @@ pub mod harness;
 pub mod http;
 mod rid;
 pub mod sim_pos;
+mod tap;
 mod wait;
 pub mod ws;
 

@@ -107,8 +107,36 @@ async fn harness_runs_on_a_tiny_workload() {
     // Not compared with the final VmHWM: the kernel's RSS counters are per-CPU approximations,
     // and a full run once read 16 520 KiB before payBill and 16 460 KiB at the end.
     assert!(get("mem.hwm_before_pay_bill_kib") >= start);
-    assert!(get("idle.secs") >= 1.0);
-    assert!(get("idle.cpu_ms") >= 0.0 && get("idle.cpu_pct") >= 0.0);
+    // Idle CPU: a real figure, in the right unit, and the percentage derived from it. No
+    // process uses more CPU than the window times the machine's CPUs (a figure in ns, or in
+    // ticks read as ms, would be far off); slack: one 10 ms tick per thread at each end.
+    let cpus = online_cpus();
+    let (window, idle_ms, idle_pct, threads) = (
+        get("idle.secs"),
+        get("idle.cpu_ms"),
+        get("idle.cpu_pct"),
+        get("idle.threads"),
+    );
+    assert!(
+        window >= 1.0,
+        "the idle window is at least --idle: {window}"
+    );
+    assert!(threads >= 1.0, "threads read from /proc: {threads}");
+    assert!(
+        idle_ms.is_finite() && idle_ms <= window * 1e3 * cpus + 20.0 * threads,
+        "idle CPU {idle_ms} ms in {window} s on {cpus} CPUs"
+    );
+    assert!(
+        (idle_pct - idle_ms / 1e3 / window * 100.0).abs() < 1e-6,
+        "idle.cpu_pct {idle_pct} is not idle.cpu_ms {idle_ms} over {window} s"
+    );
+    // Under load the agent did work, and no more than the load's wall time on every CPU.
+    let (load_secs, load_ms) = (get("load.secs"), get("load.agent_cpu_ms"));
+    assert!(load_secs > 0.0);
+    assert!(
+        load_ms <= load_secs * 1e3 * cpus + 20.0 * get("load.threads_after").max(threads),
+        "load CPU {load_ms} ms in {load_secs} s on {cpus} CPUs"
+    );
     assert!(get("start.first_answer_ms") >= get("start.connect_ms"));
     assert!(
         get("load.agent_cpu_ms") > 0.0,
@@ -128,4 +156,15 @@ async fn harness_runs_on_a_tiny_workload() {
     assert_eq!(back["runs"].as_array().unwrap().len(), 1);
     assert!(back["targets"].as_array().unwrap().len() >= 4);
     std::fs::remove_dir_all(&work_dir).unwrap();
+}
+
+/// CPUs online (the `cpuN` lines of /proc/stat): a hard bound on CPU time per second of wall.
+fn online_cpus() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").expect("read /proc/stat");
+    let n = stat
+        .lines()
+        .filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit))
+        .count();
+    assert!(n >= 1, "no cpuN line in /proc/stat");
+    n as f64
 }

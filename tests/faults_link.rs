@@ -71,21 +71,23 @@ async fn server_closes_the_socket_gracefully_and_abruptly() {
     cloud.wait_connected(T).await.expect("first connect");
     answers(&cloud, "before").await;
 
+    // The agent notices the close itself (not via its 3 s dead-link timer) and its first
+    // reconnect attempt succeeds: one more TCP attempt, one more link-down, for a close.
+    let (tries, downs) = (cloud.connect_attempts().len(), agent.link.downs().len());
     cloud.drop_connection().await;
-    let t0 = Instant::now();
-    cloud
-        .wait_connected(T)
-        .await
-        .expect("reconnect after close");
-    let took = t0.elapsed();
-    assert!(took < Duration::from_secs(3), "reconnect took {took:?}");
+    assert!(new_session(&cloud, 1).await, "reconnect after close");
+    assert_eq!(
+        cloud.connect_attempts().len(),
+        tries + 1,
+        "reconnected at the first try"
+    );
+    let why = agent.link.downs();
+    assert_eq!(why.len(), downs + 1, "{why:?}");
+    assert!(why[downs].contains("closed by the cloud"), "{why:?}");
     answers(&cloud, "after-close").await;
 
     cloud.kill_connection().await;
-    cloud
-        .wait_connected(T)
-        .await
-        .expect("reconnect after reset");
+    assert!(new_session(&cloud, 2).await, "reconnect after reset");
     answers(&cloud, "after-kill").await;
 
     assert_spacing(&cloud.connect_attempts(), "close/kill");
@@ -125,11 +127,12 @@ async fn black_hole_is_detected_within_dead_after() {
         "the agent never noticed the dead link"
     );
     let noticed = t0.elapsed();
-    // dead_after 3 s (+ up to one backoff cap of 1 s, + slack for a loaded machine); not before ~2 s (it must not be
-    // declaring live links dead either).
+    // Not before ~2 s: a live link is not declared dead early (dead_after is 3 s). A lower
+    // bound only: a loaded machine can make it later, never earlier. That the keep-alive
+    // (and not something else) noticed is the "nothing heard" reason below.
     assert!(
-        noticed >= Duration::from_secs(2) && noticed <= Duration::from_secs(7),
-        "noticed after {noticed:?}"
+        noticed >= Duration::from_secs(2),
+        "declared dead after only {noticed:?}"
     );
     assert!(
         agent
@@ -331,15 +334,12 @@ async fn proxy_latency_stall_and_cut() {
         agent.link.wait_downs(downs + 1, T).await,
         "stall never noticed"
     );
-    let noticed = t0.elapsed();
+    let noticed = t0.elapsed(); // printed below, not asserted
+                                // Noticed by the keep-alive's dead-link rule, not by anything else.
     assert!(
         agent.link.downs()[downs].contains("nothing heard"),
         "{:?}",
         agent.link.downs()
-    );
-    assert!(
-        noticed <= Duration::from_secs(7),
-        "noticed after {noticed:?}"
     );
     // While stalled, new connections cannot finish their handshake: they time out (2 s).
     assert!(agent.link.wait_downs(downs + 2, T).await);

@@ -6,7 +6,7 @@
 #[path = "support/harness.rs"]
 mod harness;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use harness::*;
 use serde_json::Value;
@@ -44,12 +44,11 @@ async fn locked_by_a_pos_writer_longer_than_the_busy_timeout() {
 
     let writer = rusqlite::Connection::open(&mirror).unwrap();
     writer.execute_batch("BEGIN EXCLUSIVE;").unwrap();
-    let t0 = Instant::now();
+    // The answer comes while the writer still holds its lock (it commits only after): the
+    // agent gave up after its busy timeout instead of waiting for the POS.
     let v = ask(&cloud, "locked", "12").await;
-    let took = t0.elapsed();
+    assert!(!writer.is_autocommit(), "the lock is still held");
     assert_unavailable(&v, "busy");
-    // The busy timeout is 300 ms: the answer is not held for long.
-    assert!(took < Duration::from_secs(2), "answered after {took:?}");
 
     writer.execute_batch("COMMIT;").unwrap();
     drop(writer);

@@ -294,6 +294,17 @@ impl FakeCloud {
         self.http.push_responses(script);
     }
 
+    /// Drop the answers still queued by `push_responses` (later callbacks get `200`).
+    pub fn clear_responses(&self) {
+        self.http.clear_responses();
+    }
+
+    /// End every callback held by [`Reply::Hang`] now, by resetting its connection (the
+    /// client sees a network error at once). Hangs that start later are not affected.
+    pub fn release_hangs(&self) {
+        self.http.release_hangs();
+    }
+
     /// HTTP requests received, failed and malformed ones included.
     pub fn callback_attempts(&self) -> usize {
         self.http.attempts()

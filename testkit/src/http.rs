@@ -52,7 +52,8 @@ pub enum Reply {
     Status(u16),
     /// Wait, then answer with the status.
     Delay(Duration, u16),
-    /// Never answer; keep the socket open (until the cloud stops).
+    /// Never answer; keep the socket open until `FakeCloud::release_hangs` (then the
+    /// connection is reset) or until the cloud stops.
     Hang,
     /// Close the TCP connection without answering (RST via `SO_LINGER = 0`).
     Reset,
@@ -169,6 +170,8 @@ pub(crate) struct HttpSide {
     state: Mutex<HttpState>,
     attempts: AtomicUsize,
     connections: AtomicU64,
+    /// Bumped by `release_hangs`: every `Hang` waiting then ends with a reset.
+    release: watch::Sender<u64>,
     pub(crate) events: Events,
 }
 
@@ -180,12 +183,19 @@ impl HttpSide {
             state: Mutex::new(HttpState::default()),
             attempts: AtomicUsize::new(0),
             connections: AtomicU64::new(0),
+            release: watch::Sender::new(0),
             events: Events::new(),
         }
     }
 
     pub(crate) fn push_responses(&self, script: &[Reply]) {
         lock(&self.state).script.extend(script.iter().copied());
+    }
+    pub(crate) fn clear_responses(&self) {
+        lock(&self.state).script.clear();
+    }
+    pub(crate) fn release_hangs(&self) {
+        self.release.send_modify(|n| *n = n.wrapping_add(1));
     }
     pub(crate) fn attempts(&self) -> usize {
         self.attempts.load(Ordering::Relaxed)
@@ -363,6 +373,8 @@ async fn answer(
         body,
         connection: id,
     };
+    // Subscribed before the request is recorded: a release after the test saw it ends it.
+    let mut released = side.release.subscribe();
     let reply = side.record(arrived, forced);
     match reply {
         Reply::Status(status) => Ok(respond(status, forced.is_some())),
@@ -370,7 +382,11 @@ async fn answer(
             tokio::time::sleep(wait).await;
             Ok(respond(status, false))
         }
-        Reply::Hang => std::future::pending().await,
+        Reply::Hang => {
+            let _ = released.changed().await;
+            tap.reset();
+            Err(ResetByScript)
+        }
         Reply::Reset => {
             tap.reset();
             Err(ResetByScript)

@@ -500,6 +500,15 @@ async fn http_hang_never_answers() {
     );
     let cb = cloud.callback_for("h", T).await.unwrap();
     assert_eq!(cb.answered, 0);
+    // Released: the connection ends (reset) without an answer.
+    cloud.release_hangs();
+    assert!(
+        tokio::time::timeout(T, read_response(&mut tcp))
+            .await
+            .expect("the released hang ends the connection")
+            .is_none(),
+        "no answer"
+    );
     drop(tcp);
     // The script is used up: a retry on a new connection gets 200.
     let mut tcp = TcpStream::connect(http_addr(&cloud)).await.unwrap();

@@ -282,7 +282,7 @@ mod tests {
         let path = dir.path().join("notify");
         let rx = UnixDatagram::bind(&path).unwrap();
         let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
+            .enable_all()
             .build()
             .unwrap();
         let (tx, stop) = watch::channel(false);
@@ -292,8 +292,18 @@ mod tests {
                 Duration::from_millis(100),
                 stop,
             ));
-            tokio::time::sleep(Duration::from_millis(20)).await; // first beat at t=0
-            assert_eq!(recv_all(&rx).len(), 1);
+            // The first beat (at t = 0), awaited as an event, bounded.
+            rx.set_nonblocking(true).unwrap();
+            let arx = tokio::net::UnixDatagram::from_std(rx.try_clone().unwrap()).unwrap();
+            let mut buf = [0u8; 64];
+            let n = tokio::time::timeout(Duration::from_secs(30), arx.recv(&mut buf))
+                .await
+                .expect("the first heartbeat arrives")
+                .unwrap();
+            assert_eq!(&buf[..n], b"WATCHDOG=1");
+            // Drain, then stall the event loop with no await in between: the runtime's only
+            // thread is this one, so whatever arrives now was sent from another thread.
+            recv_all(&rx);
             std::thread::sleep(Duration::from_millis(300)); // the event loop stalls
             assert!(
                 recv_all(&rx).is_empty(),

@@ -105,6 +105,19 @@ pub fn config_permissions_warning(path: &Path) -> Option<String> {
     }
 }
 
+/// Warnings about the configuration that do not stop the agent (`check` prints them as `WARN`).
+pub fn config_warnings(cfg: &Config) -> Vec<String> {
+    let mut w = Vec::new();
+    if cfg.partner_id.trim().is_empty() {
+        w.push(
+            "partner_id is empty: versionInfo sends an empty partnerId, which the protocol marks \
+             required; set partner_id to the integrator id Expirenza issued"
+                .to_string(),
+        );
+    }
+    w
+}
+
 /// One line on what is wrong with the mirror for the core operations, or `None` if it serves them.
 pub fn mirror_problem(cfg: &Config) -> Option<String> {
     let mirror = Mirror::new(&cfg.mirror_path, cfg.mirror.busy_timeout_ms, 1);

@@ -25,6 +25,7 @@ pub mod ctx;
 pub mod dispatch;
 pub mod journal;
 pub mod json;
+pub mod json_in;
 pub mod link;
 pub mod metrics;
 pub mod mirror;

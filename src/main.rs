@@ -287,6 +287,9 @@ fn check(config_path: &Path, online: bool) -> Result<ExitCode> {
     if let Some(w) = expirenza_agent::check::config_permissions_warning(config_path) {
         println!("WARN         {w}");
     }
+    for w in expirenza_agent::check::config_warnings(&cfg) {
+        println!("WARN         {w}");
+    }
     problems += expirenza_agent::check::report_mirror(&cfg, &mut std::io::stdout())?;
     if online && !check_online(&cfg)? {
         problems += 1;

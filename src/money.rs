@@ -1,11 +1,16 @@
 //! Money and quantities as integers.
 //!
 //! Inside the agent money is always an `i64` number of kopecks ([`Kopecks`]) and a quantity an
-//! `i64` number of thousandths ([`Qty`]). On the wire both are JSON numbers with a decimal
-//! fraction (`129.20`, `0.5`). Parsing goes through text, never through float arithmetic:
-//! the incoming token is read by the JSON parser as an `f64`, printed back with Rust's shortest
-//! round-trip representation (which reproduces the sender's decimal digits for any number with
-//! at most 15 significant digits) and that text is parsed as a fixed-point decimal.
+//! `i64` number of thousandths ([`Qty`]). On the wire both are decimals (`129.20`, `0.5`).
+//!
+//! Reading is done on the decimal **text** the cloud sent, never through float arithmetic
+//! ([`parse_wire`]): the frame reader (`json_in.rs`) hands over a number token's text or a
+//! string's content, so `10`, `10.0`, `"389.50"` and `1.0E2` are all read exactly. The cloud's
+//! Java client holds amounts as `Double`, so a value may carry float noise
+//! (`89.9999999999999`): within 1e-6 of a whole kopeck (a whole thousandth for quantities) it is
+//! rounded to it. Refused, with the reason: text that is not a number, a negative value, more
+//! than 2 decimals (3 for quantities) beyond that noise, and amounts over [`MAX_KOPECKS`] /
+//! [`MAX_QTY_MILLI`].
 
 use std::fmt;
 
@@ -27,12 +32,136 @@ pub struct Qty(pub i64);
 pub enum AmountError {
     #[error("not a number")]
     NotANumber,
-    #[error("more than {0} decimal places")]
+    #[error("more than {0} decimal places (beyond float noise of 1e-6)")]
     TooPrecise(u32),
-    #[error("out of range")]
+    #[error("out of range (absurdly large)")]
     OutOfRange,
     #[error("negative")]
     Negative,
+}
+
+/// Longest decimal text read (a Java `Double` prints at most ~25 characters).
+pub const MAX_DECIMAL_TEXT: usize = 64;
+
+/// Parse a wire decimal (a JSON number's text or a string's content: `10`, `10.0`, `"389.50"`,
+/// `1.0E7`, `89.9999999999999`) into units of 10^-scale, from its text alone.
+///
+/// Within 1e-6 of a whole unit the value is float noise and is rounded to it; other digits
+/// beyond `scale` are refused ([`AmountError::TooPrecise`]). Negative values are refused
+/// (`-0` is 0), as is anything over `max`.
+pub fn parse_wire(text: &str, scale: u32, max: i64) -> Result<i64, AmountError> {
+    let t = text.trim();
+    if t.is_empty() || t.len() > MAX_DECIMAL_TEXT {
+        return Err(AmountError::NotANumber);
+    }
+    let b = t.as_bytes();
+    let mut i = 0;
+    let neg = match b.first() {
+        Some(b'-') => {
+            i += 1;
+            true
+        }
+        Some(b'+') => {
+            i += 1;
+            false
+        }
+        _ => false,
+    };
+    let int_start = i;
+    while b.get(i).is_some_and(u8::is_ascii_digit) {
+        i += 1;
+    }
+    let int = &b[int_start..i];
+    let mut frac: &[u8] = &[];
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        let s = i;
+        while b.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        frac = &b[s..i];
+    }
+    if int.is_empty() && frac.is_empty() {
+        return Err(AmountError::NotANumber);
+    }
+    let mut exp: i64 = 0;
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        let eneg = match b.get(i) {
+            Some(b'-') => {
+                i += 1;
+                true
+            }
+            Some(b'+') => {
+                i += 1;
+                false
+            }
+            _ => false,
+        };
+        let s = i;
+        while let Some(d) = b.get(i).filter(|d| d.is_ascii_digit()) {
+            exp = (exp * 10 + i64::from(d - b'0')).min(1000);
+            i += 1;
+        }
+        if i == s {
+            return Err(AmountError::NotANumber);
+        }
+        if eneg {
+            exp = -exp;
+        }
+    }
+    if i != b.len() {
+        return Err(AmountError::NotANumber);
+    }
+    // The digits int ++ frac, with the decimal point after `point` of them.
+    let n = int.len() + frac.len();
+    let digit = |k: i64| -> i64 {
+        if k < 0 || k >= n as i64 {
+            return 0;
+        }
+        let k = k as usize;
+        let d = if k < int.len() {
+            int[k]
+        } else {
+            frac[k - int.len()]
+        };
+        i64::from(d - b'0')
+    };
+    // Whole units: the digits before `point + scale`.
+    let cut = int.len() as i64 + exp + i64::from(scale);
+    let mut whole: i64 = 0;
+    for k in 0..cut.max(0) {
+        whole = whole
+            .checked_mul(10)
+            .and_then(|w| w.checked_add(digit(k)))
+            .filter(|w| *w <= max)
+            .ok_or(AmountError::OutOfRange)?;
+    }
+    // The rest, as a 12-digit window of a unit plus whether anything non-zero follows it.
+    const WINDOW: u32 = 12;
+    let mut rest: i64 = 0;
+    for k in cut..cut + i64::from(WINDOW) {
+        rest = rest * 10 + digit(k);
+    }
+    let more = ((cut + i64::from(WINDOW)).max(0)..n as i64).any(|k| digit(k) != 0);
+    // 1e-6 of a whole hryvnia/unit is 10^(scale-6) units, 10^(scale+6) window steps.
+    let tol = 10_i64.pow(scale + 6);
+    let full = 10_i64.pow(WINDOW);
+    if rest == 0 && !more {
+    } else if rest < tol || (rest == tol && !more) {
+        // noise above a whole unit: round down
+    } else if full - rest <= tol {
+        whole = whole
+            .checked_add(1)
+            .filter(|w| *w <= max)
+            .ok_or(AmountError::OutOfRange)?;
+    } else {
+        return Err(AmountError::TooPrecise(scale));
+    }
+    if neg && whole != 0 {
+        return Err(AmountError::Negative);
+    }
+    Ok(whole)
 }
 
 /// Parse a plain decimal (`"129.2"`, `"-0.01"`, `"1e3"` is refused) into units of 10^-scale.
@@ -98,6 +227,10 @@ impl Kopecks {
     pub fn parse(text: &str) -> Result<Self, AmountError> {
         parse_fixed(text, 2, MAX_KOPECKS).map(Kopecks)
     }
+    /// A wire amount from its decimal text ([`parse_wire`]).
+    pub fn from_text(text: &str) -> Result<Self, AmountError> {
+        parse_wire(text, 2, MAX_KOPECKS).map(Kopecks)
+    }
     pub fn from_wire(x: f64) -> Result<Self, AmountError> {
         let v = from_wire_f64(x, 2, MAX_KOPECKS)?;
         if v < 0 {
@@ -112,6 +245,10 @@ impl Qty {
 
     pub fn parse(text: &str) -> Result<Self, AmountError> {
         parse_fixed(text, 3, MAX_QTY_MILLI).map(Qty)
+    }
+    /// A wire quantity from its decimal text ([`parse_wire`]).
+    pub fn from_text(text: &str) -> Result<Self, AmountError> {
+        parse_wire(text, 3, MAX_QTY_MILLI).map(Qty)
     }
     pub fn from_wire(x: f64) -> Result<Self, AmountError> {
         let v = from_wire_f64(x, 3, MAX_QTY_MILLI)?;
@@ -146,35 +283,77 @@ impl fmt::Display for Qty {
     }
 }
 
-struct F64Visitor;
-impl Visitor<'_> for F64Visitor {
-    type Value = f64;
+/// Reads a number or a decimal string as text (`json_in::DECIMAL`), then [`parse_wire`]; other
+/// deserializers (tests' `serde_json`) hand over numbers, read through [`from_wire_f64`].
+struct DecimalVisitor {
+    what: &'static str,
+    scale: u32,
+    max: i64,
+}
+
+impl DecimalVisitor {
+    fn read<E: de::Error>(&self, text: &str) -> Result<i64, E> {
+        parse_wire(text, self.scale, self.max).map_err(|e| {
+            let shown: String = text.chars().take(40).collect();
+            de::Error::custom(format_args!("{} {shown:?}: {e}", self.what))
+        })
+    }
+}
+
+impl<'de> Visitor<'de> for DecimalVisitor {
+    type Value = i64;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a decimal number")
+        write!(f, "{} as a decimal number or string", self.what)
     }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<f64, E> {
-        Ok(v)
+    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<i64, E> {
+        self.read(std::str::from_utf8(v).unwrap_or(""))
     }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<f64, E> {
-        // Integers up to 2^53 are exact in f64; larger are out of range for money anyway.
-        Ok(v as f64)
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<i64, E> {
+        self.read(v)
     }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<f64, E> {
-        Ok(v as f64)
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<i64, E> {
+        let x = from_wire_f64(v, self.scale, self.max)
+            .map_err(|e| de::Error::custom(format_args!("{} {v}: {e}", self.what)))?;
+        if x < 0 {
+            return Err(de::Error::custom(format_args!(
+                "{} {v}: negative",
+                self.what
+            )));
+        }
+        Ok(x)
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<i64, E> {
+        self.read(&v.to_string())
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<i64, E> {
+        self.read(&v.to_string())
+    }
+    fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<i64, D::Error> {
+        d.deserialize_any(self)
     }
 }
 
 impl<'de> Deserialize<'de> for Kopecks {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let x = d.deserialize_f64(F64Visitor)?;
-        Kopecks::from_wire(x).map_err(|e| de::Error::custom(format_args!("money: {e}")))
+        let v = DecimalVisitor {
+            what: "money",
+            scale: 2,
+            max: MAX_KOPECKS,
+        };
+        d.deserialize_newtype_struct(crate::json_in::DECIMAL, v)
+            .map(Kopecks)
     }
 }
 
 impl<'de> Deserialize<'de> for Qty {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let x = d.deserialize_f64(F64Visitor)?;
-        Qty::from_wire(x).map_err(|e| de::Error::custom(format_args!("quantity: {e}")))
+        let v = DecimalVisitor {
+            what: "quantity",
+            scale: 3,
+            max: MAX_QTY_MILLI,
+        };
+        d.deserialize_newtype_struct(crate::json_in::DECIMAL, v)
+            .map(Qty)
     }
 }
 
@@ -227,6 +406,74 @@ mod tests {
         assert_eq!(Kopecks::from_wire(1e300), Err(AmountError::OutOfRange));
         assert_eq!(Kopecks::parse("1e3"), Err(AmountError::NotANumber));
         assert_eq!(Kopecks::parse("."), Err(AmountError::NotANumber));
+    }
+
+    #[test]
+    fn wire_text_is_read_exactly() {
+        let ok: &[(&str, i64)] = &[
+            ("10", 1000),
+            ("10.0", 1000),
+            ("389.50", 38950),
+            (" 389.5 ", 38950),
+            ("+1", 100),
+            ("-0", 0),
+            ("-0.00", 0),
+            ("89.9999999999999", 9000),
+            ("90.0000000000001", 9000),
+            ("0.1000000001", 10),
+            ("129.19999999", 12920),
+            ("1.0E2", 10000),
+            ("1e-9", 0),
+            ("1.5e1", 1500),
+            ("12920e-2", 12920),
+            ("0.0000001", 0),
+            ("10000000000", MAX_KOPECKS),
+        ];
+        for (t, k) in ok {
+            assert_eq!(Kopecks::from_text(t), Ok(Kopecks(*k)), "{t}");
+        }
+        let bad: &[(&str, AmountError)] = &[
+            ("", AmountError::NotANumber),
+            ("abc", AmountError::NotANumber),
+            ("1,5", AmountError::NotANumber),
+            ("1.2.3", AmountError::NotANumber),
+            ("NaN", AmountError::NotANumber),
+            ("1e", AmountError::NotANumber),
+            ("-1", AmountError::Negative),
+            ("-0.01", AmountError::Negative),
+            ("1.005", AmountError::TooPrecise(2)),
+            ("1.0000011", AmountError::TooPrecise(2)),
+            ("10000000000.01", AmountError::OutOfRange),
+            ("1e300", AmountError::OutOfRange),
+            ("99999999999999999999999", AmountError::OutOfRange),
+        ];
+        for (t, e) in bad {
+            assert_eq!(Kopecks::from_text(t).as_ref(), Err(e), "{t}");
+        }
+        assert_eq!(Qty::from_text("1.3"), Ok(Qty(1300)));
+        assert_eq!(Qty::from_text("0.33300000001"), Ok(Qty(333)));
+        assert_eq!(Qty::from_text("0.0005"), Err(AmountError::TooPrecise(3)));
+    }
+
+    #[test]
+    fn deserialized_from_frames() {
+        #[derive(serde::Deserialize)]
+        struct F {
+            a: Kopecks,
+            b: Qty,
+        }
+        let f: F = crate::json_in::from_frame(br#"{"a":"389.50","b":2}"#).unwrap();
+        assert_eq!((f.a, f.b), (Kopecks(38950), Qty(2000)));
+        let f: F = crate::json_in::from_frame(br#"{"a":89.9999999999999,"b":"0.5"}"#).unwrap();
+        assert_eq!((f.a, f.b), (Kopecks(9000), Qty(500)));
+        let e = crate::json_in::from_frame::<F>(br#"{"a":"x1","b":1}"#)
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("money \"x1\": not a number"), "{e}");
+        let e = crate::json_in::from_frame::<F>(br#"{"a":-1,"b":1}"#)
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("negative"), "{e}");
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! Parsing one incoming text frame into a bounded request envelope.
 //!
-//! Parsing is done with `serde-json-core` into fixed-capacity `heapless` strings, so a hostile
-//! frame can never make the agent allocate more than the frame itself (already capped by
-//! `[limits] max_message_bytes`). Strings are unescaped (`from_slice_escaped`) so a Cyrillic
-//! name sent as `\u0411` arrives as `Б`. Before serde sees the frame, [`precheck`] bounds the
-//! nesting depth: the parser recurses on nested values, and a frame of 100 000 `[` would
-//! otherwise overflow the stack.
+//! Parsing is done by the agent's own bounded reader (`json_in.rs`), mostly into
+//! fixed-capacity `heapless` strings, so a hostile frame can never make the agent allocate more
+//! than the frame itself (already capped by `[limits] max_message_bytes`). Strings are
+//! unescaped, so a Cyrillic name sent as `\u0411` arrives as `Б`; fields the agent does not
+//! read are skipped without unescaping, whatever their length, and when a key repeats the last
+//! one wins. Before serde sees the frame, [`precheck`] bounds the nesting depth: the parser
+//! recurses on nested values, and a frame of 100 000 `[` would otherwise overflow the stack.
 //!
 //! The envelope holds only `rID` and `operation`; each operation parses its own fields from the
 //! same frame with [`parse_fields`] (see `ops/*.rs`), so changing one operation's request never
@@ -15,9 +16,6 @@ use serde::Deserialize;
 
 /// Deepest nesting accepted in a frame. Real requests nest 4 levels (items → modifier).
 pub const MAX_DEPTH: usize = 16;
-/// Longest single string after unescaping. Longer strings make the frame invalid.
-pub const MAX_STRING: usize = 4096;
-
 pub type RId = heapless::String<256>;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -90,16 +88,7 @@ fn strip_bom(frame: &[u8]) -> &[u8] {
 
 /// Parse `T` from the whole frame; trailing bytes other than whitespace are an error.
 pub fn parse_fields<'a, T: Deserialize<'a>>(frame: &'a [u8]) -> Result<T, FrameError> {
-    let frame = strip_bom(frame);
-    let mut scratch = [0u8; MAX_STRING];
-    let (v, used) = serde_json_core::from_slice_escaped::<T>(frame, &mut scratch)
-        .map_err(|e| FrameError::Json(e.to_string()))?;
-    if !frame[used..].iter().all(u8::is_ascii_whitespace) {
-        return Err(FrameError::Json(
-            "trailing characters after the object".into(),
-        ));
-    }
-    Ok(v)
+    crate::json_in::from_frame(strip_bom(frame)).map_err(|e| FrameError::Json(e.0))
 }
 
 /// Precheck, then read `rID` and `operation`.
@@ -168,10 +157,6 @@ mod tests {
             parse_envelope(br#"{"rID":"a","operation":"x"} junk"#),
             Err(FrameError::Json(_))
         ));
-        assert!(matches!(
-            parse_envelope(br#"{"rID":"a","rID":"b","operation":"x"}"#),
-            Err(FrameError::Json(_))
-        ));
         assert_eq!(parse_envelope(&[0xff, 0xfe]), Err(FrameError::NotText));
         let deep = format!(
             "{{\"rID\":\"a\",\"operation\":\"x\",\"v\":{}{}}}",
@@ -197,6 +182,21 @@ mod tests {
             table: heapless::String<8>,
         }
         assert_eq!(parse_fields::<T>(f).unwrap().table.as_str(), "7");
+    }
+
+    #[test]
+    fn tolerant_envelope() {
+        // A repeated key: the last one wins (as in the cloud's Jackson).
+        let e = parse_envelope(br#"{"rID":"a","rID":"b","operation":"x"}"#).unwrap();
+        assert_eq!(e.rid.as_str(), "b");
+        // A long escaped string in a field the agent does not read is skipped unread.
+        let f = format!(
+            r#"{{"rID":"r1","note":"{}","operation":"getBill"}}"#,
+            "\\u0416\\n".repeat(2000)
+        );
+        assert!(f.len() > 4096);
+        let e = parse_envelope(f.as_bytes()).unwrap();
+        assert_eq!((e.rid.as_str(), e.operation.as_str()), ("r1", "getBill"));
     }
 
     #[test]

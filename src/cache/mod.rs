@@ -23,6 +23,7 @@ use std::collections::HashMap;
 use rusqlite::Connection;
 
 use crate::callback::CallbackError;
+use crate::config::ClosedOrdersShape;
 use crate::json::{BodyTooLarge, JsonBuf};
 use crate::mirror::orders::{self, Order};
 use crate::mirror::MirrorError;
@@ -86,18 +87,34 @@ pub struct TickStats {
 #[derive(Debug)]
 pub struct Prepared {
     pub body: Vec<u8>,
+    /// The separate closed-orders webhook (`[compat] closed_orders = "separate"`), when orders
+    /// closed since the last acknowledged push; sent after `body`.
+    pub closed_body: Option<Vec<u8>>,
     pub commit: HashMap<String, Fingerprint>,
     pub stats: TickStats,
 }
 
-/// Build one push: scan, diff against `acked`, load changed orders in full, write the body.
-/// Reads happen in one read transaction, so the body is a consistent snapshot of the mirror.
+/// [`prepare_with`] with closed orders inline (`closedOrders` in the ORDERS_CACHE body).
 pub fn prepare(
     conn: &Connection,
     acked: &Acked,
     bounds: Bounds,
     event_time: &str,
 ) -> Result<Prepared, CacheError> {
+    prepare_with(conn, acked, bounds, event_time, ClosedOrdersShape::Inline)
+}
+
+/// Build one push: scan, diff against `acked`, load changed orders in full, write the body (and
+/// the closed-orders body when `shape` is `Separate`). Reads happen in one read transaction, so
+/// the body is a consistent snapshot of the mirror.
+pub fn prepare_with(
+    conn: &Connection,
+    acked: &Acked,
+    bounds: Bounds,
+    event_time: &str,
+    shape: ClosedOrdersShape,
+) -> Result<Prepared, CacheError> {
+    let inline = shape == ClosedOrdersShape::Inline;
     let tx = conn.unchecked_transaction()?;
     let scan = tracker::scan(&tx, bounds.max_tracked, bounds.max_rows)?;
 
@@ -121,7 +138,14 @@ pub fn prepare(
 
     // The body without any full entry: what is always sent.
     let mut skeleton = JsonBuf::new(bounds.max_body);
-    shape::write_body(&mut skeleton, event_time, &scan.open, |_| None, &closed);
+    let inline_closed = inline.then_some(closed.as_slice());
+    shape::write_body(
+        &mut skeleton,
+        event_time,
+        &scan.open,
+        |_| None,
+        inline_closed,
+    );
     let skeleton_len = skeleton.finish()?.len();
 
     // Changed tracked orders, oldest first, in full while they fit.
@@ -165,9 +189,16 @@ pub fn prepare(
         event_time,
         &scan.open,
         |i| full.get(i).and_then(Option::as_ref),
-        &closed,
+        inline_closed,
     );
     let body = j.finish()?;
+    let closed_body = if inline || closed.is_empty() {
+        None
+    } else {
+        let mut c = JsonBuf::new(bounds.max_body);
+        shape::write_closed_body(&mut c, event_time, &closed);
+        Some(c.finish()?)
+    };
 
     let mut commit = HashMap::with_capacity(scan.tracked);
     for (i, o) in scan.open[..scan.tracked].iter().enumerate() {
@@ -183,6 +214,7 @@ pub fn prepare(
     }
     Ok(Prepared {
         body,
+        closed_body,
         commit,
         stats,
     })

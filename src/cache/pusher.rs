@@ -9,7 +9,10 @@
 //! - Deadline: tick start + interval. Retries stop there, so a push never overlaps the next one
 //!   (missed ticks are delayed, not bunched) and the cloud hears from us at least every interval
 //!   while it is reachable (it marks the cache stale after 15 s).
-//! - Commit on success only: the new fingerprints replace the acknowledged ones after a 2xx.
+//! - Closed orders (`[compat] closed_orders = "separate"`, the default) go in a second POST to
+//!   the same path right after the ORDERS_CACHE one, only when some order closed.
+//! - Commit on success only: the new fingerprints replace the acknowledged ones after a 2xx
+//!   (to both POSTs when there are two; otherwise the next push repeats them).
 //! - `ctx.cache_ok` (versionInfo's `available` for ORDERS_CACHE) follows the last push.
 //! - Logging: a line when pushes start failing or recover, then one warning a minute while they
 //!   keep failing; each push is logged at debug level.
@@ -22,7 +25,7 @@ use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
 use super::tracker::Acked;
-use super::{prepare, shape, Bounds, CacheError, TickStats};
+use super::{prepare_with, shape, Bounds, CacheError, TickStats};
 use crate::ctx::Ctx;
 use crate::shutdown::Shutdown;
 use crate::sign::SignedBody;
@@ -38,15 +41,16 @@ pub struct Pushed {
 /// One push, blocking: prepare, sign, deliver by `deadline`, commit on success.
 pub fn push_once(ctx: &Ctx, acked: &mut Acked, deadline: Instant) -> Result<Pushed, CacheError> {
     let bounds = Bounds::from_config(&ctx.cfg);
+    let closed_shape = ctx.cfg.compat.closed_orders;
     let event_time = crate::clock::utc_iso_now();
     // Mirror errors go back to the pool (which then drops the connection); a body-too-large
     // error rides inside `Ok` so a healthy connection is kept.
-    let prepared = ctx
-        .mirror
-        .with(|c| match prepare(c, acked, bounds, &event_time) {
+    let prepared = ctx.mirror.with(|c| {
+        match prepare_with(c, acked, bounds, &event_time, closed_shape) {
             Err(CacheError::Mirror(m)) => Err(m),
             other => Ok(other),
-        })??;
+        }
+    })??;
     if prepared.stats.untracked > 0 {
         log_warn!(
             "cache: {} open orders exceed [cache] max_tracked_orders ({}); they are listed short, never in full",
@@ -62,13 +66,24 @@ pub fn push_once(ctx: &Ctx, acked: &mut Acked, deadline: Instant) -> Result<Push
         );
     }
     let signed = SignedBody::new(&ctx.cfg.secret, prepared.body);
-    let bytes = signed.len();
-    let delivered = ctx.callback.deliver(shape::PATH, &signed, deadline)?;
+    let mut bytes = signed.len();
+    let mut attempts = ctx
+        .callback
+        .deliver(shape::PATH, &signed, deadline)?
+        .attempts;
+    if let Some(closed) = prepared.closed_body {
+        let signed = SignedBody::new(&ctx.cfg.secret, closed);
+        bytes += signed.len();
+        attempts += ctx
+            .callback
+            .deliver(shape::PATH, &signed, deadline)?
+            .attempts;
+    }
     acked.replace(prepared.commit);
     Ok(Pushed {
         stats: prepared.stats,
         bytes,
-        attempts: delivered.attempts,
+        attempts,
     })
 }
 

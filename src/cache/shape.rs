@@ -9,15 +9,20 @@
 //!   `{billId, orderNumber, tableId, state, totalSum}`; changed orders are the full getBill Order
 //!   object (`wire::order::write_order`), which is a superset of the short entry (it carries
 //!   `guests`, `discounts`, ...), so a reader tells the two apart by the presence of `guests`;
-//! - orders that left the open set since the last acknowledged push are listed in
+//! - orders that left the open set since the last acknowledged push are listed as
 //!   `closedOrders: [{billId, state}]`, with the mirror's state (`PAYED`, `CLOSED`) or `CLOSED`
-//!   when the row is gone. The docs mention a separate closed-order webhook whose name and payload
-//!   are unknown; this array stands in for it.
+//!   when the row is gone. The docs say closed orders go in **a separate webhook** whose name and
+//!   payload are unknown: by default (`[compat] closed_orders = "separate"`) they are POSTed to
+//!   the same path right after the ORDERS_CACHE push, as
+//!   `{"webhookType":"CLOSED_ORDERS","eventTime",…,"closedOrders":[…]}` (name [inferred]), and
+//!   only when there are some. `closed_orders = "inline"` puts the array inside the ORDERS_CACHE
+//!   body instead (always present there, possibly empty).
 //!
 //! ```json
 //! {"webhookType":"ORDERS_CACHE","eventTime":"2024-05-14T16:21:10.000000000Z",
 //!  "actualOrders":[{"billId":"b-1","orderNumber":1842,"tableId":"table-12","state":"BILL","totalSum":389.5},
-//!                  {"billId":"b-2","orderNumber":1843,…,"guests":[…]}],
+//!                  {"billId":"b-2","orderNumber":1843,…,"guests":[…]}]}
+//! {"webhookType":"CLOSED_ORDERS","eventTime":"2024-05-14T16:21:10.000000000Z",
 //!  "closedOrders":[{"billId":"b-0","state":"PAYED"}]}
 //! ```
 
@@ -29,6 +34,8 @@ use super::tracker::OpenOrder;
 
 /// `webhookType` of this webhook.
 pub const WEBHOOK_TYPE: &str = "ORDERS_CACHE";
+/// `webhookType` of the separate closed-orders webhook [inferred].
+pub const CLOSED_WEBHOOK_TYPE: &str = "CLOSED_ORDERS";
 /// Callback path (`/callback/webhook`).
 pub const PATH: &str = "webhook";
 
@@ -55,13 +62,34 @@ pub fn write_full(j: &mut JsonBuf, o: &Order) {
     order::write_order(j, o);
 }
 
-/// The whole body. `full(i)` gives the full details to send for `open[i]`, if any.
+fn write_closed(j: &mut JsonBuf, closed: &[Closed]) {
+    j.key("closedOrders").begin_arr();
+    for c in closed {
+        j.begin_obj()
+            .f_str("billId", &c.bill_id)
+            .f_str("state", &c.state)
+            .end_obj();
+    }
+    j.end_arr();
+}
+
+/// The separate closed-orders webhook's body.
+pub fn write_closed_body(j: &mut JsonBuf, event_time: &str, closed: &[Closed]) {
+    j.begin_obj()
+        .f_str("webhookType", CLOSED_WEBHOOK_TYPE)
+        .f_str("eventTime", event_time);
+    write_closed(j, closed);
+    j.end_obj();
+}
+
+/// The whole body. `full(i)` gives the full details to send for `open[i]`, if any; `closed` is
+/// written inline when given (`[compat] closed_orders = "inline"`).
 pub fn write_body<'a>(
     j: &mut JsonBuf,
     event_time: &str,
     open: &[OpenOrder],
     full: impl Fn(usize) -> Option<&'a Order>,
-    closed: &[Closed],
+    closed: Option<&[Closed]>,
 ) {
     j.begin_obj()
         .f_str("webhookType", WEBHOOK_TYPE)
@@ -74,12 +102,8 @@ pub fn write_body<'a>(
         }
     }
     j.end_arr();
-    j.key("closedOrders").begin_arr();
-    for c in closed {
-        j.begin_obj()
-            .f_str("billId", &c.bill_id)
-            .f_str("state", &c.state)
-            .end_obj();
+    if let Some(closed) = closed {
+        write_closed(j, closed);
     }
-    j.end_arr().end_obj();
+    j.end_obj();
 }

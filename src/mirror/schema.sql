@@ -114,7 +114,16 @@ CREATE TABLE IF NOT EXISTS menu_items (
     scale_size_id           TEXT,                   -- the scale's default size
     scale_size_name         TEXT,
     scale_size_kitchen_name TEXT,
-    scale_size_menu_index   INTEGER
+    scale_size_menu_index   INTEGER,
+    modifier_scheme_id      TEXT                    -- optional column: menuInfo modifierSchemeId
+);
+
+-- Optional: the menu sections a dish is listed in (menuInfo dishes[].menuSections).
+CREATE TABLE IF NOT EXISTS menu_item_sections (
+    item_id  TEXT NOT NULL,                         -- menu_items.id
+    section  TEXT NOT NULL,
+    position INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (item_id, section)
 );
 
 -- Modifiers (menuInfo modifiers; checkProductsRestrictions modifier lines).

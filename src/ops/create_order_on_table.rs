@@ -25,6 +25,7 @@ use super::{fail_body, substate, Answer, Ctx, OpError};
 use crate::journal::store::{Dedup, NewCommand};
 use crate::journal::Command;
 use crate::json::JsonBuf;
+use crate::json_in::Scalar;
 use crate::mirror::orders::{self, Order};
 use crate::mirror::MirrorError;
 use crate::money::{Kopecks, Qty};
@@ -38,51 +39,47 @@ pub const NEEDS: &[(&str, &[&str])] = &[
     ("stop_list", &["item_id", "remaining_milli"]),
 ];
 
-/// Most items per order, modifiers per item and fiscalData entries. They bound the parse, which
-/// lives on the blocking-pool thread's stack (`Fields` is ~14 KB; an unoptimised build needs
-/// ~40× that in stack while deserialising). A larger order answers FAIL `BAD_REQUEST`.
-pub const MAX_ITEMS: usize = 24;
-pub const MAX_MODIFIERS: usize = 4;
-pub const MAX_FISCAL: usize = 8;
+fn one() -> Qty {
+    Qty::ONE
+}
 
-#[derive(Deserialize)]
+/// One modifier of an item: `{id, groupId?, quantity?}` (a missing `quantity` is 1).
+#[derive(Debug, Deserialize)]
 pub struct Modifier {
-    pub id: heapless::String<48>,
+    pub id: String,
+    /// Not needed by the check; read leniently (string or number).
     #[serde(rename = "groupId")]
-    pub group_id: Option<heapless::String<48>>,
+    pub group_id: Option<Scalar>,
+    #[serde(default = "one")]
     pub quantity: Qty,
 }
 
-#[derive(Deserialize)]
+/// One ordered item: `{id, quantity?, modifier?|modifiers?}` (a missing `quantity` is 1).
+#[derive(Debug, Deserialize)]
 pub struct Item {
-    pub id: heapless::String<48>,
+    pub id: String,
+    #[serde(default = "one")]
     pub quantity: Qty,
-    pub modifier: Option<heapless::Vec<Modifier, MAX_MODIFIERS>>,
+    #[serde(alias = "modifiers")]
+    pub modifier: Option<Vec<Modifier>>,
 }
 
-#[derive(Deserialize)]
-pub struct KeyValue {
-    pub key: heapless::String<64>,
-    pub value: heapless::String<128>,
-}
-
-#[derive(Deserialize)]
+/// The request's fields. `items` is read one element at a time onto the heap, so the only
+/// bound on the order's size is the frame's (`[limits] max_message_bytes`): an order of 30
+/// items × 5 modifiers is a few KiB. `fiscalData` is not read (it is in the journaled frame).
+#[derive(Debug, Deserialize)]
 pub struct Fields {
     #[serde(rename = "externalId")]
-    pub external_id: heapless::String<128>,
+    pub external_id: String,
     #[serde(rename = "originName")]
-    pub origin_name: Option<heapless::String<128>>,
+    pub origin_name: Option<String>,
     #[serde(rename = "tableId")]
-    pub table_id: heapless::String<128>,
-    pub items: heapless::Vec<Item, MAX_ITEMS>,
-    #[serde(rename = "fiscalData")]
-    pub fiscal_data: Option<heapless::Vec<KeyValue, MAX_FISCAL>>,
+    pub table_id: String,
+    pub items: Vec<Item>,
 }
 
 pub fn parse(frame: &[u8]) -> Result<Fields, String> {
-    parse_fields::<Fields>(frame).map_err(|e| {
-        format!("{e} (at most {MAX_ITEMS} items, {MAX_MODIFIERS} modifiers each, {MAX_FISCAL} fiscalData entries, ids of 48 bytes)")
-    })
+    parse_fields::<Fields>(frame).map_err(|e| e.to_string())
 }
 
 /// A menu item as the mirror has it.
@@ -161,8 +158,10 @@ fn check(c: &Connection, f: &Fields) -> Result<Result<Kopecks, Failed>, MirrorEr
     if f.items.is_empty() {
         return bad(substate::BAD_REQUEST, "the order has no items".into());
     }
-    // (id, quantity, is a modifier) of every item and modifier, quantities of one id added up.
+    // (id, quantity, is a modifier) of every item and modifier, quantities of one id added up
+    // (`index` finds an id's entry in constant time: the item count is bounded by the frame only).
     let mut wanted: Vec<(&str, Qty, bool)> = Vec::new();
+    let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
     for it in &f.items {
         let mods = it
             .modifier
@@ -176,9 +175,12 @@ fn check(c: &Connection, f: &Fields) -> Result<Result<Kopecks, Failed>, MirrorEr
                     format!("item {id}: quantity {q} must be > 0"),
                 );
             }
-            match wanted.iter_mut().find(|(w, _, _)| *w == id) {
+            match index.get(id).and_then(|&i| wanted.get_mut(i)) {
                 Some((_, t, _)) => t.0 = t.0.saturating_add(q.0),
-                None => wanted.push((id, q, is_mod)),
+                None => {
+                    index.insert(id, wanted.len());
+                    wanted.push((id, q, is_mod));
+                }
             }
         }
     }

@@ -10,7 +10,8 @@ use crate::json::JsonBuf;
 use crate::mirror::MirrorError;
 
 /// Answer `{"rID":rid,"<key>":[…]}` with one element per row of `sql`, written by `element`.
-/// A mirror error answers FAIL `POS_UNAVAILABLE` with an empty list and the cause.
+/// A mirror error answers FAIL `POS_UNAVAILABLE` with the cause and **no list**: an empty list
+/// would read as "this restaurant has no tables/users/…", which is not what happened.
 pub fn answer(
     ctx: &Ctx,
     rid: &str,
@@ -42,8 +43,6 @@ pub fn answer(
             j.end_arr().end_obj();
             Answer::callback(j, format!("SUCCESS {key}={n}"))
         }
-        Err(e) => fail_body(ctx, rid, substate::POS_UNAVAILABLE, &e.to_string(), |j| {
-            j.key(key).begin_arr().end_arr();
-        }),
+        Err(e) => fail_body(ctx, rid, substate::POS_UNAVAILABLE, &e.to_string(), |_| {}),
     }
 }

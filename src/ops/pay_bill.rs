@@ -19,7 +19,11 @@
 //! - `[journal] ack_mode = "none"`: SUCCESS as soon as the row is committed, with the bill as
 //!   the mirror shows it.
 //!
-//! `tips`, `fiscalData` and `prepay` are kept with the command (the full frame is stored).
+//! The request is read leniently (the guest has paid; docs/protocol.md): only `billId`, `sum`
+//! and `tips` are read, as numbers or decimal strings; `fiscalData`, `prepay` and any other
+//! field are never parsed, whatever their shape, and the whole frame is journaled as it came.
+//! A `tips` that is not a readable amount is logged and left out of `tips_kop`; the payment
+//! goes on.
 
 use serde::Deserialize;
 
@@ -28,6 +32,7 @@ use super::{fail_body, substate, Answer, Ctx, OpError};
 use crate::journal::store::{Dedup, NewCommand};
 use crate::journal::{Command, Status};
 use crate::json::JsonBuf;
+use crate::json_in::Scalar;
 use crate::mirror::orders::{self, Order};
 use crate::money::Kopecks;
 use crate::request::{parse_fields, Envelope};
@@ -35,29 +40,65 @@ use crate::wire::order;
 
 pub const NEEDS: &[(&str, &[&str])] = orders::NEEDS;
 
-/// Most `fiscalData` entries accepted.
-pub const MAX_FISCAL: usize = 16;
-
-#[derive(Deserialize)]
-pub struct KeyValue {
-    pub key: heapless::String<64>,
-    pub value: heapless::String<256>,
-}
-
-#[derive(Deserialize)]
+/// The fields of the request the POS needs. Everything else (`fiscalData`, `prepay`, fields not
+/// known yet) is not read at all: it is in the journaled frame, as it came.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fields {
-    #[serde(rename = "billId")]
-    pub bill_id: heapless::String<128>,
+    pub bill_id: String,
     pub sum: Kopecks,
     pub tips: Option<Kopecks>,
-    #[serde(rename = "fiscalData")]
-    pub fiscal_data: Option<heapless::Vec<KeyValue, MAX_FISCAL>>,
-    pub prepay: Option<bool>,
+    /// Why `tips` was set aside (not a readable amount); the payment goes on without it.
+    pub tips_note: Option<String>,
 }
 
-/// The frame's fields, or why they cannot be read.
+#[derive(Deserialize)]
+struct Raw {
+    #[serde(rename = "billId")]
+    bill_id: Option<Scalar>,
+    sum: Option<Scalar>,
+    tips: Option<Scalar>,
+}
+
+/// The frame's fields, leniently: `billId` a string (or a number), `sum` and `tips` a number or
+/// a decimal string (`money::parse_wire`). Only a missing/unreadable `billId` or `sum` is an
+/// error; an unreadable `tips` is set aside with a note.
 pub fn parse(frame: &[u8]) -> Result<Fields, String> {
-    parse_fields::<Fields>(frame).map_err(|e| e.to_string())
+    let raw: Raw = parse_fields(frame).map_err(|e| e.to_string())?;
+    let bill_id = match &raw.bill_id {
+        None => return Err("billId is missing".into()),
+        Some(v) => match v.text().map(str::trim) {
+            Some(t) if !t.is_empty() => t.to_string(),
+            Some(_) => return Err("billId is empty".into()),
+            None => return Err(format!("billId is {}, not a string", v.kind())),
+        },
+    };
+    let sum = match &raw.sum {
+        None => return Err("sum is missing".into()),
+        Some(v) => match v.text() {
+            Some(t) => Kopecks::from_text(t).map_err(|e| format!("sum {}: {e}", shown(t)))?,
+            None => return Err(format!("sum is {}, not an amount", v.kind())),
+        },
+    };
+    let (tips, tips_note) = match &raw.tips {
+        None | Some(Scalar::Null) => (None, None),
+        Some(Scalar::Str(t)) if t.trim().is_empty() => (None, None),
+        Some(v) => match v.text().map(|t| (t, Kopecks::from_text(t))) {
+            Some((_, Ok(k))) => (Some(k), None),
+            Some((t, Err(e))) => (None, Some(format!("tips {}: {e}", shown(t)))),
+            None => (None, Some(format!("tips is {}, not an amount", v.kind()))),
+        },
+    };
+    Ok(Fields {
+        bill_id,
+        sum,
+        tips,
+        tips_note,
+    })
+}
+
+/// A value for an error message: quoted, at most 40 characters.
+fn shown(t: &str) -> String {
+    format!("{:?}", t.chars().take(40).collect::<String>())
 }
 
 pub fn handle(ctx: &Ctx, env: &Envelope, frame: &[u8]) -> Result<Answer, OpError> {
@@ -68,6 +109,15 @@ pub fn handle(ctx: &Ctx, env: &Envelope, frame: &[u8]) -> Result<Answer, OpError
         Ok(f) => (Some(f.bill_id.as_str()), Some(f.sum.0), f.tips.map(|t| t.0)),
         Err(_) => (None, None, None),
     };
+    if let Ok(Fields {
+        tips_note: Some(note),
+        ..
+    }) = &fields
+    {
+        log_warn!(
+            "payBill rID={rid}: {note}; the payment goes on without tips (the journal keeps the frame as sent)"
+        );
+    }
     // Check the bill (the outcome decides pending vs review; the journal decides repeats).
     let mut snapshot: Option<Order> = None;
     let review: Option<(&str, String)> = match &fields {

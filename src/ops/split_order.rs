@@ -1,8 +1,11 @@
 //! `splitOrder`: move chosen positions of a bill to a new bill (protocol reference §5.3).
 //!
 //! The request is checked against the mirror before it is journaled: the bill is open and
-//! `splitAvailable`, every position is on it (once), each quantity is > 0 and at most the line's
-//! count, and `controlSum` equals the sum of the chosen lines. A line taken whole counts its
+//! `splitAvailable`, every position is on it (once), and each quantity is > 0 and at most the
+//! line's count. `controlSum` (its meaning is only [inferred]: the total of the chosen lines) is
+//! compared with the chosen lines; a mismatch, or a `controlSum` missing or unreadable, is
+//! logged and the split goes on, unless `[compat] strict_control_sum = true`, which answers FAIL
+//! `WRONG_CONTROL_SUM` (`BAD_REQUEST` when missing/unreadable). A line taken whole counts its
 //! `sum`; a part of a line counts `sum × quantity ÷ count`, in exact integer arithmetic, rounded
 //! half up to the kopeck per line (the POS splits a line's sum the same way, see docs/journal.md).
 //! Any mismatch answers FAIL and nothing is journaled: no money has moved yet.
@@ -20,6 +23,7 @@ use super::journaled::{self, Failed};
 use super::{fail_body, substate, Answer, Ctx, OpError};
 use crate::journal::store::{Dedup, NewCommand};
 use crate::journal::Command;
+use crate::json_in::Scalar;
 use crate::mirror::orders::{self, Order};
 use crate::money::{Kopecks, Qty};
 use crate::request::{parse_fields, Envelope};
@@ -40,8 +44,9 @@ pub struct SplitPosition {
 pub struct Fields {
     #[serde(rename = "billId")]
     pub bill_id: heapless::String<128>,
+    /// Read leniently (a number or a decimal string); checked in [`check`].
     #[serde(rename = "controlSum")]
-    pub control_sum: Kopecks,
+    pub control_sum: Option<Scalar>,
     pub positions: heapless::Vec<SplitPosition, MAX_POSITIONS>,
 }
 
@@ -59,8 +64,9 @@ pub fn part_sum(sum: Kopecks, count: Qty, qty: Qty) -> Kopecks {
     Kopecks(((s * q * 2 + c) / (c * 2)) as i64)
 }
 
-/// Check the split against the bill; returns the sum of the chosen lines.
-pub fn check(o: &Order, f: &Fields) -> Result<Kopecks, Failed> {
+/// Check the split against the bill; returns the sum of the chosen lines. `strict`:
+/// `[compat] strict_control_sum`.
+pub fn check(o: &Order, f: &Fields, strict: bool) -> Result<Kopecks, Failed> {
     let bad = |s: &'static str, m: String| {
         Err(Failed {
             substate: s,
@@ -107,12 +113,29 @@ pub fn check(o: &Order, f: &Fields) -> Result<Kopecks, Failed> {
         }
         total = total + part_sum(line.sum, line.count, p.quantity);
     }
-    if total != f.control_sum {
-        return bad(
+    let control = match &f.control_sum {
+        None | Some(Scalar::Null) => Err("controlSum is missing".to_string()),
+        Some(v) => match v.text() {
+            Some(t) => Kopecks::from_text(t).map_err(|e| format!("controlSum {t:?}: {e}")),
+            None => Err(format!("controlSum is {}, not an amount", v.kind())),
+        },
+    };
+    let problem = match control {
+        Ok(c) if c == total => return Ok(total),
+        Ok(c) => (
             substate::WRONG_CONTROL_SUM,
-            format!("controlSum {} != chosen lines {}", f.control_sum, total),
-        );
+            format!("controlSum {c} != chosen lines {total}"),
+        ),
+        Err(e) => (substate::BAD_REQUEST, e),
+    };
+    if strict {
+        return bad(problem.0, problem.1);
     }
+    log_warn!(
+        "splitOrder bill {}: {}; splitting anyway ([compat] strict_control_sum = false)",
+        o.bill_id,
+        problem.1
+    );
     Ok(total)
 }
 
@@ -173,7 +196,7 @@ fn journal_new(ctx: &Ctx, rid: &str, frame: &[u8]) -> Result<Command, Failed> {
             substate: substate::ORDER_NOT_FOUND,
             message: format!("bill {} does not exist", f.bill_id),
         })?;
-    let sum = check(&order, &f)?;
+    let sum = check(&order, &f, ctx.cfg.compat.strict_control_sum)?;
     let new = NewCommand {
         rid,
         operation: "splitOrder",

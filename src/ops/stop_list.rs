@@ -1,9 +1,10 @@
 //! `stopList`: items that are out or limited (protocol reference §5.8, [code] only).
 //!
-//! Answer: `{"rID","items":[{"id","quantity"}]}` from the mirror's `stop_list`. `quantity` is
-//! the remaining balance and `0` means unavailable ([inferred]: the Go SDK also defines an
-//! unused `{productId, balance}` shape). Items absent from `stop_list` are unlimited and not
-//! listed.
+//! Answer: `{"rID","items":[{"id","quantity","productId","balance"}]}` from the mirror's
+//! `stop_list`. `quantity` is the remaining balance (fractional for weighed goods) and `0` means
+//! unavailable [inferred]. The Go SDK also defines a `{productId, balance}` shape, so both are
+//! sent: `productId` = `id`, `balance` = the balance rounded down to a whole unit (an integer).
+//! Items absent from `stop_list` are unlimited and not listed.
 
 use super::{list, Answer, Ctx, OpError};
 use crate::money::Qty;
@@ -15,9 +16,12 @@ pub fn handle(ctx: &Ctx, env: &Envelope, _frame: &[u8]) -> Result<Answer, OpErro
     let sql = "SELECT CAST(item_id AS TEXT), remaining_milli FROM stop_list ORDER BY 1";
     list::answer(ctx, env.rid.as_str(), "items", sql, |j, r| {
         let (id, left): (String, Option<i64>) = (r.get(0)?, r.get(1)?);
+        let left = Qty(left.unwrap_or(0).max(0));
         j.begin_obj()
             .f_str("id", &id)
-            .f_qty("quantity", Qty(left.unwrap_or(0).max(0)))
+            .f_qty("quantity", left)
+            .f_str("productId", &id)
+            .f_int("balance", left.0 / 1000)
             .end_obj();
         Ok(())
     })

@@ -1,11 +1,21 @@
-//! `versionInfo`: versions and feature flags (protocol reference §5.13, newer schema).
+//! `versionInfo`: versions and feature flags (docs/protocol.md).
 //!
 //! `implementedFeatures` tells the truth: `implemented` means this build has the code,
 //! `available` means it is configured and usable right now.
+//!
+//! Two schemas are documented and which one the cloud reads now is unknown.
+//! `[compat] version_info_schema` picks: `"new"` (default: `eventTime`, `partnerId`,
+//! `pluginVersion` as an integer, `restaurantVersion`, `restaurantLicenseDateEnd`), `"old"`
+//! (the dotted keys `partner.id`, `plugin.version` as a string, `restaurant.version`,
+//! `restaurant.license.date.end`; `plugin.compilation.timestamp` is not sent, the build carries no
+//! compile time) or `"both"` (the new keys, then the old).
+//! `rID`, `updateInfo`, `additionalInfo` and `implementedFeatures` are sent in every form.
 
 use std::sync::atomic::Ordering;
 
 use super::{Answer, Ctx, OpError};
+use crate::config::VersionInfoSchema;
+use crate::json::JsonBuf;
 use crate::request::Envelope;
 
 pub struct Feature {
@@ -59,18 +69,48 @@ pub fn plugin_version() -> i64 {
         + p(env!("CARGO_PKG_VERSION_PATCH"))
 }
 
-pub fn handle(ctx: &Ctx, env: &Envelope, _frame: &[u8]) -> Result<Answer, OpError> {
-    let mut j = ctx.body();
-    j.begin_obj()
-        .f_str("eventTime", &crate::clock::utc_iso_now())
+/// What `restaurantVersion` / `restaurant.version` says.
+pub const RESTAURANT_VERSION: &str = concat!("expirenza-agent ", env!("CARGO_PKG_VERSION"));
+
+fn write_new(j: &mut JsonBuf, ctx: &Ctx, event_time: &str, rid: &str) {
+    j.f_str("eventTime", event_time)
         .f_str("partnerId", &ctx.cfg.partner_id)
-        .f_str("rID", env.rid.as_str())
+        .f_str("rID", rid)
         .f_int("pluginVersion", plugin_version())
-        .f_str(
-            "restaurantVersion",
-            concat!("expirenza-agent ", env!("CARGO_PKG_VERSION")),
-        )
+        .f_str("restaurantVersion", RESTAURANT_VERSION)
         .f_str("restaurantLicenseDateEnd", &ctx.cfg.compat.license_date_end);
+}
+
+/// The older schema's dotted keys.
+fn write_old(j: &mut JsonBuf, ctx: &Ctx) {
+    j.f_str("partner.id", &ctx.cfg.partner_id)
+        .f_str("plugin.version", &plugin_version().to_string())
+        .f_str("restaurant.version", RESTAURANT_VERSION)
+        .f_str(
+            "restaurant.license.date.end",
+            &ctx.cfg.compat.license_date_end,
+        );
+}
+
+pub fn handle(ctx: &Ctx, env: &Envelope, _frame: &[u8]) -> Result<Answer, OpError> {
+    body(ctx, env.rid.as_str(), &crate::clock::utc_iso_now())
+}
+
+/// The answer for `rid` at `event_time` (the tests' golden bodies fix the time).
+pub fn body(ctx: &Ctx, rid: &str, event_time: &str) -> Result<Answer, OpError> {
+    let mut j = ctx.body();
+    j.begin_obj();
+    match ctx.cfg.compat.version_info_schema {
+        VersionInfoSchema::New => write_new(&mut j, ctx, event_time, rid),
+        VersionInfoSchema::Old => {
+            j.f_str("rID", rid);
+            write_old(&mut j, ctx);
+        }
+        VersionInfoSchema::Both => {
+            write_new(&mut j, ctx, event_time, rid);
+            write_old(&mut j, ctx);
+        }
+    }
     j.key("updateInfo").begin_arr().end_arr();
     j.key("additionalInfo")
         .begin_obj()

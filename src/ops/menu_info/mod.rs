@@ -9,16 +9,24 @@
 //! names the cap, and the answer is refused (`OpError::TooLarge`, logged by dispatch).
 //!
 //! Shape: `{"rID","groups":[…],"dishes":[…],"modifiers":[…],"groupModifiers":[…],
-//! "terminalsGroups":[…],"hostTerminalsGroup":{…}}`. Empty optional fields are omitted (§3);
+//! "terminalsGroups":[…],"hostTerminalsGroup":{…}}`. Empty optional fields are omitted;
 //! `parentId` is `null` for a top-level group, as in the protocol's example.
+//!
+//! Dishes also carry `menuSections` (string array, from the optional `menu_item_sections` table)
+//! and `modifierSchemeId` (from the optional `menu_items.modifier_scheme_id` column): a mirror
+//! without them still serves menuInfo, and the fields are left out. A dish's own modifiers
+//! carry `groupId` (the modifier's `modifiers.group_id`) and `quantity` (its default amount).
 
-use rusqlite::{Connection, Row, Rows};
+mod rows;
+
+use rusqlite::{Connection, Row};
 
 use super::{fail_body, substate, Answer, Ctx, OpError};
 use crate::json::JsonBuf;
 use crate::mirror::MirrorError;
 use crate::money::Kopecks;
 use crate::request::Envelope;
+use rows::{flag, int, read_group, read_mod, text, Budget, Cursor, GroupRow};
 
 const ITEM_COLS: &[&str] = &[
     "id",
@@ -116,174 +124,6 @@ const GROUP_COLS: &str = "CAST(g.id AS TEXT), g.name, g.required, g.min_amount, 
     g.default_amount, g.free, g.free_amount, g.child_min_max, CAST(ch.modifier_id AS TEXT), \
     ch.required, ch.min_amount, ch.max_amount, ch.default_amount";
 
-/// Rows read so far for this answer, against `[limits] max_rows`.
-struct Budget {
-    left: usize,
-    max: usize,
-}
-
-impl Budget {
-    fn take(&mut self) -> Result<(), MirrorError> {
-        if self.left == 0 {
-            return Err(MirrorError::TooManyRows(self.max));
-        }
-        self.left -= 1;
-        Ok(())
-    }
-}
-
-fn text<'r>(r: &'r Row<'_>, i: usize) -> rusqlite::Result<Option<&'r str>> {
-    r.get_ref(i)?
-        .as_str_or_null()
-        .map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into())
-        })
-        .map(|s| s.filter(|s| !s.is_empty()))
-}
-fn int(r: &Row<'_>, i: usize, default: i64) -> rusqlite::Result<i64> {
-    Ok(r.get::<_, Option<i64>>(i)?.unwrap_or(default))
-}
-fn flag(r: &Row<'_>, i: usize, default: bool) -> rusqlite::Result<bool> {
-    Ok(r.get::<_, Option<i64>>(i)?.map_or(default, |v| v != 0))
-}
-
-/// `required`, `minAmount`, `maxAmount`, `defaultAmount` of a modifier offered with something.
-#[derive(Debug, Clone, Copy)]
-struct Amounts {
-    required: bool,
-    min: i64,
-    max: i64,
-    default: i64,
-}
-
-impl Amounts {
-    fn read(r: &Row<'_>, at: usize) -> rusqlite::Result<Amounts> {
-        Ok(Amounts {
-            required: flag(r, at, false)?,
-            min: int(r, at + 1, 0)?,
-            max: int(r, at + 2, 1)?,
-            default: int(r, at + 3, 0)?,
-        })
-    }
-    fn write(&self, j: &mut JsonBuf, id: &str) {
-        j.begin_obj()
-            .f_str("id", id)
-            .f_int("defaultAmount", self.default)
-            .f_int("minAmount", self.min)
-            .f_int("maxAmount", self.max)
-            .f_bool("required", self.required)
-            .end_obj();
-    }
-}
-
-/// One row of a dish-modifier link: `(item key, modifier id, amounts)`.
-struct ModRow {
-    key: String,
-    id: String,
-    amounts: Amounts,
-}
-
-fn read_mod(r: &Row<'_>) -> rusqlite::Result<ModRow> {
-    Ok(ModRow {
-        key: r.get::<_, Option<String>>(0)?.unwrap_or_default(),
-        id: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
-        amounts: Amounts::read(r, 2)?,
-    })
-}
-
-/// One row of (owner key, group modifier, optional child modifier).
-struct GroupRow {
-    key: String,
-    id: String,
-    name: String,
-    amounts: Amounts,
-    free: bool,
-    free_amount: i64,
-    child_min_max: bool,
-    child: Option<(String, Amounts)>,
-}
-
-fn read_group(r: &Row<'_>) -> rusqlite::Result<GroupRow> {
-    let child_id: Option<String> = r.get(10)?;
-    Ok(GroupRow {
-        key: r.get::<_, Option<String>>(0)?.unwrap_or_default(),
-        id: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
-        name: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
-        amounts: Amounts::read(r, 3)?,
-        free: flag(r, 7, false)?,
-        free_amount: int(r, 8, 0)?,
-        child_min_max: flag(r, 9, false)?,
-        child: match child_id {
-            Some(id) => Some((id, Amounts::read(r, 11)?)),
-            None => None,
-        },
-    })
-}
-
-/// A cursor with one row of look-ahead, for merging child rows into their parent.
-struct Cursor<'s, T> {
-    rows: Rows<'s>,
-    read: fn(&Row<'_>) -> rusqlite::Result<T>,
-    pending: Option<T>,
-}
-
-impl<'s, T> Cursor<'s, T> {
-    fn new(
-        rows: Rows<'s>,
-        read: fn(&Row<'_>) -> rusqlite::Result<T>,
-        budget: &mut Budget,
-    ) -> Result<Self, MirrorError> {
-        let mut c = Cursor {
-            rows,
-            read,
-            pending: None,
-        };
-        c.advance(budget)?;
-        Ok(c)
-    }
-    fn advance(&mut self, budget: &mut Budget) -> Result<(), MirrorError> {
-        self.pending = match self.rows.next()? {
-            Some(r) => {
-                budget.take()?;
-                Some((self.read)(r)?)
-            }
-            None => None,
-        };
-        Ok(())
-    }
-}
-
-trait Keyed {
-    fn key(&self) -> &str;
-}
-impl Keyed for ModRow {
-    fn key(&self) -> &str {
-        &self.key
-    }
-}
-impl Keyed for GroupRow {
-    fn key(&self) -> &str {
-        &self.key
-    }
-}
-
-impl<T: Keyed> Cursor<'_, T> {
-    /// Skip rows whose key sorts before `key` (links to items that do not exist); then whether
-    /// the next row belongs to `key`.
-    fn seek(&mut self, key: &str, budget: &mut Budget) -> Result<bool, MirrorError> {
-        loop {
-            match &self.pending {
-                Some(p) if p.key() < key => self.advance(budget)?,
-                Some(p) => return Ok(p.key() == key),
-                None => return Ok(false),
-            }
-        }
-    }
-    fn at(&self, key: &str) -> bool {
-        self.pending.as_ref().is_some_and(|p| p.key() == key)
-    }
-}
-
 /// Writes the group modifiers of `key` (the cursor must be at `key`) as array elements.
 fn write_groups(
     j: &mut JsonBuf,
@@ -364,19 +204,48 @@ fn write_groups_section(
     Ok(n)
 }
 
+/// Whether the mirror has `table` (and `column` in it, when given): for optional data.
+fn has(c: &Connection, table: &str, column: Option<&str>) -> Result<bool, MirrorError> {
+    let mut st = c.prepare_cached("SELECT name FROM pragma_table_info(?1)")?;
+    let mut rows = st.query([table])?;
+    while let Some(r) = rows.next()? {
+        let name: String = r.get(0)?;
+        if column.is_none_or(|col| name == col) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Separates `menuSections` entries in the SQL aggregate (ASCII unit separator).
+const SECTION_SEP: char = '\u{1f}';
+
 fn write_dishes_section(
     c: &Connection,
     j: &mut JsonBuf,
     b: &mut Budget,
 ) -> Result<usize, MirrorError> {
+    let scheme = if has(c, "menu_items", Some("modifier_scheme_id"))? {
+        "CAST(i.modifier_scheme_id AS TEXT)"
+    } else {
+        "NULL"
+    };
+    let sections = if has(c, "menu_item_sections", None)? {
+        "(SELECT group_concat(s.section, char(31) ORDER BY s.position, s.section) \
+          FROM menu_item_sections s WHERE s.item_id = i.id)"
+    } else {
+        "NULL"
+    };
     let mut dishes = c.prepare_cached(&format!(
         "SELECT {ITEM_SELECT}, CAST(i.scale_id AS TEXT), i.scale_name, CAST(i.scale_size_id AS TEXT), \
-         i.scale_size_name, i.scale_size_kitchen_name, i.scale_size_menu_index \
+         i.scale_size_name, i.scale_size_kitchen_name, i.scale_size_menu_index, {scheme}, {sections} \
          FROM menu_items i LEFT JOIN categories c ON c.id = i.category_id ORDER BY k COLLATE BINARY"
     ))?;
     let mut mods = c.prepare_cached(
-        "SELECT CAST(item_id AS TEXT) AS k, CAST(modifier_id AS TEXT), required, min_amount, max_amount, default_amount \
-         FROM menu_item_modifiers ORDER BY k COLLATE BINARY, position, 2",
+        "SELECT CAST(l.item_id AS TEXT) AS k, CAST(l.modifier_id AS TEXT), l.required, l.min_amount, \
+         l.max_amount, l.default_amount, CAST(m.group_id AS TEXT) \
+         FROM menu_item_modifiers l LEFT JOIN modifiers m ON m.id = l.modifier_id \
+         ORDER BY k COLLATE BINARY, l.position, 2",
     )?;
     let mut groups = c.prepare_cached(&format!(
         "SELECT CAST(l.item_id AS TEXT) AS k, {GROUP_COLS} FROM menu_item_group_modifiers l \
@@ -411,11 +280,19 @@ fn write_dishes_section(
             }
             j.end_obj();
         }
+        if let Some(sections) = text(r, 20)? {
+            j.key("menuSections").begin_arr();
+            for s in sections.split(SECTION_SEP) {
+                j.str(s);
+            }
+            j.end_arr();
+        }
+        j.f_opt_str("modifierSchemeId", text(r, 19)?);
         if mods.seek(key, b)? {
             j.key("modifiers").begin_arr();
             while mods.at(key) {
                 if let Some(m) = &mods.pending {
-                    m.amounts.write(j, &m.id);
+                    m.write(j);
                 }
                 mods.advance(b)?;
             }

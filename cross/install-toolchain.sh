@@ -4,7 +4,7 @@
 #
 #   eval "$(cross/install-toolchain.sh | tail -1)"
 #
-# What it installs (see shared/toolchain.md for why):
+# What it installs (docs/deploy.md §5 explains why):
 #   * apt: qemu-user (run ARM binaries), file (static-link check), dpkg-dev (dpkg-deb,
 #     dpkg-architecture), systemd (only for systemd-analyze, and only if it is missing).
 #   * rustup: targets aarch64-/x86_64-unknown-linux-musl and component rust-src for the

@@ -1,6 +1,6 @@
 //! Callback signatures: `base64(HMAC-SHA256(key = SECRET_KEY, message = exact body bytes))`.
 //!
-//! The rule of the protocol (reference §2.4) is *serialise once, sign those bytes, send those
+//! The rule of the protocol (docs/protocol.md §2.4) is *serialise once, sign those bytes, send those
 //! bytes*. [`SignedBody`] enforces it in the type system: the only way to get a body to the HTTP
 //! client is through `SignedBody::new`, which computes the signature over the very `Vec<u8>` it
 //! then owns and hands out read-only.

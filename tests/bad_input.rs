@@ -246,7 +246,8 @@ fn live_money_commands(state: &std::path::Path) -> Vec<(String, String, String)>
 }
 
 /// payBill on the demo's open bill (total 389.50) with hostile money values: never SUCCESS,
-/// never a live journal row.
+/// never a live journal row. (A bad `tips` is set aside and the payment goes on: that is in
+/// tests/protocol_tolerance.rs.)
 #[test]
 fn hostile_money_never_becomes_a_payment() {
     let (ctx, dir, state) = setup();
@@ -258,11 +259,9 @@ fn hostile_money_never_becomes_a_payment() {
         ("huge_sum", r#""sum":1e308"#),
         ("overflow_sum", r#""sum":99999999999999999999.99"#),
         ("sub_kopeck", r#""sum":389.505"#),
-        ("string_sum", r#""sum":"389.50""#),
+        ("string_sum_garbage", r#""sum":"389.50 UAH""#),
+        ("bool_sum", r#""sum":true"#),
         ("null_sum", r#""sum":null"#),
-        ("neg_tips", r#""sum":389.50,"tips":-100.00"#),
-        ("huge_tips", r#""sum":389.50,"tips":1e300"#),
-        ("string_tips", r#""sum":389.50,"tips":"10""#),
         ("sql_bill", r#""sum":389.50,"billId":"x' OR 1=1 --""#),
     ];
     for (name, fields) in cases {

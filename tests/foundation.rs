@@ -189,7 +189,7 @@ async fn tables_halls_checkwork_versioninfo() {
     assert_eq!(tables.len(), 12);
     assert_eq!(
         tables[11],
-        serde_json::json!({"id":"table-12","name":"Тераса, кут","number":12,"hallPlanId":"hall-2"})
+        serde_json::json!({"id":"table-12","name":"Тераса, кут","number":12,"hallplanId":"hall-2","hallPlanId":"hall-2"})
     );
 
     // The odd casing of hallplansInfo, and a case-insensitive fallback.

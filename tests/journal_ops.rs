@@ -470,7 +470,8 @@ fn split_order_partial_quantity_is_proportional() {
 
 #[test]
 fn split_order_refusals_are_not_journaled() {
-    let r = rig();
+    // Strict controlSum ([compat]); the lenient default is in tests/protocol_tolerance.rs.
+    let r = rig_with(true, |c| c.compat.strict_control_sum = true);
     let one = |id: &str, q: &str| format!(r#"{{"id":"{id}","quantity":{q}}}"#);
     let cases = [
         (

@@ -15,10 +15,13 @@ use testkit::{Callback, FakeCloud, Reply};
 
 const WAIT: Duration = Duration::from_secs(10);
 
+/// With closed orders inline (`[compat] closed_orders = "inline"`), so one push shows all; the
+/// default, a separate webhook, is `closed_orders_go_in_their_own_webhook_by_default`.
 async fn start(interval_secs: u64, tweak: impl FnOnce(&mut expirenza_agent::Config)) -> Harness {
     Harness::start_with(true, |c| {
         c.cache.enabled = true;
         c.cache.interval_secs = interval_secs;
+        c.compat.closed_orders = expirenza_agent::config::ClosedOrdersShape::Inline;
         tweak(c);
     })
     .await
@@ -208,6 +211,52 @@ async fn closed_order_is_reported() {
     // Reported once: the next push no longer lists it.
     let p = push(&h.cloud).await;
     assert!(p.closed().is_empty());
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_orders_go_in_their_own_webhook_by_default() {
+    let h = Harness::start_with(true, |c| {
+        c.cache.enabled = true;
+        c.cache.interval_secs = 1;
+    })
+    .await;
+    let db = rw(&h.mirror);
+    let ids = open_ids(&db);
+    let first = push(&h.cloud).await;
+    assert!(first.v.get("closedOrders").is_none(), "{}", first.v);
+    db.execute(
+        "UPDATE orders SET state = 'PAYED' WHERE bill_id = ?1",
+        [&ids[0]],
+    )
+    .unwrap();
+    // Webhooks in order: ORDERS_CACHE pushes until one no longer lists the bill, and right
+    // after it the CLOSED_ORDERS webhook naming it.
+    let mut last_cache: Option<Value> = None;
+    let closed = loop {
+        let cb = next_webhook(&h.cloud, WAIT).await.expect("a webhook");
+        let v: Value = serde_json::from_slice(&cb.body).unwrap();
+        assert!(v.get("actualOrders").is_some() != (v["webhookType"] == "CLOSED_ORDERS"));
+        if v["webhookType"] == "CLOSED_ORDERS" {
+            break v;
+        }
+        assert_eq!(v["webhookType"], "ORDERS_CACHE");
+        assert!(v.get("closedOrders").is_none(), "{v}");
+        last_cache = Some(v);
+    };
+    assert_eq!(
+        closed["closedOrders"],
+        serde_json::json!([{"billId": ids[0], "state": "PAYED"}])
+    );
+    assert!(closed["eventTime"].as_str().unwrap().ends_with('Z'));
+    let before = last_cache.expect("an ORDERS_CACHE push came first");
+    assert_eq!(before["eventTime"], closed["eventTime"], "the same tick");
+    assert!(!before.to_string().contains(&ids[0]), "{before}");
+    // Reported once: the next two webhooks are plain ORDERS_CACHE pushes.
+    for _ in 0..2 {
+        let p = push(&h.cloud).await;
+        assert!(p.v.get("closedOrders").is_none());
+    }
     h.stop().await;
 }
 

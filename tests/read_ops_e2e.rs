@@ -28,6 +28,10 @@ fn assert_fail_naming(v: &Value, needle: &str) {
     assert_eq!(v["state"], "FAIL", "{v}");
     assert_eq!(v["substate"], "POS_UNAVAILABLE", "{v}");
     assert!(v["errorMessage"].as_str().unwrap().contains(needle), "{v}");
+    // A FAIL must not look like an empty restaurant: no list at all.
+    for list in ["tables", "hallPlans", "users", "categories", "items"] {
+        assert!(v.get(list).is_none(), "a FAIL carries no {list}: {v}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -85,7 +89,9 @@ async fn stop_list_end_to_end() {
     );
     assert_eq!(
         v["items"],
-        json!([{"id":"m-330","quantity":3},{"id":"m-512","quantity":0},{"id":"mod-14","quantity":0}])
+        json!([{"id":"m-330","quantity":3,"productId":"m-330","balance":3},
+               {"id":"m-512","quantity":0,"productId":"m-512","balance":0},
+               {"id":"mod-14","quantity":0,"productId":"mod-14","balance":0}])
     );
     let ver = body(
         &h.call("versionInfo", "r-v1", "").await.expect("callback"),

@@ -1,5 +1,5 @@
 //! ORDERS_CACHE: push the open orders to the cloud every `[cache] interval_secs` (protocol
-//! reference §5.16; docs/cache.md).
+//! docs/protocol.md §5.16; docs/cache.md).
 //!
 //! - [`tracker`]: cheap change detection (a per-order fingerprint, no serialisation);
 //! - [`shape`]: the webhook JSON, the one place for its [inferred] shape;

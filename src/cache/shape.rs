@@ -1,4 +1,4 @@
-//! The ORDERS_CACHE webhook body: the one place its JSON shape lives (protocol reference §5.16).
+//! The ORDERS_CACHE webhook body: the one place its JSON shape lives (docs/protocol.md).
 //!
 //! Documented [doc]: `POST /callback/webhook` with `webhookType: "ORDERS_CACHE"`, `eventTime`
 //! (UTC ISO-8601) and an array named `actualOrders` of the orders open in the POS (New and

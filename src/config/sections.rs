@@ -9,7 +9,7 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LinkConfig {
-    /// Our WebSocket ping cadence. Default 15 s (protocol §2.1).
+    /// Our WebSocket ping cadence. Default 15 s (docs/protocol.md §2.1).
     pub ping_interval_secs: u64,
     /// The link is dead when nothing (pong or any frame) arrived for this long. Default 90 s.
     pub dead_after_secs: u64,
@@ -169,7 +169,7 @@ impl Default for JournalConfig {
 pub struct CacheConfig {
     /// Push open orders every `interval_secs`. Default false.
     pub enabled: bool,
-    /// Default 5 s (protocol §5.16; the cloud treats the cache as stale after 15 s).
+    /// Default 5 s (docs/protocol.md §5.16; the cloud treats the cache as stale after 15 s).
     pub interval_secs: u64,
     /// Most open orders tracked for change detection. Default 2 000.
     pub max_tracked_orders: usize,
@@ -225,7 +225,7 @@ pub enum ClosedOrdersShape {
     Inline,
 }
 
-/// Choices where the protocol reference is [inferred] (`[compat]`).
+/// Choices where the protocol is unclear (`[compat]`, docs/protocol.md §6).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CompatConfig {

@@ -1,4 +1,4 @@
-//! `categoriesInfo`: product categories (protocol reference §5.7, [code] only), streamed from
+//! `categoriesInfo`: product categories (docs/protocol.md, [code] only), streamed from
 //! the mirror's `categories`. `type` is free text and omitted when NULL.
 
 use super::{list, Answer, Ctx, OpError};

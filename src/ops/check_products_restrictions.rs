@@ -1,4 +1,4 @@
-//! `checkProductsRestrictions`: can the guest order these items now? (protocol reference §5.11,
+//! `checkProductsRestrictions`: can the guest order these items now? (docs/protocol.md,
 //! [code] only).
 //!
 //! Request: `items:[{id, quantity, modifier?:[{id, groupId?, quantity}]}]` (`modifiers` is

@@ -1,4 +1,4 @@
-//! `checkWork`: liveness (protocol reference §5.14, [code] only). `readyToWork` is true when the
+//! `checkWork`: liveness (docs/protocol.md, [code] only). `readyToWork` is true when the
 //! mirror can be read and has what getBill needs.
 
 use super::{Answer, Ctx, OpError};

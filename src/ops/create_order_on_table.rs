@@ -1,4 +1,4 @@
-//! `createOrderOnTable`: an order placed (and paid) from the menu (protocol reference §5.10).
+//! `createOrderOnTable`: an order placed (and paid) from the menu (docs/protocol.md).
 //!
 //! Steps, as the protocol asks of the POS:
 //! 1. Idempotency: a repeated rID, or a live order with the same `externalId`, answers the

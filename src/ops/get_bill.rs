@@ -1,4 +1,4 @@
-//! `getBill`: the open bill(s) on a table, or one bill by id (protocol reference §5.1).
+//! `getBill`: the open bill(s) on a table, or one bill by id (docs/protocol.md).
 //!
 //! - `billId` (pre-check QR): that bill if it is open; with `tableNumber` too, it must be on that table.
 //! - `tableNumber` (table QR): every open bill on the table, oldest first.
@@ -8,40 +8,31 @@
 use serde::Deserialize;
 
 use super::{fail_body, substate, Answer, Ctx, OpError};
+use crate::json_in::Scalar;
 use crate::mirror::orders::{self, Order};
 use crate::request::{parse_fields, Envelope};
 use crate::wire::order;
 
+/// Both fields read leniently: a string, or a number taken as its text.
 #[derive(Deserialize)]
 struct Fields {
     #[serde(rename = "tableNumber")]
-    table_number: Option<heapless::String<64>>,
+    table_number: Option<Scalar>,
     #[serde(rename = "billId")]
-    bill_id: Option<heapless::String<128>>,
-}
-
-#[derive(Deserialize)]
-struct FieldsIntTable {
-    #[serde(rename = "tableNumber")]
-    table_number: Option<i64>,
-    #[serde(rename = "billId")]
-    bill_id: Option<heapless::String<128>>,
+    bill_id: Option<Scalar>,
 }
 
 fn fields(frame: &[u8]) -> Result<(Option<String>, Option<String>), String> {
-    match parse_fields::<Fields>(frame) {
-        Ok(f) => Ok((
-            f.table_number.map(|s| s.to_string()),
-            f.bill_id.map(|s| s.to_string()),
-        )),
-        Err(first) => match parse_fields::<FieldsIntTable>(frame) {
-            Ok(f) => Ok((
-                f.table_number.map(|n| n.to_string()),
-                f.bill_id.map(|s| s.to_string()),
-            )),
-            Err(_) => Err(first.to_string()),
-        },
-    }
+    let f = parse_fields::<Fields>(frame).map_err(|e| e.to_string())?;
+    let text = |name: &str, v: Option<Scalar>| match v {
+        None | Some(Scalar::Null) => Ok(None),
+        Some(Scalar::Str(s) | Scalar::Num(s)) => Ok(Some(s)),
+        Some(other) => Err(format!("{name} is {}, not a string", other.kind())),
+    };
+    Ok((
+        text("tableNumber", f.table_number)?,
+        text("billId", f.bill_id)?,
+    ))
 }
 
 pub fn handle(ctx: &Ctx, env: &Envelope, frame: &[u8]) -> Result<Answer, OpError> {

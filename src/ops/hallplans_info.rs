@@ -1,4 +1,4 @@
-//! `hallplansInfo`: the halls (protocol reference §5.5, [code] only).
+//! `hallplansInfo`: the halls (docs/protocol.md, [code] only).
 
 use super::{list, Answer, Ctx, OpError};
 use crate::request::Envelope;

@@ -1,4 +1,4 @@
-//! `payBill`: record the guest's payment and close the bill (protocol reference §5.2).
+//! `payBill`: record the guest's payment and close the bill (docs/protocol.md).
 //!
 //! The guest has already been charged when this arrives, so every payBill is journaled:
 //!
@@ -96,6 +96,13 @@ pub fn parse(frame: &[u8]) -> Result<Fields, String> {
     })
 }
 
+/// `billId` alone, when the other fields cannot be read (for the FAIL answer and the journal).
+fn bill_id_only(frame: &[u8]) -> Option<String> {
+    let raw: Raw = parse_fields(frame).ok()?;
+    let t = raw.bill_id?.text()?.trim().to_string();
+    (!t.is_empty()).then_some(t)
+}
+
 /// A value for an error message: quoted, at most 40 characters.
 fn shown(t: &str) -> String {
     format!("{:?}", t.chars().take(40).collect::<String>())
@@ -105,9 +112,10 @@ pub fn handle(ctx: &Ctx, env: &Envelope, frame: &[u8]) -> Result<Answer, OpError
     let rid = env.rid.as_str();
     let request = std::str::from_utf8(frame).unwrap_or_default();
     let fields = parse(frame);
+    let fallback_bill = fields.is_err().then(|| bill_id_only(frame)).flatten();
     let (bill_id, sum, tips) = match &fields {
         Ok(f) => (Some(f.bill_id.as_str()), Some(f.sum.0), f.tips.map(|t| t.0)),
-        Err(_) => (None, None, None),
+        Err(_) => (fallback_bill.as_deref(), None, None),
     };
     if let Ok(Fields {
         tips_note: Some(note),

@@ -1,4 +1,4 @@
-//! `setSettings`: settings pushed by the cloud (protocol reference §5.9). No callback.
+//! `setSettings`: settings pushed by the cloud (docs/protocol.md). No callback.
 //!
 //! The whole frame is stored in the journal's `settings` table (one row: the latest wins), where
 //! the POS reads it (docs/journal.md). The fields are not interpreted here: their meaning is

@@ -1,4 +1,4 @@
-//! `showMessage`: a message for the staff (protocol reference §5.15). No callback.
+//! `showMessage`: a message for the staff (docs/protocol.md). No callback.
 //!
 //! The message is journaled as a `showMessage` command (status `pending`, `bill_id` from the
 //! request); the POS shows it on the staff screen and acknowledges it like any command

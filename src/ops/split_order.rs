@@ -1,4 +1,4 @@
-//! `splitOrder`: move chosen positions of a bill to a new bill (protocol reference §5.3).
+//! `splitOrder`: move chosen positions of a bill to a new bill (docs/protocol.md).
 //!
 //! The request is checked against the mirror before it is journaled: the bill is open and
 //! `splitAvailable`, every position is on it (once), and each quantity is > 0 and at most the

@@ -1,4 +1,4 @@
-//! `stopList`: items that are out or limited (protocol reference §5.8, [code] only).
+//! `stopList`: items that are out or limited (docs/protocol.md, [code] only).
 //!
 //! Answer: `{"rID","items":[{"id","quantity","productId","balance"}]}` from the mirror's
 //! `stop_list`. `quantity` is the remaining balance (fractional for weighed goods) and `0` means

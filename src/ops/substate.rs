@@ -1,7 +1,7 @@
 //! Every FAIL sub-state the agent sends, in one place.
 //!
 //! The protocol documents only `WRONG_REQUEST_SUM` (payBill) and uses `ORDER_NOT_FOUND` /
-//! `TABLE_NOT_FOUND` in getBill; the full list was not readable (protocol reference §8.3). The
+//! `TABLE_NOT_FOUND` in getBill; the full list was not readable (docs/protocol.md). The
 //! others are [inferred]: upper-case, self-explaining names a member of staff can act on. When
 //! Expirenza publishes its list, this file is the one to change.
 //!

@@ -1,4 +1,4 @@
-//! `usersInfo`: the staff list (protocol reference §5.6), streamed from the mirror's `staff`.
+//! `usersInfo`: the staff list (docs/protocol.md), streamed from the mirror's `staff`.
 //!
 //! `roles` is a comma-separated text column in the mirror. The documentation shows it once as
 //! a string (`"Офіціант, Кур'єр"`) and once as an array; the string form (roles joined with

@@ -1,5 +1,5 @@
 //! The Order (bill) JSON shape, shared by getBill, payBill, splitOrder and the ORDERS_CACHE
-//! webhook (protocol reference §5.1). Field names and which fields are omitted when empty live
+//! webhook (docs/protocol.md). Field names and which fields are omitted when empty live
 //! here and nowhere else.
 
 use crate::json::JsonBuf;

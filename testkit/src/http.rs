@@ -414,7 +414,7 @@ fn respond(status: u16, close: bool) -> Response<Full<Bytes>> {
     resp
 }
 
-/// The cloud's error body shape (reference §2.3), with a generic text.
+/// The cloud's error body shape (docs/protocol.md §2.3), with a generic text.
 pub(crate) fn error_body(status: u16) -> String {
     format!(
         r#"{{"errCode":{{}},"errText":"fake cloud: HTTP {status} {}","errTitle":"Error","errType":"FULLSCREEN","fieldErrors":[]}}"#,

@@ -351,7 +351,7 @@ fn apply_split(tx: &Connection, c: &Claimed) -> Result<Outcome, SimError> {
     }
     let child = format!("{parent}-split-{}", c.id);
     let number = next_order_number(tx)?;
-    // A new bill with the parent's table, waiter and type (protocol §5.3 duty 3).
+    // A new bill with the parent's table, waiter and type (docs/protocol.md §5.3 duty 3).
     tx.execute(
         "INSERT INTO orders (bill_id, order_number, table_id, state, created, waiter_id, waiter_name, \
          is_banquet, is_delivery, split_available, root_bill_id, payment_type, pricing_time) \

@@ -134,8 +134,9 @@ pub fn corpus() -> Vec<Case> {
         case("number_operation", "{\"rID\":\"a\",\"operation\":7}", Rejected),
         case("null_operation", "{\"rID\":\"a\",\"operation\":null}", Rejected),
         case("huge_operation", format!("{{\"rID\":\"a\",\"operation\":\"{}\"}}", "o".repeat(10_000)), Rejected),
-        case("duplicate_rid", "{\"rID\":\"a\",\"rID\":\"b\",\"operation\":\"checkWork\"}", Rejected),
-        case("duplicate_operation", "{\"rID\":\"a\",\"operation\":\"checkWork\",\"operation\":\"getBill\"}", Rejected),
+        // A repeated key counts once, the last wins (docs/protocol.md §2.2).
+        case("duplicate_rid", "{\"rID\":\"a\",\"rID\":\"b\",\"operation\":\"checkWork\"}", Handled),
+        case("duplicate_operation", "{\"rID\":\"a\",\"operation\":\"checkWork\",\"operation\":\"getBill\"}", Handled),
         case("deep_object", format!("{{\"rID\":\"a\",\"operation\":\"getBill\",\"x\":{}1{}}}", "{\"a\":".repeat(100_000), "}".repeat(100_000)), Rejected),
         case("deep_array", format!("{{\"rID\":\"a\",\"operation\":\"getBill\",\"x\":{}{}}}", "[".repeat(1_000_000), "]".repeat(1_000_000)), Rejected),
         case("unclosed_deep", format!("{{\"rID\":\"a\",\"operation\":\"getBill\",\"x\":{}", "[".repeat(50_000)), Rejected),

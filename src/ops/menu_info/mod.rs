@@ -1,4 +1,4 @@
-//! `menuInfo`: the whole menu (protocol reference §5.12), streamed from the mirror.
+//! `menuInfo`: the whole menu (docs/protocol.md), streamed from the mirror.
 //!
 //! A real menu has thousands of rows, so nothing is collected: each section is one SQL cursor
 //! whose rows are written straight into the one capped [`JsonBuf`]. A dish's own modifiers and

@@ -385,3 +385,31 @@ async fn inbound_tolerances_through_the_binary() {
     assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `check` warns while `partner_id` is empty: versionInfo's `partnerId` is required by the docs.
+#[test]
+fn check_warns_while_partner_id_is_empty() {
+    let dir = temp_dir("tolerance-check");
+    let mirror = binary::demo_mirror(&dir);
+    let base = format!(
+        "resto_id = \"r-1\"\nsecret_key = \"check-secret\"\nws_url = \"wss://api.example.com/x\"\n\
+         callback_url = \"https://api.example.com/cb\"\nmirror_path = \"{}\"\nstate_dir = \"{}\"\n",
+        mirror.display(),
+        dir.display()
+    );
+    for (extra, warns) in [("", true), ("partner_id = \"p-17\"\n", false)] {
+        let cfg = binary::write_config(&dir, &format!("{base}{extra}"));
+        let out = binary::run_once(
+            binary::command(&["check", "--config", cfg.to_str().unwrap()]),
+            b"",
+            Duration::from_secs(20),
+        );
+        assert_eq!(out.code, Some(0), "{}", out.all());
+        let warned = out
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("WARN") && l.contains("partner_id is empty"));
+        assert_eq!(warned, warns, "{extra:?}:\n{}", out.stdout);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -17,10 +17,10 @@ use expirenza_agent::callback::CallbackClient;
 use expirenza_agent::config::{
     ClosedOrdersShape, Config, HallPlanKey, RolesForm, VersionInfoSchema,
 };
-use expirenza_agent::journal::sim_pos;
 use expirenza_agent::mirror;
 use expirenza_agent::ops::{self, version_info, Answer, Ctx, Op};
 use expirenza_agent::request::parse_envelope;
+use testkit::sim_pos;
 
 static N: AtomicUsize = AtomicUsize::new(0);
 const TIME: &str = "2024-05-14T06:00:03.120000000Z";

@@ -9,10 +9,10 @@ mod binary;
 use std::time::Duration;
 
 use binary::{spawn_run, temp_dir};
-use expirenza_agent::journal::sim_pos;
-use expirenza_agent::testkit::{FakeCloud, FakeCloudConfig};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
+use testkit::sim_pos;
+use testkit::{FakeCloud, FakeCloudConfig};
 
 const RESTO: &str = "resto-tolerance";
 const SECRET: &str = "tolerance-secret";
@@ -210,7 +210,7 @@ impl Journal {
     }
 }
 
-fn body(cb: &expirenza_agent::testkit::Callback) -> Value {
+fn body(cb: &testkit::Callback) -> Value {
     assert!(cb.signature_ok, "signature: {}", cb.body_str());
     serde_json::from_slice(&cb.body).unwrap()
 }

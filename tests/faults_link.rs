@@ -33,17 +33,10 @@ fn addr(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
-/// Wait until more than `n` WebSocket sessions were accepted. Polls with a deadline: the fake
-/// cloud's `wait_connected` also returns an already-live session, which may be the dying one.
+/// Wait until more than `n` WebSocket sessions were accepted (event-driven). Not
+/// `wait_connected`: it also returns an already-live session, which may be the dying one.
 async fn new_session(cloud: &FakeCloud, n: usize) -> bool {
-    let end = Instant::now() + T;
-    while cloud.connection_count() <= n {
-        if Instant::now() > end {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    true
+    cloud.wait_connection_count(n + 1, T).await
 }
 
 /// getBill on table 12 answered SUCCESS, correctly signed.

@@ -82,20 +82,17 @@ async fn burst_against_the_binary_nothing_lost_memory_bounded() {
         "the burst must overflow the queue for this test to mean anything"
     );
     // Each answered op has exactly one callback, with a distinct rID.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut rids: HashSet<String>;
-    loop {
-        rids = cloud
-            .all_callbacks()
-            .into_iter()
-            .filter_map(|c| c.rid)
-            .collect();
-        // No event for "callback recorded" across all rIDs: poll with a deadline.
-        if rids.len() >= ops || Instant::now() > deadline {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    assert!(
+        cloud
+            .wait_callback_count(ops, Duration::from_secs(10))
+            .await,
+        "fewer callbacks than answered ops"
+    );
+    let rids: HashSet<String> = cloud
+        .all_callbacks()
+        .into_iter()
+        .filter_map(|c| c.rid)
+        .collect();
     assert_eq!(rids.len(), ops, "answered ops == distinct callbacks");
     assert_eq!(cloud.all_callbacks().len(), ops, "no duplicate deliveries");
     assert_eq!(cloud.connection_count(), 1, "the link survived the burst");

@@ -128,6 +128,17 @@ impl FakeCloud {
         self.ws.connection_count()
     }
 
+    /// Wait until at least `n` WebSocket handshakes succeeded in total (unlike
+    /// [`FakeCloud::wait_connected`], a live session seen before does not count as new).
+    /// `false` on timeout.
+    pub async fn wait_connection_count(&self, n: usize, timeout: Duration) -> bool {
+        self.ws
+            .events
+            .wait_for(timeout, || (self.ws.connection_count() >= n).then_some(()))
+            .await
+            .is_some()
+    }
+
     /// Every TCP accept on the WebSocket port, rejected ones included.
     pub fn connect_attempts(&self) -> Vec<Instant> {
         self.ws.connect_attempts()
@@ -313,6 +324,16 @@ impl FakeCloud {
     /// TCP connections accepted on the callback port (keep-alive reuse keeps this low).
     pub fn callback_connections(&self) -> u64 {
         self.http.connections()
+    }
+
+    /// Wait until at least `n` requests have been recorded in total (consumed or not).
+    /// `false` on timeout.
+    pub async fn wait_callback_count(&self, n: usize, timeout: Duration) -> bool {
+        self.http
+            .events
+            .wait_for(timeout, || (self.http.recorded() >= n).then_some(()))
+            .await
+            .is_some()
     }
 
     /// Every recorded request, oldest first (bounded, see [`http::MAX_RECORDED`]).

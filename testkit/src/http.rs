@@ -169,6 +169,7 @@ pub(crate) struct HttpSide {
     secret: Secret,
     state: Mutex<HttpState>,
     attempts: AtomicUsize,
+    recorded: AtomicUsize,
     connections: AtomicU64,
     /// Bumped by `release_hangs`: every `Hang` waiting then ends with a reset.
     release: watch::Sender<u64>,
@@ -182,6 +183,7 @@ impl HttpSide {
             secret: Secret::new(secret),
             state: Mutex::new(HttpState::default()),
             attempts: AtomicUsize::new(0),
+            recorded: AtomicUsize::new(0),
             connections: AtomicU64::new(0),
             release: watch::Sender::new(0),
             events: Events::new(),
@@ -199,6 +201,10 @@ impl HttpSide {
     }
     pub(crate) fn attempts(&self) -> usize {
         self.attempts.load(Ordering::Relaxed)
+    }
+    /// Requests recorded since the start (never decreases; the lists themselves are capped).
+    pub(crate) fn recorded(&self) -> usize {
+        self.recorded.load(Ordering::Relaxed)
     }
     pub(crate) fn connections(&self) -> u64 {
         self.connections.load(Ordering::Relaxed)
@@ -259,6 +265,7 @@ impl HttpSide {
         };
         st.all.push(cb.clone());
         st.pending.push(cb);
+        self.recorded.fetch_add(1, Ordering::Relaxed);
         drop(st);
         self.events.bump();
         reply

@@ -371,7 +371,10 @@ async fn ws_new_connection_replaces_old() {
     let cloud = cloud().await;
     let mut c1 = ws_ok(&cloud).await;
     let first = cloud.wait_connected(T).await.unwrap();
+    assert!(cloud.wait_connection_count(1, T).await);
+    assert!(!cloud.wait_connection_count(2, SHORT).await, "one so far");
     let mut c2 = ws_ok(&cloud).await;
+    assert!(cloud.wait_connection_count(2, T).await);
     let second = cloud.wait_connected(T).await.unwrap();
     assert!(second.at >= first.at);
     assert!(matches!(
@@ -779,10 +782,17 @@ async fn callback_waits_wake_on_arrival() {
             .unwrap()
             .status
     });
+    assert!(
+        cloud.wait_callback_count(1, T).await,
+        "woken by the arrival"
+    );
     let cb = cloud
         .callback_for("late", T)
         .await
         .expect("woken by the arrival");
+    // Consumed callbacks still count; the count only grows.
+    assert!(cloud.wait_callback_count(1, SHORT).await);
+    assert!(!cloud.wait_callback_count(2, SHORT).await);
     assert!(cb.signature_ok);
     assert_eq!(poster.await.unwrap(), 200);
 }

@@ -9,6 +9,9 @@
 //! test, not a synchronisation: every wait for a state uses an event (connect, disconnect,
 //! callback, child exit) with a timeout.
 
+#[path = "support/binary.rs"]
+mod binary;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
@@ -298,15 +301,15 @@ async fn payments_survive_sigkill_at_random_points() {
     );
 
     // The reconciliation listing names every payment and reports nothing pending (exit 0).
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_expirenza-agent"))
+    let mut listing_cmd = std::process::Command::new(env!("CARGO_BIN_EXE_expirenza-agent"));
+    listing_cmd
         .args(["journal", "--config"])
         .arg(&config)
         .env("EXPIRENZA_SECRET_KEY", SECRET)
-        .env("EXPIRENZA_MIRROR", &mirror)
-        .output()
-        .unwrap();
-    let listing = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{listing}");
+        .env("EXPIRENZA_MIRROR", &mirror);
+    let out = binary::run_once(listing_cmd, b"", Duration::from_secs(30));
+    let listing = out.stdout.as_str();
+    assert_eq!(out.code, Some(0), "{listing}\n{}", out.stderr);
     for rid in sent.keys() {
         assert!(listing.contains(rid.as_str()), "{rid} listed");
     }

@@ -5,7 +5,7 @@
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use crate::callback::CallbackClient;
+use crate::callback::Deliver;
 use crate::config::Config;
 use crate::journal::Journal;
 use crate::json::JsonBuf;
@@ -15,7 +15,8 @@ use crate::mirror::Mirror;
 pub struct Ctx {
     pub cfg: Arc<Config>,
     pub mirror: Mirror,
-    pub callback: Arc<CallbackClient>,
+    /// Delivers callbacks: the real client, or a stub in tests and the fuzz target.
+    pub callback: Arc<dyn Deliver>,
     /// True while the ORDERS_CACHE pusher is enabled and its last push succeeded.
     pub cache_ok: AtomicBool,
     /// The durable command journal (opened lazily; see `journal/mod.rs`).
@@ -23,7 +24,7 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    pub fn new(cfg: Arc<Config>, callback: Arc<CallbackClient>) -> Ctx {
+    pub fn new(cfg: Arc<Config>, callback: Arc<dyn Deliver>) -> Ctx {
         let mirror = Mirror::new(
             &cfg.mirror_path,
             cfg.mirror.busy_timeout_ms,

@@ -3,8 +3,8 @@
 //! Lines are written whole with one `write_all` so concurrent tasks never interleave, and are
 //! cut at [`MAX_LINE`] bytes.
 //!
-//! The logger implements the [`log`] facade, so the diagnostics of rustls, tungstenite and
-//! ureq reach journald too: theirs at warning level and above (prefixed with their target, e.g.
+//! The logger implements the [`log`] facade, so the diagnostics of rustls and tungstenite
+//! reach journald too: theirs at warning level and above (prefixed with their target, e.g.
 //! `<4>rustls::conn: …`), ours at the level chosen with `-v` / `-q` ([`set_level`]). The
 //! `log_error!` / `log_warn!` / `log_info!` / `log_debug!` macros are the agent's way in; the
 //! logger installs itself on first use.

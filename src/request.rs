@@ -12,6 +12,8 @@
 //! same frame with [`parse_fields`] (see `ops/*.rs`), so changing one operation's request never
 //! touches another's.
 
+#![deny(clippy::string_slice, clippy::indexing_slicing)]
+
 use serde::Deserialize;
 
 /// Deepest nesting accepted in a frame. Real requests nest 4 levels (items → modifier).
@@ -107,20 +109,94 @@ pub fn parse_envelope(frame: &[u8]) -> Result<Envelope, FrameError> {
     Ok(Envelope { rid, operation })
 }
 
-/// Best-effort `rID` for log lines about frames that failed to parse (never allocates much).
+/// Longest rID recovered from a frame that does not parse (a longer one is not recovered).
+pub const MAX_SNIFFED_RID: usize = 1024;
+/// Bytes of a bad frame searched for its rID.
+const SNIFF_WINDOW: usize = 4096;
+
+/// The `rID` (or `rId`) of a frame that failed to parse, so it can still be answered FAIL.
+/// Best effort and bounded: the first [`SNIFF_WINDOW`] bytes are searched (cut back to a char
+/// boundary), the value is unescaped as a JSON string, and it must be non-blank and at most
+/// [`MAX_SNIFFED_RID`] bytes. Never panics, on any input.
 pub fn sniff_rid(frame: &[u8]) -> Option<String> {
-    let text = std::str::from_utf8(&frame[..frame.len().min(4096)]).ok()?;
-    let i = text.find("\"rID\"").or_else(|| text.find("\"rId\""))?;
-    let rest = text[i + 5..]
+    sniff_field(frame, "rID")
+        .or_else(|| sniff_field(frame, "rId"))
+        .filter(|r| !r.trim().is_empty() && r.len() <= MAX_SNIFFED_RID)
+}
+
+/// The first string value of `"key"` in the frame's first bytes, unescaped; `None` when there
+/// is none or it is not a well-formed JSON string.
+pub fn sniff_field(frame: &[u8], key: &str) -> Option<String> {
+    let window = frame.get(..frame.len().min(SNIFF_WINDOW)).unwrap_or(frame);
+    let text = match std::str::from_utf8(window) {
+        Ok(t) => t,
+        // Cut back to the last whole character (the window may end inside one).
+        Err(e) => std::str::from_utf8(window.get(..e.valid_up_to())?).ok()?,
+    };
+    let quoted = format!("\"{key}\"");
+    let (_, rest) = text.split_once(quoted.as_str())?;
+    let rest = rest
         .trim_start()
         .strip_prefix(':')?
         .trim_start()
         .strip_prefix('"')?;
-    let end = rest.find('"')?;
-    Some(rest[..end.min(128)].to_string())
+    unescape_until_quote(rest)
+}
+
+/// Decode a JSON string body up to its closing quote.
+fn unescape_until_quote(s: &str) -> Option<String> {
+    let mut out = String::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => return Some(out),
+            '\\' => match chars.next()? {
+                '"' => out.push('"'),
+                '\\' => out.push('\\'),
+                '/' => out.push('/'),
+                'b' => out.push('\u{8}'),
+                'f' => out.push('\u{c}'),
+                'n' => out.push('\n'),
+                'r' => out.push('\r'),
+                't' => out.push('\t'),
+                'u' => {
+                    let hi = hex4(&mut chars)?;
+                    let code = if (0xD800..0xDC00).contains(&hi) {
+                        if chars.next()? != '\\' || chars.next()? != 'u' {
+                            return None;
+                        }
+                        let lo = hex4(&mut chars)?;
+                        if !(0xDC00..0xE000).contains(&lo) {
+                            return None;
+                        }
+                        0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
+                    } else {
+                        hi
+                    };
+                    out.push(char::from_u32(code)?);
+                }
+                _ => return None,
+            },
+            c if (c as u32) < 0x20 => return None,
+            c => out.push(c),
+        }
+        if out.len() > MAX_SNIFFED_RID.max(64) {
+            return None;
+        }
+    }
+    None
+}
+
+fn hex4(chars: &mut std::str::Chars<'_>) -> Option<u32> {
+    let mut v = 0u32;
+    for _ in 0..4 {
+        v = v * 16 + chars.next()?.to_digit(16)?;
+    }
+    Some(v)
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::string_slice)]
 mod tests {
     use super::*;
 
@@ -209,5 +285,43 @@ mod tests {
     fn sniff() {
         assert_eq!(sniff_rid(br#"{"rID" : "abc", bad"#).as_deref(), Some("abc"));
         assert_eq!(sniff_rid(b"nope"), None);
+        assert_eq!(
+            sniff_rid(br#"{"rId":"q\"\u0411\ud83d\ude00"}"#).as_deref(),
+            Some("q\"Б😀")
+        );
+        assert_eq!(sniff_rid(br#"{"rID":"\ud800x"}"#), None, "lone surrogate");
+        assert_eq!(sniff_rid(br#"{"rID":"   "}"#), None);
+        assert_eq!(sniff_rid(br#"{"rID":"open"#), None);
+        assert_eq!(
+            sniff_field(br#"{"rID":1,"operation":"getBill"}"#, "operation").as_deref(),
+            Some("getBill")
+        );
+    }
+
+    /// Issue 12, defect 1: an rID over the envelope's cap made of two-byte letters put byte
+    /// 128 inside a letter, and the old `sniff_rid` sliced there and panicked.
+    #[test]
+    fn sniff_never_slices_inside_a_character() {
+        for letter in ["Б", "€", "😀"] {
+            for n in 0..300 {
+                let rid = format!("a{}", letter.repeat(n));
+                let f = format!("{{\"rID\":\"{rid}\",\"operation\":\"checkWork\"}}");
+                let got = sniff_rid(f.as_bytes());
+                assert_eq!(
+                    got.as_deref(),
+                    (rid.len() <= MAX_SNIFFED_RID).then_some(rid.as_str())
+                );
+                // Cut at every byte: never a panic.
+                for cut in [127, 128, 129, 4095, 4096, 4097] {
+                    let _ = sniff_rid(f.as_bytes().get(..cut).unwrap_or(f.as_bytes()));
+                }
+            }
+        }
+        let frame = format!(
+            "{{\"rID\":\"a{}\",\"operation\":\"checkWork\"}}",
+            "Б".repeat(200)
+        );
+        assert!(parse_envelope(frame.as_bytes()).is_err());
+        assert_eq!(sniff_rid(frame.as_bytes()).map(|r| r.len()), Some(401));
     }
 }

@@ -4,7 +4,7 @@
 //! certificate in `ca_file` (PEM), if set. Both clients use the same roots and the same crypto
 //! provider (rustls on ring, never aws-lc-rs):
 //! - the WebSocket link gets a `rustls::ClientConfig` ([`link_client_config`]);
-//! - the callback client (ureq) gets a `ureq::tls::TlsConfig` ([`callback_tls_config`]).
+//! - the callback client (tokio-rustls) gets the same kind ([`callback_client_config`]).
 //!
 //! A `ca_file` that cannot be read, holds no certificate or holds one rustls cannot parse is
 //! an error at start, never a silent fallback to the public roots alone.
@@ -13,6 +13,7 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use rustls::RootCertStore;
 
@@ -36,14 +37,7 @@ pub fn load_ca_file(p: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> 
         message: m,
     };
     let pem = std::fs::read(p).map_err(|e| err(e.to_string()))?;
-    let certs: Vec<CertificateDer<'static>> = ureq::tls::parse_pem(&pem)
-        .filter_map(|item| match item {
-            Ok(ureq::tls::PemItem::Certificate(c)) => {
-                Some(Ok(CertificateDer::from(c.der().to_vec())))
-            }
-            Ok(_) => None,
-            Err(e) => Some(Err(e)),
-        })
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<_, _>>()
         .map_err(|e| err(e.to_string()))?;
     if certs.is_empty() {
@@ -97,23 +91,12 @@ pub fn link_client_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientCo
     Ok(Arc::new(config))
 }
 
-/// The TLS configuration of the callback client (ureq on rustls): the same roots and provider.
-pub fn callback_tls_config(ca_file: Option<&Path>) -> Result<ureq::tls::TlsConfig, TlsError> {
-    use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
-    let mut all: Vec<Certificate<'static>> = webpki_root_certs::TLS_SERVER_ROOT_CERTS
-        .iter()
-        .map(|c| Certificate::from_der(c.as_ref()))
-        .collect();
-    all.extend(
-        ca_certs(ca_file)?
-            .iter()
-            .map(|c| Certificate::from_der(c.as_ref()).to_owned()),
-    );
-    Ok(TlsConfig::builder()
-        .provider(TlsProvider::Rustls)
-        .unversioned_rustls_crypto_provider(provider())
-        .root_certs(RootCerts::Specific(Arc::new(all)))
-        .build())
+/// The rustls client configuration of the callback client (tokio-rustls): the same roots and
+/// provider as the link. No ALPN: callbacks speak HTTP/1.1.
+pub fn callback_client_config(
+    ca_file: Option<&Path>,
+) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    link_client_config(ca_file)
 }
 
 #[cfg(test)]
@@ -131,7 +114,7 @@ mod tests {
         for p in [garbage.as_path(), &dir.join("absent.pem")] {
             let e = root_store(Some(p)).unwrap_err();
             assert!(e.to_string().contains("ca_file"), "{e}");
-            assert!(callback_tls_config(Some(p)).is_err());
+            assert!(callback_client_config(Some(p)).is_err());
             assert!(link_client_config(Some(p)).is_err());
         }
         let _ = std::fs::remove_dir_all(&dir);

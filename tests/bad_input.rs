@@ -15,10 +15,11 @@ use std::time::Instant;
 
 use bad_frames::{corpus, Expect};
 use expirenza_agent::agent::Quiet;
-use expirenza_agent::callback::CallbackClient;
+use expirenza_agent::callback::{BoxFuture, CallbackError, Deliver, Delivered};
 use expirenza_agent::dispatch;
 use expirenza_agent::ops::{self, Answer, Ctx, Op};
 use expirenza_agent::request::parse_envelope;
+use expirenza_agent::sign::SignedBody;
 use expirenza_agent::{mirror, Config};
 use sha2::{Digest, Sha256};
 
@@ -53,7 +54,39 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// Records the rID of every callback instead of sending it.
+#[derive(Default)]
+struct Stub {
+    rids: std::sync::Mutex<Vec<String>>,
+}
+
+impl Deliver for Stub {
+    fn deliver<'a>(
+        &'a self,
+        _path: &'a str,
+        body: &'a SignedBody,
+        _deadline: Instant,
+    ) -> BoxFuture<'a, Result<Delivered, CallbackError>> {
+        let v: serde_json::Value = serde_json::from_slice(body.body()).unwrap();
+        self.rids
+            .lock()
+            .unwrap()
+            .push(v["rID"].as_str().unwrap_or_default().to_string());
+        Box::pin(async {
+            Ok(Delivered {
+                attempts: 1,
+                status: 200,
+            })
+        })
+    }
+}
+
 fn setup() -> (Arc<Ctx>, PathBuf, PathBuf) {
+    let (ctx, dir, state, _) = setup_stub();
+    (ctx, dir, state)
+}
+
+fn setup_stub() -> (Arc<Ctx>, PathBuf, PathBuf, Arc<Stub>) {
     let dir = temp_dir("badinput");
     let mirror_path = dir.join("mirror.sqlite");
     {
@@ -79,15 +112,15 @@ fn setup() -> (Arc<Ctx>, PathBuf, PathBuf) {
     cfg.journal.pos_ack_timeout_secs = 1;
     cfg.validate().unwrap();
     let cfg = Arc::new(cfg);
-    let cb = CallbackClient::new(&cfg).unwrap();
-    (Arc::new(Ctx::new(cfg, cb)), dir, state)
+    let stub = Arc::new(Stub::default());
+    (Arc::new(Ctx::new(cfg, stub.clone())), dir, state, stub)
 }
 
 /// Runs one queued frame as the worker would (minus delivery) and checks the answer's shape.
 fn run_op(ctx: &Ctx, name: &str, frame: &[u8]) -> Result<String, String> {
     let env = parse_envelope(frame).map_err(|e| format!("{name}: envelope {e}"))?;
     let op = Op::from_name(&env.operation).ok_or(format!("{name}: op vanished"))?;
-    match ops::handle(op, ctx, &env, frame) {
+    match ops::handle_to_end(op, ctx, &env, frame) {
         Ok(Answer::Callback { body, outcome }) => {
             assert!(
                 body.len() <= ctx.cfg.limits.max_body_bytes,
@@ -103,6 +136,7 @@ fn run_op(ctx: &Ctx, name: &str, frame: &[u8]) -> Result<String, String> {
             Ok(outcome)
         }
         Ok(Answer::None { outcome }) => Ok(outcome),
+        Ok(Answer::AwaitPos { id, .. }) => Ok(format!("awaiting #{id}")),
         Err(e) => {
             // A clean, bounded error is acceptable for hostile input; it must be printable.
             let s = e.to_string();
@@ -112,9 +146,9 @@ fn run_op(ctx: &Ctx, name: &str, frame: &[u8]) -> Result<String, String> {
     }
 }
 
-#[test]
-fn corpus_through_the_dispatcher_and_every_operation() {
-    let (ctx, dir, state) = setup();
+#[tokio::test]
+async fn corpus_through_the_dispatcher_and_every_operation() {
+    let (ctx, dir, state, stub) = setup_stub();
     let before = hash_dir(&dir);
     let state_before = hash_dir(&state);
     let (dispatcher, worker) = dispatch::channel(ctx.clone(), Arc::new(Quiet));
@@ -128,7 +162,24 @@ fn corpus_through_the_dispatcher_and_every_operation() {
             counters.unknown_ops.load(Ordering::Relaxed),
             counters.queue_full.load(Ordering::Relaxed),
         );
+        stub.rids.lock().unwrap().clear();
         dispatcher.submit(&c.frame, Instant::now());
+        dispatcher.drained().await;
+        // Exactly one callback when the rID can be read (none for operations without an
+        // answer), none otherwise.
+        let sent = std::mem::take(&mut *stub.rids.lock().unwrap());
+        let rid = parse_envelope(&c.frame)
+            .map(|e| e.rid.to_string())
+            .ok()
+            .or_else(|| expirenza_agent::request::sniff_rid(&c.frame));
+        let silent_op = parse_envelope(&c.frame)
+            .ok()
+            .and_then(|e| Op::from_name(&e.operation))
+            .is_some_and(|op| op.callback_path().is_none());
+        match (&rid, silent_op) {
+            (Some(r), false) => assert_eq!(sent, std::slice::from_ref(r), "{}", c.name),
+            _ => assert!(sent.is_empty(), "{}: {sent:?}", c.name),
+        }
         let rejected = counters.rejected_frames.load(Ordering::Relaxed) - rej0;
         let unknown = counters.unknown_ops.load(Ordering::Relaxed) - unk0;
         assert_eq!(
@@ -189,7 +240,7 @@ fn sql_looking_table_numbers_are_plain_values() {
             serde_json::json!({"rID":"sql","operation":"getBill","tableNumber":t}).to_string();
         let env = parse_envelope(frame.as_bytes()).unwrap();
         let Answer::Callback { body, .. } =
-            ops::handle(Op::GetBill, &ctx, &env, frame.as_bytes()).unwrap()
+            ops::handle_to_end(Op::GetBill, &ctx, &env, frame.as_bytes()).unwrap()
         else {
             panic!("getBill always answers")
         };
@@ -204,7 +255,8 @@ fn sql_looking_table_numbers_are_plain_values() {
     // The real table still answers: nothing was dropped.
     let frame = br#"{"rID":"ok","operation":"getBill","tableNumber":"12"}"#;
     let env = parse_envelope(frame).unwrap();
-    let Answer::Callback { body, .. } = ops::handle(Op::GetBill, &ctx, &env, frame).unwrap() else {
+    let Answer::Callback { body, .. } = ops::handle_to_end(Op::GetBill, &ctx, &env, frame).unwrap()
+    else {
         panic!()
     };
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
@@ -271,7 +323,7 @@ fn hostile_money_never_becomes_a_payment() {
             format!(r#"{{"rID":"money-{name}","operation":"payBill","billId":"{bill}",{fields}}}"#)
         };
         let env = parse_envelope(frame.as_bytes()).unwrap();
-        let answer = ops::handle(Op::PayBill, &ctx, &env, frame.as_bytes());
+        let answer = ops::handle_to_end(Op::PayBill, &ctx, &env, frame.as_bytes());
         if let Ok(Answer::Callback { body, .. }) = &answer {
             let v: serde_json::Value = serde_json::from_slice(body).unwrap();
             assert_eq!(v["state"], "FAIL", "{name}: {v}");
@@ -282,7 +334,7 @@ fn hostile_money_never_becomes_a_payment() {
     let frame =
         format!(r#"{{"rID":"money-ok","operation":"payBill","billId":"{bill}","sum":389.50}}"#);
     let env = parse_envelope(frame.as_bytes()).unwrap();
-    let _ = ops::handle(Op::PayBill, &ctx, &env, frame.as_bytes());
+    let _ = ops::handle_to_end(Op::PayBill, &ctx, &env, frame.as_bytes());
     assert_eq!(
         live_money_commands(&state).len(),
         1,

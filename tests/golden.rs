@@ -84,9 +84,10 @@ impl Rig {
     fn answer(&self, frame: &str) -> Vec<u8> {
         let env = parse_envelope(frame.as_bytes()).unwrap();
         let op = Op::from_name(&env.operation).unwrap();
-        match ops::handle(op, &self.ctx, &env, frame.as_bytes()).unwrap() {
+        match ops::handle_to_end(op, &self.ctx, &env, frame.as_bytes()).unwrap() {
             Answer::Callback { body, .. } => body,
             Answer::None { outcome } => panic!("{frame}: no callback ({outcome})"),
+            Answer::AwaitPos { id, .. } => panic!("{frame}: #{id} left waiting"),
         }
     }
     fn call(&self, op: &str, fields: &str) -> Vec<u8> {

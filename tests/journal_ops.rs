@@ -93,13 +93,14 @@ impl Rig {
     fn answer(&self, frame: &str) -> Answer {
         let env = parse_envelope(frame.as_bytes()).unwrap();
         let op = Op::from_name(&env.operation).unwrap();
-        ops::handle(op, &self.ctx, &env, frame.as_bytes()).unwrap()
+        ops::handle_to_end(op, &self.ctx, &env, frame.as_bytes()).unwrap()
     }
     /// Run the operation and parse its callback body.
     fn call(&self, frame: &str) -> Value {
         match self.answer(frame) {
             Answer::Callback { body, .. } => serde_json::from_slice(&body).unwrap(),
             Answer::None { outcome } => panic!("expected a callback, got none ({outcome})"),
+            Answer::AwaitPos { id, .. } => panic!("handle_to_end left #{id} waiting"),
         }
     }
     fn j(&self) -> Connection {
@@ -760,7 +761,7 @@ async fn status_board_shows_the_journal_backlog() {
     let c2 = ctx.clone();
     tokio::task::spawn_blocking(move || {
         let env = parse_envelope(pay("b-1", BILL1, "389.50").as_bytes()).unwrap();
-        ops::handle(
+        ops::handle_to_end(
             Op::PayBill,
             &c2,
             &env,

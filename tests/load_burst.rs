@@ -1,7 +1,9 @@
-//! A burst of 10 000 requests, far more than `[limits] max_in_flight` (8) + `max_queue` (256)
-//! can hold. The agent answers what fits, refuses the rest with one log line each, loses
-//! nothing silently (answered + refused == sent), keeps the link, and its peak memory stays
-//! under a documented bound (docs/testing.md).
+//! A burst of 10 000 concurrent small requests (issue 12, defect 3: before admission was
+//! bounded by bytes, everything past `max_queue` = 256 jobs was dropped with a log line only,
+//! and the cloud waited out its 80 s). Now all of them fit in `[limits] max_pending_bytes`
+//! (4 MiB): 10 000 callbacks, each rID exactly once, the link kept, and the peak memory under
+//! a documented bound (docs/testing.md). The time taken and the peak RSS are printed (run with
+//! `--nocapture`); nothing is timed.
 //!
 //! Two runs: the real binary as a separate process (honest RSS: /proc/<pid>/status VmHWM, the
 //! fake cloud lives in the test process), and in-process (the dispatcher's own counters).
@@ -44,15 +46,19 @@ async fn burst_against_the_binary_nothing_lost_memory_bounded() {
     let dir = harness::temp_dir("burst-bin");
     let mirror = harness::demo_mirror(&dir);
     let cloud = cloud().await;
-    let agent = binary::spawn_run(
-        &dir,
-        harness::RESTO,
-        harness::SECRET,
-        &cloud.ws_url(),
-        &cloud.callback_url(),
-        &mirror,
-        "",
-    );
+    // The fast test timings, but the protocol's 80 s callback deadline: on a loaded machine a
+    // debug build may take longer than the fault tests' 10 s for 10 000 requests, and this
+    // test counts answers, it does not time them.
+    let toml = binary::FAST_TOML.replace("deadline_secs = 10", "deadline_secs = 80");
+    assert_ne!(toml, binary::FAST_TOML);
+    let cfg = binary::write_config(&dir, &format!("state_dir = \"{}\"\n{toml}", dir.display()));
+    let mut c = binary::command(&["run", "--config", cfg.to_str().unwrap()]);
+    c.env("EXPIRENZA_RESTO_ID", harness::RESTO)
+        .env("EXPIRENZA_SECRET_KEY", harness::SECRET)
+        .env("EXPIRENZA_WS_URL", cloud.ws_url())
+        .env("EXPIRENZA_CALLBACK_URL", cloud.callback_url())
+        .env("EXPIRENZA_MIRROR", &mirror);
+    let agent = binary::Agent::spawn(c);
     cloud
         .wait_connected(Duration::from_secs(10))
         .await
@@ -64,23 +70,17 @@ async fn burst_against_the_binary_nothing_lost_memory_bounded() {
     }
     let sent_in = t0.elapsed();
     let counts = agent.wait_counts(
-        &["op=", "queue full"],
-        |c| c[0] + c[1] >= BURST,
-        Duration::from_secs(60),
+        &["op=", "AGENT_BUSY"],
+        |c| c[0] >= BURST,
+        Duration::from_secs(120),
     );
     let took = t0.elapsed();
     let (hwm, rss) = agent.memory_kib();
-    let (ops, refused) = (counts[0], counts[1]);
-    assert_eq!(
-        ops + refused,
-        BURST,
-        "every request is answered or refused with a log line"
-    );
-    assert!(ops >= 256, "at least a queue's worth is answered: {ops}");
-    assert!(
-        refused > 0,
-        "the burst must overflow the queue for this test to mean anything"
-    );
+    let threads = agent.threads();
+    let (ops, busy) = (counts[0], counts[1]);
+    assert_eq!(ops, BURST, "every request ends with one log line");
+    assert_eq!(busy, 0, "10 000 small requests fit in max_pending_bytes");
+    assert_eq!(agent.count_lines("callback-failed"), 0);
     // Each answered op has exactly one callback, with a distinct rID.
     assert!(
         cloud
@@ -109,8 +109,9 @@ async fn burst_against_the_binary_nothing_lost_memory_bounded() {
     let out = agent.stop(Duration::from_secs(20));
     assert_eq!(out.code, Some(0));
     println!(
-        "burst (binary): {BURST} sent in {sent_in:?}; {ops} answered, {refused} refused (queue full) in {took:?}; \
-         VmHWM idle {hwm_idle} KiB, peak {hwm} KiB, RSS after {rss} KiB (bound {PEAK_BOUND_KIB} KiB)"
+        "burst (binary): {BURST} sent in {sent_in:?}; {ops} answered in {took:?}; \
+         VmHWM idle {hwm_idle} KiB, peak {hwm} KiB, RSS after {rss} KiB (bound {PEAK_BOUND_KIB} KiB); \
+         threads at the end {threads}"
     );
     assert!(hwm < PEAK_BOUND_KIB, "peak RSS {hwm} KiB over the bound");
     let _ = std::fs::remove_dir_all(&dir);
@@ -121,12 +122,11 @@ async fn burst_in_process_counters_add_up() {
     let dir = harness::temp_dir("burst-inproc");
     let mirror = harness::demo_mirror(&dir);
     let cloud = cloud().await;
-    let agent = harness::start(harness::fast_config(
-        &cloud.ws_url(),
-        &cloud.callback_url(),
-        &mirror,
-        &dir,
-    ));
+    let mut cfg = harness::fast_config(&cloud.ws_url(), &cloud.callback_url(), &mirror, &dir);
+    // The fault tests' 6 s deadline is shorter than a debug build takes for 10 000 requests
+    // sharing the test's runtime with the fake cloud; the burst is about counting, not speed.
+    cfg.callback.deadline_secs = 80;
+    let agent = harness::start(cfg);
     cloud
         .wait_connected(Duration::from_secs(10))
         .await
@@ -138,10 +138,10 @@ async fn burst_in_process_counters_add_up() {
     let total = || {
         c.answered.load(Ordering::Relaxed)
             + c.failed.load(Ordering::Relaxed)
-            + c.queue_full.load(Ordering::Relaxed)
+            + c.unanswered.load(Ordering::Relaxed)
     };
     let deadline = Instant::now() + Duration::from_secs(60);
-    // Every finished operation fires op_done; drops fire nothing, so wait on both.
+    // Every request ends in exactly one op_done.
     loop {
         let done = agent.ops.done.lock().unwrap().len() as u64;
         if total() >= BURST as u64 || Instant::now() > deadline {
@@ -156,7 +156,8 @@ async fn burst_in_process_counters_add_up() {
     assert_eq!(c.rejected_frames.load(Ordering::Relaxed), 0);
     assert_eq!(total(), BURST as u64, "{c:?}");
     assert_eq!(c.failed.load(Ordering::Relaxed), 0, "{c:?}");
-    assert!(c.queue_full.load(Ordering::Relaxed) > 0);
+    assert_eq!(c.queue_full.load(Ordering::Relaxed), 0, "{c:?}");
+    assert_eq!(c.answered.load(Ordering::Relaxed), BURST as u64, "{c:?}");
     println!("burst (in-process): {c:?}");
     agent.stop().await;
     let _ = std::fs::remove_dir_all(&dir);

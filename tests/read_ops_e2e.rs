@@ -180,9 +180,9 @@ async fn menu_info_end_to_end() {
     h.stop().await;
 }
 
-/// Past max_body_bytes the menu is refused: no callback at all (never a truncated menu), the
-/// operation counts as failed, and the agent goes on. One operation at a time
-/// (`max_in_flight = 1`) makes "the next operation answered" mean "the refusal is done".
+/// Past max_body_bytes the menu is refused: never a truncated menu, but one FAIL
+/// `ANSWER_TOO_LARGE` (issue 12: before, no callback at all and the cloud waited 80 s), the
+/// request counts as failed, and the agent goes on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn menu_info_over_the_cap_is_refused_end_to_end() {
     let h = Harness::start_with(true, |c| {
@@ -190,21 +190,30 @@ async fn menu_info_over_the_cap_is_refused_end_to_end() {
         c.limits.max_in_flight = 1;
     })
     .await;
-    assert!(
-        h.cloud
-            .send_text(r#"{"rID":"r-big","operation":"menuInfo"}"#)
+    let v = body(
+        &h.call("menuInfo", "r-big", "")
             .await
+            .expect("a FAIL callback"),
+        "/callback/menuInfo",
     );
+    assert_eq!(
+        (v["state"].as_str(), v["substate"].as_str()),
+        (Some("FAIL"), Some("ANSWER_TOO_LARGE"))
+    );
+    assert!(v.get("dishes").is_none(), "never a truncated menu: {v}");
     let v = body(
         &h.call("stopList", "r-after", "").await.expect("callback"),
         "/callback/stopList",
     );
     assert_eq!(v["rID"], "r-after");
-    assert!(h
-        .cloud
-        .all_callbacks()
-        .iter()
-        .all(|c| c.rid.as_deref() != Some("r-big")));
+    assert_eq!(
+        h.cloud
+            .all_callbacks()
+            .iter()
+            .filter(|c| c.rid.as_deref() == Some("r-big"))
+            .count(),
+        1
+    );
     assert_eq!(h.running().counters.failed.load(Ordering::Relaxed), 1);
     h.stop().await;
 }

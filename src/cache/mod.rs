@@ -39,6 +39,8 @@ pub enum CacheError {
     TooLarge(#[from] BodyTooLarge),
     #[error("webhook: {0}")]
     Callback(#[from] CallbackError),
+    #[error("push task failed: {0}")]
+    Task(String),
 }
 
 impl From<rusqlite::Error> for CacheError {

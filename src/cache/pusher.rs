@@ -1,9 +1,9 @@
 //! The timed ORDERS_CACHE task.
 //!
 //! A tokio interval task (started by `agent::spawn` when `[cache] enabled`) that every
-//! `interval_secs` runs one push on the blocking pool: [`super::prepare`] on a mirror connection
-//! from the shared pool, then a signed POST to `/callback/webhook` through the shared
-//! [`crate::callback::CallbackClient`]. It takes none of the dispatcher's `max_in_flight`
+//! `interval_secs` runs one push: [`super::prepare`] on a mirror connection from the shared
+//! pool (on the blocking pool), then a signed POST to `/callback/webhook` through the shared
+//! callback client (async, on the runtime). It takes none of the dispatcher's `max_in_flight`
 //! permits, so answering operations is never queued behind a push.
 //!
 //! - Deadline: tick start + interval. Retries stop there, so a push never overlaps the next one
@@ -38,14 +38,61 @@ pub struct Pushed {
     pub attempts: u32,
 }
 
-/// One push, blocking: prepare, sign, deliver by `deadline`, commit on success.
-pub fn push_once(ctx: &Ctx, acked: &mut Acked, deadline: Instant) -> Result<Pushed, CacheError> {
+/// One push: prepare and sign on the blocking pool, deliver by `deadline` on the runtime
+/// (retries sleep on timers, holding no thread), commit on success. Returns the acknowledged
+/// state to keep.
+pub async fn push_once(
+    ctx: &Arc<Ctx>,
+    acked: Acked,
+    deadline: Instant,
+) -> (Acked, Result<Pushed, CacheError>) {
+    let task_ctx = ctx.clone();
+    let job = tokio::task::spawn_blocking(move || {
+        let r = prepare_signed(&task_ctx, &acked);
+        (acked, r)
+    });
+    let (mut acked, prepared) = match job.await {
+        Ok(v) => v,
+        Err(e) => {
+            log_error!("cache: push task failed: {e}");
+            return (Acked::default(), Err(CacheError::Task(e.to_string())));
+        }
+    };
+    let (prepared, signed, closed) = match prepared {
+        Ok(p) => p,
+        Err(e) => return (acked, Err(e)),
+    };
+    let mut bytes = signed.len();
+    let mut attempts = match ctx.callback.deliver(shape::PATH, &signed, deadline).await {
+        Ok(d) => d.attempts,
+        Err(e) => return (acked, Err(e.into())),
+    };
+    if let Some(closed) = closed {
+        bytes += closed.len();
+        match ctx.callback.deliver(shape::PATH, &closed, deadline).await {
+            Ok(d) => attempts += d.attempts,
+            Err(e) => return (acked, Err(e.into())),
+        }
+    }
+    acked.replace(prepared.commit);
+    let p = Pushed {
+        stats: prepared.stats,
+        bytes,
+        attempts,
+    };
+    (acked, Ok(p))
+}
+
+/// The push's bodies, signed: the open orders and, if any, the closed-orders webhook.
+type Signed = (super::Prepared, SignedBody, Option<SignedBody>);
+
+fn prepare_signed(ctx: &Ctx, acked: &Acked) -> Result<Signed, CacheError> {
     let bounds = Bounds::from_config(&ctx.cfg);
     let closed_shape = ctx.cfg.compat.closed_orders;
     let event_time = crate::clock::utc_iso_now();
     // Mirror errors go back to the pool (which then drops the connection); a body-too-large
     // error rides inside `Ok` so a healthy connection is kept.
-    let prepared = ctx.mirror.with(|c| {
+    let mut prepared = ctx.mirror.with(|c| {
         match prepare_with(c, acked, bounds, &event_time, closed_shape) {
             Err(CacheError::Mirror(m)) => Err(m),
             other => Ok(other),
@@ -65,26 +112,12 @@ pub fn push_once(ctx: &Ctx, acked: &mut Acked, deadline: Instant) -> Result<Push
             bounds.max_body
         );
     }
-    let signed = SignedBody::new(&ctx.cfg.secret, prepared.body);
-    let mut bytes = signed.len();
-    let mut attempts = ctx
-        .callback
-        .deliver(shape::PATH, &signed, deadline)?
-        .attempts;
-    if let Some(closed) = prepared.closed_body {
-        let signed = SignedBody::new(&ctx.cfg.secret, closed);
-        bytes += signed.len();
-        attempts += ctx
-            .callback
-            .deliver(shape::PATH, &signed, deadline)?
-            .attempts;
-    }
-    acked.replace(prepared.commit);
-    Ok(Pushed {
-        stats: prepared.stats,
-        bytes,
-        attempts,
-    })
+    let signed = SignedBody::new(&ctx.cfg.secret, std::mem::take(&mut prepared.body));
+    let closed = prepared
+        .closed_body
+        .take()
+        .map(|b| SignedBody::new(&ctx.cfg.secret, b));
+    Ok((prepared, signed, closed))
 }
 
 /// Start the task; it ends when `shutdown` fires (after the push in progress, if any).
@@ -103,20 +136,9 @@ pub fn spawn(ctx: Arc<Ctx>, mut shutdown: Shutdown) -> JoinHandle<()> {
                 _ = ticker.tick() => {}
             }
             let deadline = Instant::now() + interval;
-            let (task_ctx, mut state) = (ctx.clone(), acked.take().unwrap_or_default());
-            let job = tokio::task::spawn_blocking(move || {
-                let r = push_once(&task_ctx, &mut state, deadline);
-                (state, r)
-            });
+            let state = acked.take().unwrap_or_default();
             // The push ends by its deadline; shutdown waits for it rather than abandoning it.
-            let (state, result) = match job.await {
-                Ok(v) => v,
-                Err(e) => {
-                    log_error!("cache: push task failed: {e}");
-                    ctx.cache_ok.store(false, Ordering::Relaxed);
-                    break;
-                }
-            };
+            let (state, result) = push_once(&ctx, state, deadline).await;
             acked = Some(state);
             crate::metrics::cache_push(result.is_ok());
             match result {

@@ -52,12 +52,22 @@ pub struct Limits {
     pub max_frame_bytes: usize,
     /// Cap of the WebSocket write buffer. Default 64 KiB.
     pub max_write_buffer_bytes: usize,
-    /// Largest callback body; bigger answers are refused with a logged error. Default 1 MiB.
+    /// Largest callback body; a bigger answer is replaced by FAIL `ANSWER_TOO_LARGE`. Default 1 MiB.
     pub max_body_bytes: usize,
-    /// Operations processed at once. Default 8.
+    /// Operations computed at once (parse, mirror read, journal write) on the blocking pool.
+    /// Default: the number of CPUs.
     pub max_in_flight: usize,
-    /// Operations waiting for a slot; past this, requests are dropped with a log line. Default 256.
+    /// No longer used: admission is bounded by `max_pending_bytes`. Accepted so that older
+    /// configuration files still load.
     pub max_queue: usize,
+    /// Bytes of requests admitted and not yet finished (frames, plus answers waiting for or in
+    /// delivery). Past it a request is answered FAIL `AGENT_BUSY` at once. Default 4 MiB.
+    pub max_pending_bytes: usize,
+    /// Commands waiting for the POS's acknowledgement at once (each polls the journal on a
+    /// timer, holding no thread). Default 64.
+    pub max_waiting: usize,
+    /// Callbacks being delivered at once (sending, or sleeping before a retry). Default 64.
+    pub max_delivering: usize,
     /// Graceful-shutdown bound for in-flight work. Default 10 s.
     pub shutdown_grace_secs: u64,
     /// Most mirror rows read for one answer (bills, positions, ...). Default 50 000.
@@ -71,8 +81,13 @@ impl Default for Limits {
             max_frame_bytes: 256 * 1024,
             max_write_buffer_bytes: 64 * 1024,
             max_body_bytes: 1024 * 1024,
-            max_in_flight: 8,
+            max_in_flight: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
             max_queue: 256,
+            max_pending_bytes: 4 << 20,
+            max_waiting: 64,
+            max_delivering: 64,
             shutdown_grace_secs: 10,
             max_rows: 50_000,
         }
@@ -93,6 +108,11 @@ pub struct CallbackConfig {
     pub retry_max_ms: u64,
     /// Largest error body read back from the cloud for the log. Default 4 KiB.
     pub max_response_bytes: usize,
+    /// Connections to the callback host open at once (idle ones are kept for reuse). Default 4.
+    pub max_connections: usize,
+    /// The callback host is resolved again after this long (or after a failed connect).
+    /// Default 300 s.
+    pub dns_ttl_secs: u64,
 }
 
 impl Default for CallbackConfig {
@@ -103,6 +123,8 @@ impl Default for CallbackConfig {
             retry_initial_ms: 500,
             retry_max_ms: 8_000,
             max_response_bytes: 4096,
+            max_connections: 4,
+            dns_ttl_secs: 300,
         }
     }
 }

@@ -23,7 +23,12 @@ fn minimal_config_gets_defaults() {
     assert_eq!(c.link.ping_interval_secs, 15);
     assert_eq!(c.limits.max_message_bytes, 256 * 1024);
     assert_eq!(c.limits.max_body_bytes, 1024 * 1024);
-    assert_eq!(c.limits.max_in_flight, 8);
+    assert_eq!(
+        c.limits.max_in_flight,
+        std::thread::available_parallelism().map_or(2, |n| n.get())
+    );
+    assert_eq!(c.limits.max_pending_bytes, 4 << 20);
+    assert_eq!(c.callback.dns_ttl_secs, 300);
     assert_eq!(c.journal.pos_ack_timeout_secs, 60);
     assert_eq!(
         c.mirror_path,

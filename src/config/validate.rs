@@ -50,6 +50,15 @@ impl Config {
         if m.max_queue == 0 || m.max_queue > 100_000 {
             return bad("[limits] max_queue must be between 1 and 100000".into());
         }
+        if m.max_pending_bytes < 64 * 1024 || m.max_pending_bytes > 1 << 30 {
+            return bad("[limits] max_pending_bytes must be between 64 KiB and 1 GiB".into());
+        }
+        if m.max_waiting == 0 || m.max_waiting > 4096 {
+            return bad("[limits] max_waiting must be between 1 and 4096".into());
+        }
+        if m.max_delivering == 0 || m.max_delivering > 4096 {
+            return bad("[limits] max_delivering must be between 1 and 4096".into());
+        }
         if m.max_frame_bytes < 1024
             || m.max_message_bytes < m.max_frame_bytes
             || m.max_message_bytes > 64 << 20
@@ -70,6 +79,12 @@ impl Config {
             || c.deadline_secs > 80
         {
             return bad("[callback] need 0 < attempt_timeout_secs <= deadline_secs <= 80 (the cloud's window)".into());
+        }
+        if c.max_connections == 0 || c.max_connections > 256 {
+            return bad("[callback] max_connections must be between 1 and 256".into());
+        }
+        if c.dns_ttl_secs == 0 {
+            return bad("[callback] dns_ttl_secs must be > 0".into());
         }
         if c.retry_initial_ms == 0 || c.retry_max_ms < c.retry_initial_ms {
             return bad("[callback] need 0 < retry_initial_ms <= retry_max_ms".into());

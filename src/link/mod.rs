@@ -14,6 +14,7 @@
 //! network problem, and still retried on the backoff schedule (credentials may be fixed in the
 //! cloud's admin while the agent runs).
 
+#![deny(clippy::string_slice, clippy::indexing_slicing)]
 pub mod backoff;
 pub mod handshake;
 

@@ -283,20 +283,24 @@ pub fn handle(ctx: &Ctx, env: &Envelope, frame: &[u8]) -> Result<Answer, OpError
             }
         }
     };
-    let cmd = match journaled::settle(ctx, cmd, false) {
-        Ok(c) => c,
-        Err(failed) => return fail(ctx, rid, failed),
-    };
-    if let Some(failed) = journaled::not_applied(ctx, &cmd) {
-        return fail(ctx, rid, failed);
-    }
-    success(ctx, rid, &cmd).or_else(|failed| {
-        log_error!(
-            "createOrderOnTable rID={rid}: #{} applied, but {}",
-            cmd.id,
-            failed.message
-        );
-        fail(ctx, rid, failed)
+    let rid = rid.to_string();
+    journaled::settle(ctx, cmd, false, move |ctx, cmd| {
+        let rid = rid.as_str();
+        let cmd = match cmd {
+            Ok(c) => c,
+            Err(failed) => return fail(ctx, rid, failed),
+        };
+        if let Some(failed) = journaled::not_applied(ctx, &cmd) {
+            return fail(ctx, rid, failed);
+        }
+        success(ctx, rid, &cmd).or_else(|failed| {
+            log_error!(
+                "createOrderOnTable rID={rid}: #{} applied, but {}",
+                cmd.id,
+                failed.message
+            );
+            fail(ctx, rid, failed)
+        })
     })
 }
 

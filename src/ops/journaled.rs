@@ -2,10 +2,10 @@
 //! journaling with clear log lines, waiting for the POS, and the FAIL answers for an
 //! unavailable journal, a POS that did not answer in time, and a POS that refused.
 
-use super::{substate, Ctx};
+use super::{substate, Answer, Ctx, OpError};
 use crate::config::AckMode;
 use crate::journal::store::NewCommand;
-use crate::journal::{Command, Journaled, Status};
+use crate::journal::{Command, JournalError, Journaled, Status};
 
 /// Why a journal-backed operation cannot go on.
 pub struct Failed {
@@ -71,13 +71,31 @@ pub fn journal(ctx: &Ctx, new: &NewCommand<'_>) -> Result<Journaled, Failed> {
     }
 }
 
-/// Wait (bounded) for the POS to finish `cmd`, unless it is final already or `may_skip` and
-/// `[journal] ack_mode = "none"`.
-pub fn settle(ctx: &Ctx, cmd: Command, may_skip: bool) -> Result<Command, Failed> {
+/// Continue with `then` once the POS has finished `cmd`: at once if it is final already (or
+/// `may_skip` and `[journal] ack_mode = "none"`), else after the dispatcher's wait stage, which
+/// polls the row on a timer for at most `[journal] pos_ack_timeout_secs` holding no thread.
+pub fn settle(
+    ctx: &Ctx,
+    cmd: Command,
+    may_skip: bool,
+    then: impl FnOnce(&Ctx, Result<Command, Failed>) -> Result<Answer, OpError> + Send + 'static,
+) -> Result<Answer, OpError> {
     if cmd.status.is_final() || (may_skip && ctx.journal.ack_mode == AckMode::None) {
-        return Ok(cmd);
+        return then(ctx, Ok(cmd));
     }
-    match ctx.journal.wait_ack(cmd.id) {
+    Ok(Answer::AwaitPos {
+        id: cmd.id,
+        resume: Box::new(move |ctx, now| then(ctx, settled(ctx, &cmd, now))),
+    })
+}
+
+/// The row after the wait, with the log line for a POS that did not answer in time.
+fn settled(
+    ctx: &Ctx,
+    cmd: &Command,
+    now: Result<Command, JournalError>,
+) -> Result<Command, Failed> {
+    match now {
         Ok(c) => {
             if !c.status.is_final() {
                 log_warn!(

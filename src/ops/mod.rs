@@ -34,12 +34,38 @@ use crate::mirror::MirrorError;
 use crate::request::Envelope;
 
 /// What an operation produced.
-#[derive(Debug)]
 pub enum Answer {
     /// POST this body to the operation's callback path. `outcome` is for the log line.
     Callback { body: Vec<u8>, outcome: String },
     /// Nothing to send (showMessage, setSettings).
     None { outcome: String },
+    /// Journal command `id` waits for the POS: the dispatcher polls it on a timer (the wait
+    /// stage, holding no thread), then runs `resume` with the row as it then stands (or the
+    /// error reading it) in the compute stage again.
+    AwaitPos { id: i64, resume: Resume },
+}
+
+/// The rest of a journal-backed operation, after the wait for the POS.
+pub type Resume = Box<
+    dyn FnOnce(
+            &Ctx,
+            Result<crate::journal::Command, crate::journal::JournalError>,
+        ) -> Result<Answer, OpError>
+        + Send,
+>;
+
+impl std::fmt::Debug for Answer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Answer::Callback { body, outcome } => f
+                .debug_struct("Callback")
+                .field("bytes", &body.len())
+                .field("outcome", outcome)
+                .finish(),
+            Answer::None { outcome } => f.debug_struct("None").field("outcome", outcome).finish(),
+            Answer::AwaitPos { id, .. } => f.debug_struct("AwaitPos").field("id", id).finish(),
+        }
+    }
 }
 
 impl Answer {
@@ -135,6 +161,17 @@ operations! {
         needs = &[], core = false;
     SetSettings => "setSettings", None, set_settings::handle,
         needs = &[], core = false;
+}
+
+/// [`handle`], then any wait for the POS done here, blocking this thread (polling the journal
+/// every `poll_interval_ms`). For tests and offline tools only: the agent's dispatcher waits on
+/// timers instead (see `dispatch`).
+pub fn handle_to_end(op: Op, ctx: &Ctx, env: &Envelope, frame: &[u8]) -> Result<Answer, OpError> {
+    let mut answer = handle(op, ctx, env, frame)?;
+    while let Answer::AwaitPos { id, resume } = answer {
+        answer = resume(ctx, ctx.journal.wait_ack(id))?;
+    }
+    Ok(answer)
 }
 
 impl Op {

@@ -178,19 +178,24 @@ pub fn handle(ctx: &Ctx, env: &Envelope, frame: &[u8]) -> Result<Answer, OpError
         Ok(j) => j,
         Err(f) => return fail(ctx, rid, bill_id, f),
     };
-    let cmd = match journaled::settle(ctx, journaled.command().clone(), true) {
-        Ok(c) => c,
-        Err(f) => return fail(ctx, rid, bill_id, f),
-    };
-    let bill_id = cmd.bill_id.clone();
-    let acked_none = !cmd.status.is_final() && ctx.journal.ack_mode == crate::config::AckMode::None;
-    if cmd.status == Status::Applied || acked_none {
-        return success(ctx, rid, &cmd, snapshot);
-    }
-    match journaled::not_applied(ctx, &cmd) {
-        Some(f) => fail(ctx, rid, bill_id.as_deref(), f),
-        None => success(ctx, rid, &cmd, snapshot),
-    }
+    let (rid, checked_bill) = (rid.to_string(), bill_id.map(str::to_string));
+    journaled::settle(ctx, journaled.command().clone(), true, move |ctx, cmd| {
+        let rid = rid.as_str();
+        let cmd = match cmd {
+            Ok(c) => c,
+            Err(f) => return fail(ctx, rid, checked_bill.as_deref(), f),
+        };
+        let bill_id = cmd.bill_id.clone();
+        let acked_none =
+            !cmd.status.is_final() && ctx.journal.ack_mode == crate::config::AckMode::None;
+        if cmd.status == Status::Applied || acked_none {
+            return success(ctx, rid, &cmd, snapshot);
+        }
+        match journaled::not_applied(ctx, &cmd) {
+            Some(f) => fail(ctx, rid, bill_id.as_deref(), f),
+            None => success(ctx, rid, &cmd, snapshot),
+        }
+    })
 }
 
 fn fail(ctx: &Ctx, rid: &str, bill_id: Option<&str>, f: Failed) -> Result<Answer, OpError> {

@@ -160,24 +160,28 @@ pub fn handle(ctx: &Ctx, env: &Envelope, frame: &[u8]) -> Result<Answer, OpError
             Err(f) => return fail(ctx, rid, f),
         },
     };
-    let cmd = match journaled::settle(ctx, cmd, false) {
-        Ok(c) => c,
-        Err(f) => return fail(ctx, rid, f),
-    };
-    if let Some(f) = journaled::not_applied(ctx, &cmd) {
-        return fail(ctx, rid, f);
-    }
-    match success(ctx, rid, &cmd) {
-        Ok(a) => Ok(a),
-        Err(f) => {
-            log_error!(
-                "splitOrder rID={rid}: #{} applied, but {}",
-                cmd.id,
-                f.message
-            );
-            fail(ctx, rid, f)
+    let rid = rid.to_string();
+    journaled::settle(ctx, cmd, false, move |ctx, cmd| {
+        let rid = rid.as_str();
+        let cmd = match cmd {
+            Ok(c) => c,
+            Err(f) => return fail(ctx, rid, f),
+        };
+        if let Some(f) = journaled::not_applied(ctx, &cmd) {
+            return fail(ctx, rid, f);
         }
-    }
+        match success(ctx, rid, &cmd) {
+            Ok(a) => Ok(a),
+            Err(f) => {
+                log_error!(
+                    "splitOrder rID={rid}: #{} applied, but {}",
+                    cmd.id,
+                    f.message
+                );
+                fail(ctx, rid, f)
+            }
+        }
+    })
 }
 
 fn journal_new(ctx: &Ctx, rid: &str, frame: &[u8]) -> Result<Command, Failed> {

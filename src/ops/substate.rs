@@ -44,6 +44,17 @@ substates! {
     WRONG_CONTROL_SUM;
     /// createOrderOnTable: an item is unknown, inactive, or on the stop list. [inferred]
     PRODUCT_UNAVAILABLE;
+    /// The agent has more requests in hand than `[limits] max_pending_bytes` allows; the
+    /// request was not started. The cloud may send it again. [inferred]
+    AGENT_BUSY;
+    /// The answer would exceed `[limits] max_body_bytes`. [inferred]
+    ANSWER_TOO_LARGE;
+    /// The agent is stopping; the request was not started. [inferred]
+    AGENT_STOPPING;
+    /// The operation named in the request is not one the agent knows. [inferred]
+    UNKNOWN_OPERATION;
+    /// The operation failed inside the agent for a reason none of the above names. [inferred]
+    AGENT_ERROR;
 }
 
 /// The known constant equal to `s`, if any.

@@ -1,5 +1,5 @@
 //! Tests of the fake cloud itself, driven by a plain tokio-tungstenite client and a raw
-//! `TcpStream` HTTP client (plus one ureq test, the agent's real HTTP client).
+//! `TcpStream` HTTP client (plus one test of the agent's real callback client).
 
 use std::time::{Duration, Instant};
 
@@ -831,45 +831,50 @@ async fn request_round_trip_through_a_minimal_agent() {
 }
 
 #[tokio::test]
-async fn ureq_reuses_the_connection() {
+async fn the_agents_client_reuses_the_connection() {
+    use expirenza_agent::callback::{CallbackClient, Payload};
+    use expirenza_agent::sign::SignedBody;
     let cloud = cloud().await;
-    let url = format!("{}/getBill", cloud.callback_url());
     cloud.push_responses(&[Reply::Status(200), Reply::Status(500)]);
-    let statuses = tokio::task::spawn_blocking(move || {
-        let agent = ureq::Agent::new_with_defaults();
-        let mut out = Vec::new();
-        for rid in ["u1", "u2", "u3"] {
-            let body = body_with(rid);
-            let sig = sign(&Secret::new(SECRET), body.as_bytes());
-            let r = agent
-                .post(&url)
-                .header("Content-Type", "application/json")
-                .header("restoId", RESTO)
-                .header("signature", &sig)
-                .send(body.as_bytes());
-            out.push(match r {
-                Ok(resp) => resp.status().as_u16(),
-                Err(ureq::Error::StatusCode(s)) => s,
-                Err(e) => panic!("{e}"),
-            });
-        }
-        out
-    })
-    .await
-    .unwrap();
-    assert_eq!(statuses, vec![200, 500, 200]);
+    let dir = std::path::Path::new("/nonexistent");
+    let mut cfg = expirenza_agent::Config::for_loopback(
+        RESTO,
+        SECRET,
+        &cloud.ws_url(),
+        &cloud.callback_url(),
+        dir,
+        dir,
+    );
+    cfg.callback.retry_initial_ms = 1;
+    let client = CallbackClient::new(&cfg).unwrap();
+    let deadline = Instant::now() + T;
+    for rid in ["u1", "u2", "u3"] {
+        let body = SignedBody::new(&Secret::new(SECRET), body_with(rid).into_bytes());
+        let d = client
+            .post("getBill", Payload::Bytes(&body), deadline)
+            .await
+            .unwrap();
+        assert_eq!(
+            d.attempts,
+            if rid == "u2" { 2 } else { 1 },
+            "{rid}: a 500 is retried"
+        );
+    }
     let all = cloud.all_callbacks();
-    assert!(all
-        .iter()
-        .all(|c| c.signature_ok && c.resto_id_ok && c.content_type_ok));
+    assert!(all.iter().all(|c| c.signature_ok
+        && c.resto_id_ok
+        && c.content_type_ok
+        && c.path == "/callback/getBill"));
     assert_eq!(
         all.iter().filter_map(|c| c.rid.clone()).collect::<Vec<_>>(),
-        vec!["u1", "u2", "u3"]
+        vec!["u1", "u2", "u2", "u3"]
     );
-    // ureq reuses the connection after a 200; after an error status it drops the connection
-    // (the error body is not read), so the third request comes on a new one.
-    assert_eq!(all[0].connection, all[1].connection, "keep-alive reuse");
-    assert_eq!(cloud.callback_connections(), 2);
+    // The error body is read (bounded), so even after the 500 the connection is reused.
+    assert!(
+        all.iter().all(|c| c.connection == all[0].connection),
+        "keep-alive reuse"
+    );
+    assert_eq!(cloud.callback_connections(), 1);
 }
 
 #[tokio::test]

@@ -80,9 +80,10 @@ pub fn ctx_for(cfg: Config) -> Ctx {
 pub fn call_raw(ctx: &Ctx, frame: &str) -> Result<Vec<u8>, OpError> {
     let env = parse_envelope(frame.as_bytes()).unwrap();
     let op = Op::from_name(env.operation.as_str()).unwrap();
-    match ops::handle(op, ctx, &env, frame.as_bytes())? {
+    match ops::handle_to_end(op, ctx, &env, frame.as_bytes())? {
         Answer::Callback { body, .. } => Ok(body),
         Answer::None { outcome } => panic!("no callback body ({outcome})"),
+        Answer::AwaitPos { .. } => panic!("handle_to_end returned a wait"),
     }
 }
 

@@ -200,6 +200,17 @@ impl Agent {
     }
 
     /// Peak resident set (VmHWM) and current (VmRSS), in KiB.
+    /// Threads of the agent process now (`/proc/<pid>/status`).
+    pub fn threads(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .unwrap_or_default()
+            .lines()
+            .find(|l| l.starts_with("Threads:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+
     pub fn memory_kib(&self) -> (u64, u64) {
         let s = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
         let get = |k: &str| {

@@ -1,0 +1,207 @@
+//! The dispatcher with delivery stubbed: shutdown answers promptly, every frame ends once.
+
+#![allow(clippy::indexing_slicing)]
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::callback::{BoxFuture, CallbackError, Deliver, Delivered};
+use crate::config::Config;
+use crate::sign::SignedBody;
+
+#[derive(Default)]
+struct Stub {
+    sent: Mutex<Vec<(String, serde_json::Value)>>,
+}
+
+impl Deliver for Stub {
+    fn deliver<'a>(
+        &'a self,
+        path: &'a str,
+        body: &'a SignedBody,
+        _deadline: Instant,
+    ) -> BoxFuture<'a, Result<Delivered, CallbackError>> {
+        let v = serde_json::from_slice(body.body()).unwrap();
+        self.sent.lock().unwrap().push((path.to_string(), v));
+        Box::pin(async {
+            Ok(Delivered {
+                attempts: 1,
+                status: 200,
+            })
+        })
+    }
+}
+
+struct Quiet;
+impl OpEvents for Quiet {
+    fn op_done(&self, _operation: &str, _ok: bool) {}
+}
+
+struct Rig {
+    dir: std::path::PathBuf,
+    stub: Arc<Stub>,
+    dispatcher: Dispatcher,
+    worker: Option<Worker>,
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn rig(tag: &str, tweak: impl FnOnce(&mut Config)) -> Rig {
+    let dir = std::env::temp_dir().join(format!("expirenza-dispatch-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mirror = dir.join("mirror.sqlite");
+    let mut conn = crate::mirror::create_schema(&mirror).unwrap();
+    crate::mirror::demo::fill(&mut conn).unwrap();
+    conn.execute(
+        "INSERT INTO orders (bill_id, order_number, table_id, state, created, raw_sum_kop, total_sum_kop) \
+         VALUES ('d-bill', 9001, 'table-1', 'BILL', '2024.05.14 18:21:07', 10000, 10000)",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let mut cfg = Config::for_loopback(
+        "resto-d",
+        "secret-d",
+        "ws://127.0.0.1:9/ws",
+        "http://127.0.0.1:9/callback",
+        &mirror,
+        &dir,
+    );
+    cfg.journal.pos_ack_timeout_secs = 60;
+    tweak(&mut cfg);
+    let stub = Arc::new(Stub::default());
+    let ctx = Arc::new(crate::ops::Ctx::new(Arc::new(cfg), stub.clone()));
+    let (dispatcher, worker) = channel(ctx, Arc::new(Quiet));
+    Rig {
+        dir,
+        stub,
+        dispatcher,
+        worker: Some(worker),
+    }
+}
+
+const GUARD: Duration = Duration::from_secs(20);
+
+/// A payBill waiting for a POS that never answers (ack timeout 60 s) is answered at once when
+/// the agent stops; a request arriving during shutdown gets AGENT_STOPPING.
+#[tokio::test]
+async fn shutdown_answers_waiting_and_new_requests_promptly() {
+    let mut r = rig("stop", |_| {});
+    let (trigger, shutdown) = crate::shutdown::channel();
+    let worker = tokio::spawn(r.worker.take().unwrap().run(shutdown));
+    let pay = br#"{"rID":"p-1","operation":"payBill","billId":"d-bill","sum":100.00}"#;
+    r.dispatcher.submit(pay, Instant::now());
+    // Event: the command is journaled and its task is in the wait stage.
+    let c = r.dispatcher.counters();
+    tokio::time::timeout(GUARD, async {
+        while r.dispatcher.inner.waiting.available_permits()
+            == r.dispatcher.inner.ctx.cfg.limits.max_waiting
+        {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the payBill reaches the wait stage");
+    trigger.fire();
+    tokio::time::timeout(GUARD, worker)
+        .await
+        .expect("worker ends")
+        .unwrap();
+    r.dispatcher
+        .submit(br#"{"rID":"late","operation":"checkWork"}"#, Instant::now());
+    // Guard only: the wait would otherwise last 60 s.
+    tokio::time::timeout(GUARD, r.dispatcher.drained())
+        .await
+        .expect("drained");
+    let sent = r.stub.sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert_eq!(
+        (sent[0].0.as_str(), &sent[0].1["rID"]),
+        ("payBill", &serde_json::json!("p-1"))
+    );
+    assert_eq!(sent[0].1["substate"], "POS_TIMEOUT");
+    assert_eq!(
+        (sent[1].0.as_str(), &sent[1].1["substate"]),
+        ("checkWork", &serde_json::json!("AGENT_STOPPING"))
+    );
+    assert_eq!(c.stopping.load(Ordering::Relaxed), 1);
+    assert_eq!(c.failed.load(Ordering::Relaxed), 1);
+    assert_eq!(
+        c.answered.load(Ordering::Relaxed),
+        1,
+        "the payBill's own FAIL is its answer"
+    );
+}
+
+/// Every kind of frame ends in exactly one counter, with at most one callback, and admission
+/// bytes all come back.
+#[tokio::test]
+async fn every_frame_ends_once_and_admission_bytes_return() {
+    let r = rig("ends", |_| {});
+    let frames: &[&[u8]] = &[
+        br#"{"rID":"a","operation":"checkWork"}"#,
+        br#"{"rID":"b","operation":"noSuchOp"}"#,
+        br#"{"rID":"c","operation":"getBill","tableNumber":5}"#,
+        br#"{"rID":"d"}"#,
+        b"not json",
+        br#"{"rID":"e","operation":"showMessage","message":"hi"}"#,
+        "{\"rID\":\"\u{411}\u{411}\",\"operation\":\"checkWork\",\"x\":[}".as_bytes(),
+    ];
+    for f in frames {
+        r.dispatcher.submit(f, Instant::now());
+    }
+    tokio::time::timeout(GUARD, r.dispatcher.drained())
+        .await
+        .expect("drained");
+    let c = r.dispatcher.counters();
+    let ended = c.answered.load(Ordering::Relaxed)
+        + c.failed.load(Ordering::Relaxed)
+        + c.unanswered.load(Ordering::Relaxed);
+    assert_eq!(ended, frames.len() as u64, "{c:?}");
+    assert_eq!(
+        c.unanswered.load(Ordering::Relaxed),
+        1,
+        "only `not json` has no rID"
+    );
+    let sent = r.stub.sent.lock().unwrap().clone();
+    let mut rids: Vec<&str> = sent
+        .iter()
+        .map(|(_, v)| v["rID"].as_str().unwrap())
+        .collect();
+    rids.sort();
+    assert_eq!(
+        rids,
+        ["a", "b", "c", "d", "ББ"],
+        "one callback each; showMessage has none"
+    );
+    assert_eq!(r.dispatcher.pending_bytes(), 0);
+}
+
+/// A burst parks most requests at their first step (waiting for a compute slot): that state
+/// stays small, since it is multiplied by every request in hand.
+#[tokio::test]
+async fn a_parked_request_is_small() {
+    let r = rig("sizes", |_| {});
+    let job = job::Job {
+        rid: "x".into(),
+        op_name: "checkWork".into(),
+        work: Err(job::Failure::busy("checkWork", None)),
+        received: Instant::now(),
+    };
+    let f = job::run_job(
+        r.dispatcher.inner.clone(),
+        job,
+        r.dispatcher.ticket(0, false),
+    );
+    let size = std::mem::size_of_val(&f);
+    assert!(size <= 1024, "run_job's future is {size} bytes");
+    f.await;
+    assert_eq!(r.stub.sent.lock().unwrap().len(), 1);
+}

@@ -77,7 +77,7 @@ fn rig(tag: &str, tweak: impl FnOnce(&mut Config)) -> Rig {
     cfg.journal.pos_ack_timeout_secs = 60;
     tweak(&mut cfg);
     let stub = Arc::new(Stub::default());
-    let ctx = Arc::new(crate::ops::Ctx::new(Arc::new(cfg), stub.clone()));
+    let ctx = Arc::new(crate::ctx::Ctx::new(Arc::new(cfg), stub.clone()));
     let (dispatcher, worker) = channel(ctx, Arc::new(Quiet));
     Rig {
         dir,

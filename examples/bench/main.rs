@@ -1,4 +1,5 @@
-//! `cargo run --release --example bench -- [--quick] [--runs N] [--out FILE]`
+//! `cargo run --release --example bench -- [--quick] [--runs N] [--out FILE] [--strace]
+//! [--burst N]... [--variant LABEL=CMD]...`
 //!
 //! Measures the release agent binary as a separate process against an in-process fake cloud
 //! and a generated mirror of realistic size; prints a Markdown table and writes a JSON result
@@ -23,6 +24,15 @@ OPTIONS:
     --agent PATH     Measure this agent binary instead of building target/release/expirenza-agent
     --work-dir DIR   Scratch directory, kept afterwards (agent logs: DIR/run-N/agent.log);
                      default: a new directory under the system temp dir, removed afterwards
+    --burst N        A burst of N getBill sent at once to a fresh agent, after each run;
+                     repeatable (default 1000 and 10000; --quick: 1000)
+    --no-bursts      No bursts
+    --bursts-only    Only the bursts (no start-up, idle and load measurements)
+    --strace         Run the agent under `strace -f` and count its clone calls (threads
+                     created) per phase and per burst
+    --variant L=CMD  Measure CMD (an agent binary, optionally behind a wrapper such as
+                     `qemu-aarch64 -cpu cortex-a72 path/to/agent`) under the label L;
+                     repeatable: the figures are printed side by side at the end
 ";
 
 fn main() -> ExitCode {
@@ -62,6 +72,9 @@ fn real_main() -> Result<(), String> {
     let (mut quick, mut runs, mut idle) = (false, None, None);
     let mut out = PathBuf::from("bench-results/result.json");
     let (mut agent, mut work_dir): (Option<PathBuf>, Option<PathBuf>) = (None, None);
+    let (mut strace, mut bursts, mut no_bursts) = (false, Vec::new(), false);
+    let mut bursts_only = false;
+    let mut variants: Vec<(String, Vec<String>)> = Vec::new();
     let num = |p: &mut lexopt::Parser| -> Result<u64, String> {
         p.value()
             .map_err(|e| e.to_string())?
@@ -78,6 +91,20 @@ fn real_main() -> Result<(), String> {
             Long("out") => out = p.value().map_err(|e| e.to_string())?.into(),
             Long("agent") => agent = Some(p.value().map_err(|e| e.to_string())?.into()),
             Long("work-dir") => work_dir = Some(p.value().map_err(|e| e.to_string())?.into()),
+            Long("strace") => strace = true,
+            Long("burst") => bursts.push(num(&mut p)? as usize),
+            Long("no-bursts") => no_bursts = true,
+            Long("bursts-only") => bursts_only = true,
+            Long("variant") => {
+                let v = p.value().map_err(|e| e.to_string())?;
+                let v = v.to_str().ok_or("--variant: not UTF-8")?;
+                let (label, cmd) = v.split_once('=').ok_or("--variant takes LABEL=COMMAND")?;
+                let argv: Vec<String> = cmd.split_whitespace().map(String::from).collect();
+                if argv.is_empty() {
+                    return Err(format!("--variant {label}: empty command"));
+                }
+                variants.push((label.to_string(), argv));
+            }
             Short('h') | Long("help") => {
                 print!("{USAGE}");
                 return Ok(());
@@ -85,42 +112,88 @@ fn real_main() -> Result<(), String> {
             _ => return Err(format!("{}\n\n{USAGE}", arg.unexpected())),
         }
     }
-    let agent = match agent {
-        Some(a) => a,
-        None => build_agent()?,
-    };
+    if variants.is_empty() {
+        let agent = match agent {
+            Some(a) => a,
+            None => build_agent()?,
+        };
+        variants.push(("host".into(), vec![agent.display().to_string()]));
+    }
+    if bursts.is_empty() && !no_bursts {
+        bursts = if quick {
+            vec![1_000]
+        } else {
+            vec![1_000, 10_000]
+        };
+    }
+    if no_bursts {
+        bursts.clear();
+    }
     let keep_work_dir = work_dir.is_some();
     let work_dir = work_dir.unwrap_or_else(|| {
         std::env::temp_dir().join(format!("expirenza-bench-{}", std::process::id()))
     });
-    let mut plan = if quick {
-        support::Plan::quick(agent, work_dir.clone())
-    } else {
-        support::Plan::full(agent, work_dir.clone())
-    };
-    if let Some(r) = runs {
-        plan.runs = r;
-    }
-    if let Some(i) = idle {
-        plan.idle = i;
-    }
     let machine = support::report::machine();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(|e| format!("tokio runtime: {e}"))?;
-    let outcome = rt.block_on(support::run_all(&plan, |m| eprintln!("bench: {m}")))?;
     let bins = support::report::binary_sizes(&target_dir());
-    let text = support::report::human(&outcome, &machine, &bins);
-    print!("{text}");
-    let json = support::report::to_json(&outcome, &machine, &bins);
-    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let several = variants.len() > 1;
+    let mut outcomes = Vec::new();
+    for (label, mut argv) in variants {
+        let bin = PathBuf::from(argv.pop().expect("non-empty"));
+        let mut plan = if quick {
+            support::Plan::quick(bin, work_dir.join(&label))
+        } else {
+            support::Plan::full(bin, work_dir.join(&label))
+        };
+        if let Some(r) = runs {
+            plan.runs = r;
+        }
+        if let Some(i) = idle {
+            plan.idle = i;
+        }
+        let extra = support::Extra {
+            wrapper: argv,
+            strace,
+            bursts: bursts.clone(),
+            bursts_only,
+        };
+        eprintln!("bench: variant {label}");
+        let outcome = rt.block_on(support::run_all_with(&plan, &extra, |m| {
+            eprintln!("bench: [{label}] {m}")
+        }))?;
+        let mut text = support::report::human(&outcome, &machine, &bins);
+        if several {
+            text = format!(
+                "# variant {label}: {}\n\n{text}",
+                support::report::command(&outcome)
+            );
+        }
+        print!("{text}");
+        println!();
+        let json = support::report::to_json(&outcome, &machine, &bins);
+        let path = if several {
+            let stem = out
+                .file_stem()
+                .map_or("result".into(), |s| s.to_string_lossy());
+            out.with_file_name(format!("{stem}-{label}.json"))
+        } else {
+            out.clone()
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        }
+        let body = serde_json::to_string_pretty(&json).map_err(|e| e.to_string())?;
+        std::fs::write(&path, body).map_err(|e| format!("writing {}: {e}", path.display()))?;
+        eprintln!("bench: wrote {}", path.display());
+        outcomes.push((label, outcome));
     }
-    let body = serde_json::to_string_pretty(&json).map_err(|e| e.to_string())?;
-    std::fs::write(&out, body).map_err(|e| format!("writing {}: {e}", out.display()))?;
-    eprintln!("bench: wrote {}", out.display());
+    if several {
+        print!("{}", support::report::compare(&outcomes));
+    }
     if !keep_work_dir {
         let _ = std::fs::remove_dir_all(&work_dir);
     }

@@ -21,6 +21,8 @@ pub enum Expect {
     Success,
     /// A `"tables":[` array with at least one table (tablesInfo has no `state`).
     Tables,
+    /// checkWork's `"readyToWork":true`.
+    Ready,
 }
 
 /// The outcome of one measured phase.
@@ -48,6 +50,7 @@ fn good(cb: &Callback, expect: Expect) -> bool {
         && match expect {
             Expect::Success => body.contains("\"state\":\"SUCCESS\""),
             Expect::Tables => body.contains("\"tables\":[{"),
+            Expect::Ready => body.contains("\"readyToWork\":true"),
         }
 }
 

@@ -8,6 +8,11 @@
 //! integers ([`Kopecks`], [`Qty`]) so no float ever touches a wire amount.
 //!
 //! Commas are automatic: every value or key checks whether it follows a sibling.
+//!
+//! A writer can also stream: [`JsonBuf::streaming`] sends every byte to a [`Sink`] instead of
+//! the buffer (still counted against `cap`), so a body too large to hold (menuInfo of any size)
+//! can be generated twice in constant memory: once into a signer, once onto the wire
+//! (see `crate::body_stream`).
 
 use std::fmt::Write as _;
 
@@ -19,8 +24,35 @@ pub struct BodyTooLarge {
     pub cap: usize,
 }
 
+/// Why a streaming writer has no sink to give back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum StreamStopped {
+    #[error(transparent)]
+    TooLarge(BodyTooLarge),
+    #[error(transparent)]
+    Closed(SinkClosed),
+    #[error("the writer was not streaming")]
+    NotStreaming,
+}
+
+/// Where a streaming [`JsonBuf`] puts its bytes.
+pub trait Sink: std::any::Any + Send {
+    /// Take the next bytes. `Err` stops the writer for good (the consumer went away).
+    fn put(&mut self, bytes: &[u8]) -> Result<(), SinkClosed>;
+}
+
+/// A [`Sink`] refused bytes: its consumer is gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the body's consumer went away")]
+pub struct SinkClosed;
+
 pub struct JsonBuf {
     buf: Vec<u8>,
+    /// Streaming: bytes go here, not into `buf`.
+    sink: Option<Box<dyn Sink>>,
+    /// Bytes written (into `buf` or the sink).
+    written: usize,
+    closed: bool,
     cap: usize,
     overflow: bool,
     need_comma: bool,
@@ -31,6 +63,23 @@ impl JsonBuf {
     pub fn new(cap: usize) -> Self {
         JsonBuf {
             buf: Vec::with_capacity(cap.min(4096)),
+            sink: None,
+            written: 0,
+            closed: false,
+            cap,
+            overflow: false,
+            need_comma: false,
+            after_key: false,
+        }
+    }
+
+    /// A writer that sends its bytes to `sink` (at most `cap` of them) instead of a buffer.
+    pub fn streaming(sink: Box<dyn Sink>, cap: usize) -> Self {
+        JsonBuf {
+            buf: Vec::new(),
+            sink: Some(sink),
+            written: 0,
+            closed: false,
             cap,
             overflow: false,
             need_comma: false,
@@ -40,22 +89,29 @@ impl JsonBuf {
 
     /// Bytes written so far.
     pub fn len(&self) -> usize {
-        self.buf.len()
+        self.written
     }
     pub fn is_empty(&self) -> bool {
-        self.buf.is_empty()
+        self.written == 0
     }
+    /// The writer stopped: the next byte would pass the cap, or a streaming sink closed.
+    /// Loops that produce a body check this to stop reading.
     pub fn overflowed(&self) -> bool {
-        self.overflow
+        self.overflow || self.closed
     }
 
     fn raw(&mut self, bytes: &[u8]) {
-        if self.overflow {
+        if self.overflow || self.closed {
             return;
         }
-        let need = self.buf.len() + bytes.len();
+        let need = self.written + bytes.len();
         if need > self.cap {
             self.overflow = true;
+            return;
+        }
+        self.written = need;
+        if let Some(sink) = &mut self.sink {
+            self.closed = sink.put(bytes).is_err();
             return;
         }
         if need > self.buf.capacity() {
@@ -214,6 +270,17 @@ impl JsonBuf {
             Ok(self.buf)
         }
     }
+
+    /// The end of a streaming writer: its sink (downcast it to the type given to
+    /// [`JsonBuf::streaming`]), or why it stopped.
+    pub fn into_sink(self) -> Result<Box<dyn Sink>, StreamStopped> {
+        match self.sink {
+            _ if self.overflow => Err(StreamStopped::TooLarge(BodyTooLarge { cap: self.cap })),
+            _ if self.closed => Err(StreamStopped::Closed(SinkClosed)),
+            Some(sink) => Ok(sink),
+            None => Err(StreamStopped::NotStreaming),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -262,6 +329,53 @@ mod tests {
         j.end_arr();
         assert!(j.len() <= 16);
         assert_eq!(j.finish(), Err(BodyTooLarge { cap: 16 }));
+    }
+
+    struct Collect(Vec<u8>, usize);
+    impl Sink for Collect {
+        fn put(&mut self, bytes: &[u8]) -> Result<(), SinkClosed> {
+            if self.0.len() + bytes.len() > self.1 {
+                return Err(SinkClosed);
+            }
+            self.0.extend_from_slice(bytes);
+            Ok(())
+        }
+    }
+
+    fn sample(j: &mut JsonBuf) {
+        j.begin_obj().f_str("rID", "r\"1").key("a").begin_arr();
+        for n in 0..50 {
+            j.begin_obj().f_int("n", n).f_str("name", "Борщ").end_obj();
+        }
+        j.end_arr().end_obj();
+    }
+
+    #[test]
+    fn streaming_writes_the_same_bytes_as_buffering() {
+        let mut b = JsonBuf::new(1 << 20);
+        sample(&mut b);
+        let buffered = b.finish().unwrap();
+        let mut s = JsonBuf::streaming(Box::new(Collect(Vec::new(), usize::MAX)), 1 << 20);
+        sample(&mut s);
+        assert_eq!(s.len(), buffered.len());
+        let sink: Box<dyn std::any::Any> = s.into_sink().unwrap();
+        let sink = sink.downcast::<Collect>().unwrap();
+        assert_eq!(sink.0, buffered);
+    }
+
+    #[test]
+    fn streaming_stops_at_the_cap_and_when_the_sink_closes() {
+        let mut s = JsonBuf::streaming(Box::new(Collect(Vec::new(), usize::MAX)), 100);
+        sample(&mut s);
+        assert!(s.overflowed());
+        assert_eq!(
+            s.into_sink().err(),
+            Some(StreamStopped::TooLarge(BodyTooLarge { cap: 100 }))
+        );
+        let mut s = JsonBuf::streaming(Box::new(Collect(Vec::new(), 10)), 1 << 20);
+        sample(&mut s);
+        assert!(s.overflowed(), "a closed sink stops the writer");
+        assert_eq!(s.into_sink().err(), Some(StreamStopped::Closed(SinkClosed)));
     }
 
     #[test]

@@ -16,6 +16,7 @@
 pub mod log;
 
 pub mod agent;
+pub mod body_stream;
 pub mod cache;
 pub mod callback;
 pub mod check;

@@ -26,6 +26,47 @@ fn mac(key: &[u8], body: &[u8]) -> [u8; 32] {
     m.finalize().into_bytes().into()
 }
 
+/// HMAC-SHA256 and length over bytes that arrive in pieces: the signature of a body that is
+/// generated (and streamed) rather than held. Same result as [`sign`] over the concatenation.
+#[derive(Clone)]
+pub struct StreamSigner {
+    mac: HmacSha256,
+    len: usize,
+}
+
+impl StreamSigner {
+    pub fn new(secret: &Secret) -> Self {
+        StreamSigner {
+            mac: HmacSha256::new_from_slice(secret.expose().as_bytes()).expect("any key length"),
+            len: 0,
+        }
+    }
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.mac.update(bytes);
+        self.len += bytes.len();
+    }
+    /// Bytes seen so far.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    /// `(length, base64 signature)` of everything seen.
+    pub fn finish(self) -> (usize, String) {
+        (self.len, STANDARD.encode(self.mac.finalize().into_bytes()))
+    }
+}
+
+impl std::fmt::Debug for StreamSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The MAC state is derived from the secret: never printed.
+        f.debug_struct("StreamSigner")
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
 /// Constant-time check of a received signature (used by the fake cloud and by `sign --verify`).
 pub fn verify(secret: &Secret, body: &[u8], signature_b64: &str) -> bool {
     let Ok(given) = STANDARD.decode(signature_b64.trim()) else {
@@ -67,6 +108,17 @@ mod tests {
     use super::*;
 
     const BODY: &str = "{\"rID\":\"2024-05-14 12:30:01.123456789#AbC12dE\",\"tables\":[{\"id\":\"t-12\",\"name\":\"Біля каміна\",\"number\":12,\"hallPlanId\":\"hall-1\"}]}";
+
+    #[test]
+    fn stream_signer_matches_sign_over_the_whole() {
+        let k = Secret::new("my-secret-key-123");
+        let mut s = StreamSigner::new(&k);
+        for piece in BODY.as_bytes().chunks(7) {
+            s.update(piece);
+        }
+        assert_eq!(s.finish(), (BODY.len(), sign(&k, BODY.as_bytes())));
+        assert!(!format!("{:?}", StreamSigner::new(&k)).contains("my-secret"));
+    }
 
     #[test]
     fn reference_vector_utf8() {

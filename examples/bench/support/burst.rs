@@ -48,7 +48,7 @@ pub async fn run(
 
 async fn measure(
     agent: &AgentProc,
-    cloud: &expirenza_agent::testkit::FakeCloud,
+    cloud: &testkit::FakeCloud,
     mirror: &Generated,
     run: usize,
     n: usize,

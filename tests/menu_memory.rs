@@ -7,6 +7,11 @@
 //! allocations go through libc, not this allocator; the process's peak RSS (VmHWM, reset with
 //! /proc/self/clear_refs after malloc_trim, where the kernel allows) covers them and is printed.
 //! Run: `cargo test --release --test menu_memory -- --nocapture`.
+//!
+//! The second test covers the streamed menu (issue 14): the first pass signs and measures,
+//! the second hands out chunks; the heap peak of both passes together must be the same for
+//! 5 000, 20 000 and 40 000 dishes (a constant, not the body), and the bytes handed out must be
+//! the signed ones.
 
 mod mirror_fixture;
 
@@ -107,6 +112,11 @@ fn measure(m: &TempMirror, cap: usize) -> Run {
 }
 
 #[test]
+fn menu_info_memory_is_bounded() {
+    menu_info_memory_is_bounded_by_the_cap_not_the_rows();
+    streamed_menu_info_heap_is_flat_and_the_sent_bytes_are_the_signed_ones();
+}
+
 fn menu_info_memory_is_bounded_by_the_cap_not_the_rows() {
     let sizes = [5_000usize, 20_000, 40_000];
     let mirrors: Vec<TempMirror> = sizes
@@ -153,5 +163,72 @@ fn menu_info_memory_is_bounded_by_the_cap_not_the_rows() {
                 refused[0].heap_peak
             );
         }
+    }
+}
+
+/// Heap peak of preparing and streaming the menu once (chunks hashed, never kept), with the
+/// body's length and whether the streamed bytes carry the first pass's signature.
+fn measure_streamed(m: &TempMirror) -> (usize, usize, bool) {
+    use expirenza_agent::body_stream::Prepared;
+    use expirenza_agent::ops::menu_stream;
+    use expirenza_agent::sign::StreamSigner;
+    let mut cfg = m.config();
+    cfg.limits.max_rows = 1_000_000;
+    let secret = cfg.secret.clone();
+    let ctx = ctx_for(cfg);
+    // Warm: the first open of the mirror file, SQLite's global state.
+    drop(menu_stream::prepare(&ctx, "warm").expect("menu"));
+    let base = CURRENT.load(Relaxed);
+    PEAK.store(base, Relaxed);
+    let (prepared, (_, dishes, _)) = menu_stream::prepare(&ctx, "r-1").expect("menu");
+    assert!(dishes > 0);
+    let Prepared::Large(body) = prepared else {
+        panic!("a menu of {dishes} dishes fits in max_body_bytes: not streamed")
+    };
+    let check = std::sync::Arc::new(std::sync::Mutex::new(StreamSigner::new(&secret)));
+    let c = check.clone();
+    body.stream_blocking(move |chunk| {
+        c.lock().unwrap().update(&chunk);
+        Ok(())
+    })
+    .expect("second pass");
+    let peak = PEAK.load(Relaxed) - base;
+    let (len, sig) = std::sync::Arc::try_unwrap(check)
+        .unwrap()
+        .into_inner()
+        .unwrap()
+        .finish();
+    assert_eq!(len, body.len(), "Content-Length is the streamed length");
+    (peak, len, sig == body.signature())
+}
+
+/// Called from the one test of this binary (the allocator counts every thread's allocations,
+/// so no two measurements may run at once).
+fn streamed_menu_info_heap_is_flat_and_the_sent_bytes_are_the_signed_ones() {
+    let sizes = [5_000usize, 20_000, 40_000];
+    let mut peaks = Vec::new();
+    for &n in &sizes {
+        let m = TempMirror::empty("stream");
+        fill_large(&m, n, 10, 10);
+        let (peak, len, signed) = measure_streamed(&m);
+        println!("streamed menuInfo dishes={n}: body={len} B heap_peak={peak} B");
+        assert!(
+            signed,
+            "{n} dishes: the streamed bytes are the signed bytes"
+        );
+        // The default max_body_bytes (1 MiB) is the first pass's buffer before it switches to
+        // hashing; everything else is a constant (chunks, SQLite rows, statement cache).
+        assert!(len > 4 << 20, "{n} dishes make a body of {len} B");
+        peaks.push(peak);
+    }
+    // Flat: 8x the dishes (and the body) cost no more heap than the smallest, within 128 KiB.
+    for (n, p) in sizes.iter().zip(&peaks) {
+        assert!(
+            *p <= peaks[0] + 128 * 1024,
+            "{n} dishes peaked at {p} B against {} B for {}",
+            peaks[0],
+            sizes[0]
+        );
+        assert!(*p <= (1 << 20) + 512 * 1024, "{n} dishes: {p} B");
     }
 }

@@ -107,6 +107,17 @@ impl Mirror {
         Ok(conn)
     }
 
+    /// A connection of its own (not pooled) inside a read transaction: every query on it sees
+    /// one snapshot of the mirror until it is dropped, so a body generated from it twice is
+    /// the same twice (`body_stream`). A WAL reader blocks no writer; it only holds the
+    /// checkpoint back to its snapshot while it lives.
+    pub fn snapshot(&self) -> Result<Connection, MirrorError> {
+        self.ident()?;
+        let conn = self.open()?;
+        conn.execute_batch("BEGIN")?;
+        Ok(conn)
+    }
+
     /// Run `f` on a pooled read-only connection. Errors drop the connection.
     pub fn with<T>(
         &self,

@@ -16,6 +16,7 @@ pub mod hallplans_info;
 pub mod journaled;
 pub mod list;
 pub mod menu_info;
+pub mod menu_stream;
 pub mod pay_bill;
 pub mod set_settings;
 pub mod show_message;

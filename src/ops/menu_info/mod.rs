@@ -384,36 +384,50 @@ fn write_terminals_section(
     Ok(())
 }
 
+/// Groups, dishes and modifiers written (for the log line).
+pub type Counts = (usize, usize, usize);
+
+/// The whole menuInfo body into `j`, reading at most `max_rows` rows; stops early once `j`
+/// overflowed (or its sink closed).
+pub fn write_menu(
+    c: &Connection,
+    j: &mut JsonBuf,
+    rid: &str,
+    max_rows: usize,
+) -> Result<Counts, MirrorError> {
+    let mut b = Budget {
+        left: max_rows,
+        max: max_rows,
+    };
+    j.begin_obj().f_str("rID", rid);
+    let groups = write_groups_section(c, j, &mut b)?;
+    let mut dishes = 0;
+    let mut modifiers = 0;
+    if !j.overflowed() {
+        dishes = write_dishes_section(c, j, &mut b)?;
+    }
+    if !j.overflowed() {
+        modifiers = write_modifiers_section(c, j, &mut b)?;
+    }
+    if !j.overflowed() {
+        write_group_modifiers_section(c, j, &mut b)?;
+    }
+    if !j.overflowed() {
+        write_terminals_section(c, j, &mut b)?;
+    }
+    j.end_obj();
+    Ok((groups, dishes, modifiers))
+}
+
 pub fn handle(ctx: &Ctx, env: &Envelope, _frame: &[u8]) -> Result<Answer, OpError> {
     let rid = env.rid.as_str();
     let cap = ctx.cfg.limits.max_body_bytes;
     let mut j = ctx.body();
-    j.begin_obj().f_str("rID", rid);
-    let mut b = Budget {
-        left: ctx.max_rows(),
-        max: ctx.max_rows(),
-    };
-    let res = ctx.mirror.with(|c| {
-        let groups = write_groups_section(c, &mut j, &mut b)?;
-        let mut dishes = 0;
-        let mut modifiers = 0;
-        if !j.overflowed() {
-            dishes = write_dishes_section(c, &mut j, &mut b)?;
-        }
-        if !j.overflowed() {
-            modifiers = write_modifiers_section(c, &mut j, &mut b)?;
-        }
-        if !j.overflowed() {
-            write_group_modifiers_section(c, &mut j, &mut b)?;
-        }
-        if !j.overflowed() {
-            write_terminals_section(c, &mut j, &mut b)?;
-        }
-        Ok((groups, dishes, modifiers))
-    });
+    let res = ctx
+        .mirror
+        .with(|c| write_menu(c, &mut j, rid, ctx.max_rows()));
     match res {
         Ok((groups, dishes, modifiers)) => {
-            j.end_obj();
             if j.overflowed() {
                 log_warn!(
                     "menuInfo rID={rid}: the menu does not fit in [limits] max_body_bytes = {cap} \

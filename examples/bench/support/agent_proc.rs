@@ -65,9 +65,14 @@ impl AgentProc {
             let t = Instant::now();
             let wanted = config.as_os_str().as_encoded_bytes().to_vec();
             loop {
+                // strace's own children carry strace's command line (which names the config
+                // too): the agent is the one whose first argument is not strace.
                 let found = procfs::children(top).into_iter().find(|c| {
-                    std::fs::read(format!("/proc/{c}/cmdline"))
-                        .is_ok_and(|cmd| cmd.split(|&b| b == 0).any(|a| a == wanted.as_slice()))
+                    std::fs::read(format!("/proc/{c}/cmdline")).is_ok_and(|cmd| {
+                        let mut args = cmd.split(|&b| b == 0);
+                        args.next().is_some_and(|a0| !a0.ends_with(b"strace"))
+                            && args.any(|a| a == wanted.as_slice())
+                    })
                 });
                 if let Some(c) = found {
                     break c;

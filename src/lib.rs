@@ -36,6 +36,7 @@ pub mod request;
 pub mod secret;
 pub mod shutdown;
 pub mod sign;
+pub mod sqlite_mem;
 pub mod status;
 pub mod systemd;
 pub mod tls;

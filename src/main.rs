@@ -176,13 +176,22 @@ fn load_config(path: &Path) -> Result<Config> {
     Config::load(path).with_context(|| format!("loading configuration {}", path.display()))
 }
 
+/// How long an idle blocking-pool thread is kept (tokio's default is 10 s).
+const BLOCKING_KEEP_ALIVE: Duration = Duration::from_secs(300);
+
 fn run(config_path: &Path) -> Result<ExitCode> {
     let cfg = load_config(config_path)?;
     limit_malloc_arenas();
+    expirenza_agent::sqlite_mem::limit_process();
     let _ = rustls::crypto::ring::default_provider().install_default();
+    // One runtime thread for all I/O and timers; the blocking pool runs the operations. Its
+    // threads are kept for BLOCKING_KEEP_ALIVE once started, so a steady load (or bursts a
+    // few minutes apart) reuses them: the thread count stays flat instead of a thread being
+    // created (and its stack mapped and unmapped) each time the pool had shrunk.
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .max_blocking_threads(cfg.limits.max_in_flight + 4)
+        .thread_keep_alive(BLOCKING_KEEP_ALIVE)
         .thread_name("expirenza-op")
         .build()
         .context("starting the async runtime")?;

@@ -37,8 +37,9 @@ pub fn open(path: &Path, busy_timeout: Duration) -> Result<Connection, JournalEr
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(err(format!("journal_mode is {mode}, WAL is required")));
     }
-    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA cache_size = -512;")
+    conn.execute_batch("PRAGMA synchronous = FULL;")
         .map_err(|e| err(e.to_string()))?;
+    crate::sqlite_mem::bound(&conn).map_err(|e| err(e.to_string()))?;
     conn.execute_batch(SCHEMA_SQL)
         .map_err(|e| err(e.to_string()))?;
     Ok(conn)

@@ -102,8 +102,9 @@ impl Mirror {
                 | OpenFlags::SQLITE_OPEN_URI,
         )?;
         conn.busy_timeout(self.busy_timeout)?;
-        // A read-only connection still needs a sane cache bound on a small board.
-        conn.execute_batch("PRAGMA cache_size = -512; PRAGMA query_only = ON;")?;
+        // A read-only connection still needs explicit memory bounds on a small board.
+        crate::sqlite_mem::bound(&conn)?;
+        conn.execute_batch("PRAGMA query_only = ON;")?;
         Ok(conn)
     }
 

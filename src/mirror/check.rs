@@ -12,7 +12,7 @@ pub type Needs = &'static [(&'static str, &'static [&'static str])];
 pub fn missing(conn: &Connection, needs: &[(&str, &[&str])]) -> Result<Vec<String>, MirrorError> {
     let mut out = Vec::new();
     for (table, cols) in needs {
-        let mut st = conn.prepare("SELECT name FROM pragma_table_info(?1)")?;
+        let mut st = conn.prepare_cached("SELECT name FROM pragma_table_info(?1)")?;
         let present: Vec<String> = st
             .query_map([table], |r| r.get(0))?
             .collect::<Result<_, _>>()?;

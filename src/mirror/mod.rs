@@ -68,7 +68,13 @@ pub struct Mirror {
     busy_timeout: Duration,
     max_pooled: usize,
     pool: Mutex<Vec<Pooled>>,
+    /// [`Mirror::missing`]'s answers, by (file identity, schema version, needs list).
+    missing: Mutex<Vec<(MissingKey, Vec<String>)>>,
 }
+
+type MissingKey = ((u64, u64), i64, usize);
+/// Distinct needs lists remembered by [`Mirror::missing`] (there are a handful).
+const MISSING_CACHE: usize = 16;
 
 impl Mirror {
     pub fn new(path: &Path, busy_timeout_ms: u64, max_connections: usize) -> Self {
@@ -77,6 +83,7 @@ impl Mirror {
             busy_timeout: Duration::from_millis(busy_timeout_ms),
             max_pooled: max_connections,
             pool: Mutex::new(Vec::new()),
+            missing: Mutex::new(Vec::new()),
         }
     }
 
@@ -119,6 +126,33 @@ impl Mirror {
         Ok(conn)
     }
 
+    /// [`check::missing`] for `needs`, remembered until the mirror's schema changes
+    /// (`PRAGMA schema_version`) or the file is replaced: checkWork asks on every request, and
+    /// the answer is a handful of `pragma_table_info` queries that almost never change.
+    pub fn missing(&self, needs: check::Needs) -> Result<Vec<String>, MirrorError> {
+        let ident = self.ident()?;
+        self.with(|c| {
+            let version: i64 = c
+                .prepare_cached("PRAGMA schema_version")?
+                .query_row([], |r| r.get(0))?;
+            let key = (ident, version, needs.as_ptr() as usize);
+            {
+                let cache = self.missing.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some((_, m)) = cache.iter().find(|(k, _)| *k == key) {
+                    return Ok(m.clone());
+                }
+            }
+            let m = check::missing(c, needs)?;
+            let mut cache = self.missing.lock().unwrap_or_else(|p| p.into_inner());
+            cache.retain(|((id, v, _), _)| *id == ident && *v == version);
+            if cache.len() >= MISSING_CACHE {
+                cache.clear();
+            }
+            cache.push((key, m.clone()));
+            Ok(m)
+        })
+    }
+
     /// Run `f` on a pooled read-only connection. Errors drop the connection.
     pub fn with<T>(
         &self,
@@ -158,4 +192,32 @@ pub fn create_schema(path: &Path) -> Result<Connection, MirrorError> {
     conn.execute_batch("PRAGMA journal_mode = WAL;")?;
     conn.execute_batch(SCHEMA_SQL)?;
     Ok(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_is_remembered_until_the_schema_changes() {
+        let dir = std::env::temp_dir().join(format!("mirror-missing-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("m.sqlite");
+        let w = Connection::open(&path).unwrap();
+        w.execute_batch("CREATE TABLE t (a TEXT);").unwrap();
+        let needs: check::Needs = &[("t", &["a", "b"]), ("u", &["x"])];
+        let m = Mirror::new(&path, 100, 2);
+        let first = m.missing(needs).unwrap();
+        assert_eq!(first, vec!["column 't.b'", "table or view 'u'"]);
+        assert_eq!(m.missing(needs).unwrap(), first, "asked again: the same");
+        // Another writer changes the schema: the next answer sees it.
+        w.execute_batch("ALTER TABLE t ADD COLUMN b INTEGER; CREATE TABLE u (x TEXT);")
+            .unwrap();
+        assert!(m.missing(needs).unwrap().is_empty());
+        w.execute_batch("DROP TABLE u;").unwrap();
+        assert_eq!(m.missing(needs).unwrap(), vec!["table or view 'u'"]);
+        drop(w);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

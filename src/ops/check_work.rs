@@ -2,11 +2,11 @@
 //! mirror can be read and has what getBill needs.
 
 use super::{Answer, Ctx, OpError};
-use crate::mirror::{check, orders};
+use crate::mirror::orders;
 use crate::request::Envelope;
 
 pub fn handle(ctx: &Ctx, env: &Envelope, _frame: &[u8]) -> Result<Answer, OpError> {
-    let ready = match ctx.mirror.with(|c| check::missing(c, orders::NEEDS)) {
+    let ready = match ctx.mirror.missing(orders::NEEDS) {
         Ok(missing) if missing.is_empty() => Ok(()),
         Ok(missing) => Err(format!("mirror lacks {}", missing.join(", "))),
         Err(e) => Err(e.to_string()),

@@ -104,6 +104,9 @@ if [ "$1" = configure ] || [ "$1" = abort-upgrade ] || [ "$1" = abort-deconfigur
     if [ ! -d /var/lib/expirenza-agent ]; then
         install -d -m 0770 -o expirenza-agent -g expirenza-agent /var/lib/expirenza-agent
     fi
+    # Older versions kept the status snapshot in the state directory; it now lives in
+    # /run/expirenza-agent (RuntimeDirectory=). Remove the stale copy on upgrade.
+    rm -f /var/lib/expirenza-agent/status
     # Enabling is safe before a config exists: ConditionPathExists= skips the start.
     if [ -x /usr/bin/deb-systemd-helper ]; then
         deb-systemd-helper unmask "$UNIT" >/dev/null || true
@@ -162,7 +165,7 @@ if [ "$1" = purge ]; then
     fi
     rm -f /etc/expirenza-agent/config.toml /etc/expirenza-agent/secret_key
     rmdir /etc/expirenza-agent 2>/dev/null || true
-    rm -f /var/lib/expirenza-agent/status /run/expirenza-agent/metrics.prom
+    rm -f /var/lib/expirenza-agent/status /run/expirenza-agent/status /run/expirenza-agent/metrics.prom
     rmdir /var/lib/expirenza-agent 2>/dev/null || true
 fi
 exit 0

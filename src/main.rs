@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
-use expirenza_agent::config::{Config, DEFAULT_CONFIG_PATH};
+use expirenza_agent::config::{Config, StatusConfig, DEFAULT_CONFIG_PATH, DEFAULT_RUNTIME_DIR};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -390,8 +390,19 @@ fn sign_cmd(secret_file: Option<&Path>, input: Option<&Path>) -> Result<ExitCode
 }
 
 fn status_cmd(config_path: &Path) -> Result<ExitCode> {
-    let cfg = load_config(config_path)?;
-    let path = cfg.status_path();
+    // The file the running agent writes, from its config; without a loadable config (a user
+    // who may not read it), the default runtime path, said so on stderr.
+    let (path, interval) = match load_config(config_path) {
+        Ok(cfg) => (cfg.status_path(), cfg.status.write_interval_secs),
+        Err(e) => {
+            let p = Path::new(DEFAULT_RUNTIME_DIR).join("status");
+            eprintln!(
+                "note: {e:#}; reading the default status file {}",
+                p.display()
+            );
+            (p, StatusConfig::default().write_interval_secs)
+        }
+    };
     let st = status::read(&path).with_context(|| {
         format!(
             "reading the status file {} (is the agent running?)",
@@ -401,7 +412,7 @@ fn status_cmd(config_path: &Path) -> Result<ExitCode> {
     let now = status::now_unix();
     print!("{}", status::render(&st, now));
     // The same rule `render` printed; stale means the agent is gone or its event loop is stuck.
-    let stale_after = status::DEFAULT_STALE_AFTER_SECS.max(cfg.status.write_interval_secs * 3);
+    let stale_after = status::DEFAULT_STALE_AFTER_SECS.max(interval * 3);
     Ok(match status::health(&st, now, stale_after) {
         Ok(()) => ExitCode::SUCCESS,
         Err(_) => ExitCode::from(1),

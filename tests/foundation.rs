@@ -456,7 +456,7 @@ async fn sigterm_lets_in_flight_work_finish_and_exits_zero() {
     std::fs::write(
         &config,
         format!(
-            "resto_id = \"{RESTO_ID}\"\nstate_dir = \"{}\"\n",
+            "resto_id = \"{RESTO_ID}\"\nstate_dir = \"{0}\"\nruntime_dir = \"{0}\"\n",
             dir.path().display()
         ),
     )

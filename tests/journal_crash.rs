@@ -125,7 +125,7 @@ async fn payments_survive_sigkill_at_random_points() {
     std::fs::write(
         &config,
         format!(
-            "resto_id = \"{RESTO_ID}\"\nstate_dir = \"{}\"\n\
+            "resto_id = \"{RESTO_ID}\"\nstate_dir = \"{0}\"\nruntime_dir = \"{0}\"\n\
              [link]\nbackoff_floor_ms = 50\nbackoff_cap_ms = 200\n\
              [callback]\nretry_initial_ms = 20\nretry_max_ms = 200\n\
              [journal]\npos_ack_timeout_secs = 10\npoll_interval_ms = 5\n",

@@ -41,8 +41,10 @@ fn config(dir: &Path, ws_url: &str, callback_url: &str, extra: &str) -> std::pat
         dir,
         &format!(
             "resto_id = \"{RESTO}\"\nsecret_key = \"{SECRET}\"\nws_url = \"{ws_url}\"\n\
-             callback_url = \"{callback_url}\"\nmirror_path = \"{}\"\nstate_dir = \"{}\"\n{extra}\n{FAST_TOML}",
+             callback_url = \"{callback_url}\"\nmirror_path = \"{}\"\nstate_dir = \"{}\"\n\
+             runtime_dir = \"{}\"\n{extra}\n{FAST_TOML}",
             mirror.display(),
+            dir.display(),
             dir.display()
         ),
     )

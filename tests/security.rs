@@ -69,8 +69,9 @@ fn assert_state_dir_clean(dir: &Path) {
 fn config_text(ws: &str, cb: &str, mirror: &Path, state: &Path, extra: &str) -> String {
     format!(
         "resto_id = \"{RESTO}\"\nsecret_key = \"{SECRET}\"\nws_url = \"{ws}\"\ncallback_url = \"{cb}\"\n\
-         mirror_path = \"{}\"\nstate_dir = \"{}\"\n{extra}",
+         mirror_path = \"{}\"\nstate_dir = \"{}\"\nruntime_dir = \"{}\"\n{extra}",
         mirror.display(),
+        state.display(),
         state.display()
     )
 }

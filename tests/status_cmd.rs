@@ -28,7 +28,8 @@ fn config(dir: &Path) -> PathBuf {
     std::fs::write(
         &cfg,
         format!(
-            "resto_id = \"resto-7\"\nsecret_key = \"s3cr3t-not-shown\"\nstate_dir = \"{}\"\n",
+            "resto_id = \"resto-7\"\nsecret_key = \"s3cr3t-not-shown\"\nstate_dir = \"{0}\"\n\
+             runtime_dir = \"{0}\"\n",
             dir.display()
         ),
     )
@@ -106,4 +107,16 @@ async fn status_reads_what_the_board_writes() {
     let (code, _, err) = run_status(&cfg).await;
     assert_ne!(code, 0);
     assert!(err.contains("malformed"), "{err}");
+}
+
+#[tokio::test]
+async fn without_a_loadable_config_status_says_so_and_reads_the_default_runtime_path() {
+    let dir = Dir::new("noconfig");
+    let (code, _, err) = run_status(&dir.0.join("absent.toml")).await;
+    assert!(
+        err.contains("reading the default status file /run/expirenza-agent/status"),
+        "{err}"
+    );
+    // Whatever that file holds on this machine, the answer is an exit code, not a crash.
+    assert!(code == 0 || code == 1 || code == 2, "{code}");
 }

@@ -30,6 +30,9 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/expirenza-agent/config.toml";
 pub const DEFAULT_WS_URL: &str = "wss://api.shaketopay.com.ua/restaurantEntryPoint";
 pub const DEFAULT_CALLBACK_URL: &str = "https://api.shaketopay.com.ua/callback";
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/expirenza-agent";
+/// Runtime files (the status snapshot): tmpfs, gone after a reboot, never on the SD card. The
+/// unit's `RuntimeDirectory=expirenza-agent` creates it.
+pub const DEFAULT_RUNTIME_DIR: &str = "/run/expirenza-agent";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -62,6 +65,7 @@ struct FileConfig {
     callback_url: Option<String>,
     mirror_path: Option<PathBuf>,
     state_dir: Option<PathBuf>,
+    runtime_dir: Option<PathBuf>,
     ca_file: Option<PathBuf>,
     #[serde(default)]
     partner_id: String,
@@ -99,6 +103,8 @@ pub struct Config {
     pub callback_url: String,
     pub mirror_path: PathBuf,
     pub state_dir: PathBuf,
+    /// Runtime files: the status snapshot (default `/run/expirenza-agent`).
+    pub runtime_dir: PathBuf,
     pub ca_file: Option<PathBuf>,
     pub partner_id: String,
     pub link: LinkConfig,
@@ -172,6 +178,9 @@ impl Config {
                 .unwrap_or_else(|| DEFAULT_CALLBACK_URL.into()),
             mirror_path,
             state_dir,
+            runtime_dir: f
+                .runtime_dir
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_RUNTIME_DIR)),
             ca_file: f.ca_file,
             partner_id: f.partner_id,
             link: f.link,
@@ -206,6 +215,7 @@ impl Config {
             callback_url: callback_url.into(),
             mirror_path: mirror.into(),
             state_dir: state_dir.into(),
+            runtime_dir: state_dir.into(),
             ca_file: None,
             partner_id: String::new(),
             link: LinkConfig {
@@ -242,7 +252,7 @@ impl Config {
         self.status
             .path
             .clone()
-            .unwrap_or_else(|| self.state_dir.join("status"))
+            .unwrap_or_else(|| self.runtime_dir.join("status"))
     }
     pub fn callback_deadline(&self) -> Duration {
         Duration::from_secs(self.callback.deadline_secs)

@@ -286,7 +286,7 @@ impl Default for CompatConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StatusConfig {
-    /// Status file. Default `<state_dir>/status`.
+    /// Status file. Default `<runtime_dir>/status` (`/run/expirenza-agent/status`).
     pub path: Option<PathBuf>,
     /// How often the running agent rewrites it. Default 5 s.
     pub write_interval_secs: u64,

@@ -170,3 +170,18 @@ fn urls_with_credentials_are_redacted_in_errors() {
         .to_string();
     assert!(!e.contains("pw"), "{e}");
 }
+
+#[test]
+fn the_status_snapshot_lives_in_the_runtime_dir() {
+    let dir = std::env::temp_dir();
+    let base = "resto_id = \"r\"\nsecret_key = \"k\"\n";
+    let cfg = load(base, &env(&[])).unwrap();
+    assert_eq!(cfg.runtime_dir, Path::new(DEFAULT_RUNTIME_DIR));
+    assert_eq!(cfg.status_path(), Path::new("/run/expirenza-agent/status"));
+    let text = format!("{base}runtime_dir = \"{}\"\n", dir.display());
+    let cfg = load(&text, &env(&[])).unwrap();
+    assert_eq!(cfg.status_path(), dir.join("status"));
+    let text = format!("{text}[status]\npath = \"/elsewhere/st\"\n");
+    let cfg = load(&text, &env(&[])).unwrap();
+    assert_eq!(cfg.status_path(), Path::new("/elsewhere/st"));
+}

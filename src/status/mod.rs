@@ -8,7 +8,7 @@
 //!   shutdown with link `down`, reason `shutdown`;
 //! - `snapshot.rs`: [`Status`], the file's content, written and [`read`] with serde (JSON,
 //!   unknown keys ignored, bounded to 64 KiB);
-//! - `atomic.rs`: the atomic write (temp file, fsync, rename, mode 0644);
+//! - `atomic.rs`: the atomic write (temp file, rename, mode 0644; no fsync: tmpfs);
 //! - `render.rs`: [`render()`] for a technician and the [`health`] rules.
 
 pub mod atomic;

@@ -17,6 +17,11 @@ pub async fn writer(
     every: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
+    // The runtime directory exists under the unit (RuntimeDirectory=); elsewhere create it
+    // (a failure shows up as the first write's logged error).
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let _ = std::fs::create_dir_all(dir);
+    }
     let mut tick = tokio::time::interval(every.max(Duration::from_millis(100)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_err: Option<String> = None;
@@ -100,7 +105,11 @@ mod tests {
         let board = Arc::new(StatusBoard::new("r"));
         board.link_up();
         let (tx, rx) = watch::channel(false);
-        let path = PathBuf::from("/nonexistent-dir/x/status");
+        // Under a regular file: neither the directory nor the file can be created, even by
+        // root (the writer creates a missing runtime directory).
+        let dir = temp_dir("unwritable");
+        std::fs::write(dir.join("file"), b"").unwrap();
+        let path = dir.join("file/x/status");
         let task = tokio::spawn(writer(
             board.clone(),
             path.clone(),
@@ -119,5 +128,22 @@ mod tests {
         let s = board.snapshot();
         assert_eq!(s.link, "down");
         assert_eq!(s.last_disconnect_reason.as_deref(), Some("shutdown"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn writer_creates_a_missing_runtime_directory() {
+        let dir = temp_dir("mkdir");
+        let path = dir.join("run/expirenza-agent/status");
+        let board = Arc::new(StatusBoard::new("r"));
+        let (tx, rx) = watch::channel(false);
+        let task = tokio::spawn(writer(board, path.clone(), Duration::from_secs(5), rx));
+        tx.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(60), task)
+            .await
+            .expect("the writer stops")
+            .unwrap();
+        assert!(read(&path).is_ok(), "written into the directory it created");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

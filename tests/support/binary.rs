@@ -308,7 +308,10 @@ pub fn spawn_run(
 ) -> Agent {
     let cfg = write_config(
         dir,
-        &format!("state_dir = \"{}\"\n{FAST_TOML}{extra}", dir.display()),
+        &format!(
+            "state_dir = \"{0}\"\nruntime_dir = \"{0}\"\n{FAST_TOML}{extra}",
+            dir.display()
+        ),
     );
     let mut c = command(&["run", "--config", cfg.to_str().unwrap()]);
     c.env("EXPIRENZA_RESTO_ID", resto)

@@ -216,11 +216,14 @@ pub fn write_config(
          callback_url = \"{}\"\n\
          mirror_path = \"{}\"\n\
          state_dir = \"{}\"\n\
-         \n[journal]\npos_ack_timeout_secs = {POS_ACK_TIMEOUT_SECS}\npoll_interval_ms = {JOURNAL_POLL_MS}\n",
+         \n[journal]\npos_ack_timeout_secs = {POS_ACK_TIMEOUT_SECS}\npoll_interval_ms = {JOURNAL_POLL_MS}\n\
+         \n# [status] path, not runtime_dir: older agents (a \"before\" binary) know this key too\n\
+         [status]\npath = \"{}\"\n",
         cloud.ws_url(),
         cloud.callback_url(),
         mirror.display(),
-        state.display()
+        state.display(),
+        state.join("status").display()
     );
     std::fs::write(path, text).map_err(|e| format!("writing {}: {e}", path.display()))
 }

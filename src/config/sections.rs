@@ -72,6 +72,9 @@ pub struct Limits {
     pub shutdown_grace_secs: u64,
     /// Most mirror rows read for one answer (bills, positions, ...). Default 50 000.
     pub max_rows: usize,
+    /// Largest menuInfo body. A menu larger than `max_body_bytes` is not held: it is generated
+    /// twice from one snapshot (signed, then streamed). Default 64 MiB.
+    pub max_menu_bytes: usize,
 }
 
 impl Default for Limits {
@@ -90,6 +93,7 @@ impl Default for Limits {
             max_delivering: 64,
             shutdown_grace_secs: 10,
             max_rows: 50_000,
+            max_menu_bytes: 64 << 20,
         }
     }
 }

@@ -73,6 +73,9 @@ impl Config {
         if m.max_body_bytes < 1024 || m.max_body_bytes > 64 << 20 {
             return bad("[limits] max_body_bytes must be between 1 KiB and 64 MiB".into());
         }
+        if m.max_menu_bytes < 1024 || m.max_menu_bytes > 1 << 30 {
+            return bad("[limits] max_menu_bytes must be between 1 KiB and 1 GiB".into());
+        }
         let c = &self.callback;
         if c.attempt_timeout_secs == 0
             || c.deadline_secs < c.attempt_timeout_secs

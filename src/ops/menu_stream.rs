@@ -20,9 +20,6 @@ use crate::body_stream::{self, BodySource, Prepared, StreamError};
 use crate::json::JsonBuf;
 use crate::mirror::MirrorError;
 
-/// The largest menu body streamed (64 MiB: about 70 000 dishes with modifiers).
-pub const MAX_MENU_BYTES: usize = 64 << 20;
-
 #[derive(Debug, thiserror::Error)]
 pub enum MenuError {
     #[error(transparent)]
@@ -48,7 +45,7 @@ impl BodySource for MenuSource {
 }
 
 /// First pass of the menu for request `rid`: whole if it fits in `max_body_bytes`, else signed
-/// and measured, ready to stream (at most [`MAX_MENU_BYTES`]). Also returns the counts of
+/// and measured, ready to stream (at most `[limits] max_menu_bytes`). Also returns the counts of
 /// groups, dishes and modifiers.
 pub fn prepare(ctx: &Ctx, rid: &str) -> Result<(Prepared, Counts), MenuError> {
     let counts = Arc::new(Mutex::new((0, 0, 0)));
@@ -62,7 +59,7 @@ pub fn prepare(ctx: &Ctx, rid: &str) -> Result<(Prepared, Counts), MenuError> {
         &ctx.cfg.secret,
         Box::new(source),
         ctx.cfg.limits.max_body_bytes,
-        MAX_MENU_BYTES,
+        ctx.cfg.limits.max_menu_bytes,
     )?;
     let c = *counts.lock().unwrap_or_else(|p| p.into_inner());
     Ok((prepared, c))

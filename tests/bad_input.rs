@@ -137,6 +137,7 @@ fn run_op(ctx: &Ctx, name: &str, frame: &[u8]) -> Result<String, String> {
         }
         Ok(Answer::None { outcome }) => Ok(outcome),
         Ok(Answer::AwaitPos { id, .. }) => Ok(format!("awaiting #{id}")),
+        Ok(Answer::Stream { outcome, .. }) => Ok(outcome),
         Err(e) => {
             // A clean, bounded error is acceptable for hostile input; it must be printable.
             let s = e.to_string();

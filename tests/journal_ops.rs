@@ -101,6 +101,7 @@ impl Rig {
             Answer::Callback { body, .. } => serde_json::from_slice(&body).unwrap(),
             Answer::None { outcome } => panic!("expected a callback, got none ({outcome})"),
             Answer::AwaitPos { id, .. } => panic!("handle_to_end left #{id} waiting"),
+            Answer::Stream { .. } => panic!("no journal operation streams"),
         }
     }
     fn j(&self) -> Connection {

@@ -74,6 +74,8 @@ struct Run {
 fn measure(m: &TempMirror, cap: usize) -> Run {
     let mut cfg = m.config();
     cfg.limits.max_body_bytes = cap;
+    // The held path: no streaming past the cap (the streamed path is measured below).
+    cfg.limits.max_menu_bytes = cap;
     // 20 000 dishes with 5 link rows each exceed the default 50 000; the body cap is under test.
     cfg.limits.max_rows = 1_000_000;
     let ctx = ctx_for(cfg);

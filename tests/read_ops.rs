@@ -521,11 +521,19 @@ fn menu_info_refused_past_the_body_cap() {
     let m = TempMirror::demo("menu-cap");
     let mut cfg = m.config();
     cfg.limits.max_body_bytes = 1024;
+    cfg.limits.max_menu_bytes = 1024;
     let r = call_raw(&ctx_for(cfg), r#"{"rID":"r-1","operation":"menuInfo"}"#);
     assert!(
         matches!(r, Err(OpError::TooLarge(e)) if e.cap == 1024),
         "{r:?}"
     );
+    // Over max_body_bytes but within max_menu_bytes: streamed, the same bytes as held whole.
+    let mut cfg = m.config();
+    cfg.limits.max_body_bytes = 1024;
+    let streamed = call_raw(&ctx_for(cfg), r#"{"rID":"r-1","operation":"menuInfo"}"#).unwrap();
+    let whole = call_raw(&m.ctx(), r#"{"rID":"r-1","operation":"menuInfo"}"#).unwrap();
+    assert!(streamed.len() > 1024);
+    assert_eq!(streamed, whole);
     // The same menu fits with room to spare.
     let mut cfg = m.config();
     cfg.limits.max_body_bytes = 16 * 1024;

@@ -180,13 +180,14 @@ async fn menu_info_end_to_end() {
     h.stop().await;
 }
 
-/// Past max_body_bytes the menu is refused: never a truncated menu, but one FAIL
+/// Past max_menu_bytes the menu is refused: never a truncated menu, but one FAIL
 /// `ANSWER_TOO_LARGE` (issue 12: before, no callback at all and the cloud waited 80 s), the
 /// request counts as failed, and the agent goes on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn menu_info_over_the_cap_is_refused_end_to_end() {
     let h = Harness::start_with(true, |c| {
         c.limits.max_body_bytes = 2048;
+        c.limits.max_menu_bytes = 2048;
         c.limits.max_in_flight = 1;
     })
     .await;
@@ -215,5 +216,32 @@ async fn menu_info_over_the_cap_is_refused_end_to_end() {
         1
     );
     assert_eq!(h.running().counters.failed.load(Ordering::Relaxed), 1);
+    h.stop().await;
+}
+
+/// Past max_body_bytes (but within max_menu_bytes) the menu is streamed (issue 14): one
+/// callback whose bytes carry the signature of the first pass, with Content-Length, the whole
+/// menu, and the agent goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn menu_info_over_max_body_bytes_is_streamed_end_to_end() {
+    let h = Harness::start_with(true, |c| {
+        c.limits.max_body_bytes = 2048;
+        c.limits.max_in_flight = 1;
+    })
+    .await;
+    let cb = h
+        .call("menuInfo", "r-stream", "")
+        .await
+        .expect("a callback");
+    assert!(cb.signature_ok, "the streamed bytes are the signed bytes");
+    assert!(cb.body.len() > 2048, "{} bytes", cb.body.len());
+    let v = body(&cb, "/callback/menuInfo");
+    assert_eq!(v["rID"], "r-stream");
+    assert!(!v["dishes"].as_array().expect("dishes").is_empty(), "{v}");
+    let v = body(
+        &h.call("stopList", "r-after", "").await.expect("callback"),
+        "/callback/stopList",
+    );
+    assert_eq!(v["rID"], "r-after");
     h.stop().await;
 }

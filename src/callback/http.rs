@@ -97,6 +97,46 @@ pub async fn exchange(
     io.write_all(head).await.map_err(w)?;
     io.write_all(body).await.map_err(w)?;
     io.flush().await.map_err(w)?;
+    read_response(io, rb, max_body).await
+}
+
+/// Write `head`, then the streamed body as its second pass produces it (chunk by chunk, never
+/// more than `CHUNKS_IN_FLIGHT` of them in memory), then read the response. If the pass fails
+/// or its bytes differ from the signed first pass, the body is left incomplete (the last
+/// chunk is held back) and the error ends the exchange: the caller drops the connection, so
+/// the cloud never receives a complete body that is not the signed one.
+pub async fn exchange_stream(
+    io: &mut dyn Io,
+    rb: &mut ReadBuf,
+    head: &[u8],
+    body: &crate::body_stream::StreamBody,
+    max_body: usize,
+) -> Result<Response, ExchangeError> {
+    rb.buf.clear();
+    let w = |e: std::io::Error| err(format!("network error while sending: {}", e.kind()), true);
+    io.write_all(head).await.map_err(w)?;
+    let mut chunks = body.chunks();
+    let mut sent = 0usize;
+    while let Some(chunk) = chunks.recv().await {
+        let chunk = chunk.map_err(|e| err(format!("streamed body aborted: {e}"), false))?;
+        sent += chunk.len();
+        io.write_all(&chunk).await.map_err(w)?;
+    }
+    if sent != body.len() {
+        return Err(err(
+            format!("streamed body aborted after {sent} of {} bytes", body.len()),
+            false,
+        ));
+    }
+    io.flush().await.map_err(w)?;
+    read_response(io, rb, max_body).await
+}
+
+async fn read_response(
+    io: &mut dyn Io,
+    rb: &mut ReadBuf,
+    max_body: usize,
+) -> Result<Response, ExchangeError> {
     loop {
         let (status, head_len, framing, close) = read_head(io, rb).await?;
         rb.consume(head_len);

@@ -25,6 +25,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::body_stream::StreamBody;
 use crate::config::Config;
 use crate::sign::SignedBody;
 use pool::{Endpoint, Pool};
@@ -49,20 +50,22 @@ pub struct Delivered {
     pub status: u16,
 }
 
-/// What a callback carries. Today the signed body is always in memory. A body too large to
-/// hold (issue 14: a menu of any size) becomes a second variant, generated twice from one read
-/// transaction: a first pass computes the HMAC and the length, the second streams the same
-/// bytes after a head with that `Content-Length`. The transport writes the head from
-/// [`Payload::signature`] and [`Payload::len`] and then the bytes, so it needs no other change.
+/// What a callback carries: a signed body in memory, or a body too large to hold (issue 14: a
+/// menu of any size), generated twice from one read transaction: the first pass computed the
+/// HMAC and the length, each attempt's second pass streams the same bytes after a head with
+/// that `Content-Length` ([`crate::body_stream`]). The transport writes the head from
+/// [`Payload::signature`] and [`Payload::len`] and then the bytes.
 #[derive(Clone, Copy)]
 pub enum Payload<'a> {
     Bytes(&'a SignedBody),
+    Stream(&'a StreamBody),
 }
 
 impl Payload<'_> {
     pub fn len(&self) -> usize {
         match self {
             Payload::Bytes(b) => b.len(),
+            Payload::Stream(s) => s.len(),
         }
     }
     pub fn is_empty(&self) -> bool {
@@ -71,6 +74,7 @@ impl Payload<'_> {
     pub fn signature(&self) -> &str {
         match self {
             Payload::Bytes(b) => b.signature(),
+            Payload::Stream(s) => s.signature(),
         }
     }
 }
@@ -85,6 +89,18 @@ pub trait Deliver: Send + Sync {
         body: &'a SignedBody,
         deadline: Instant,
     ) -> BoxFuture<'a, Result<Delivered, CallbackError>>;
+
+    /// Deliver a streamed body (menuInfo past `max_body_bytes`). A transport that cannot
+    /// stream refuses it (the dispatcher then answers FAIL `ANSWER_TOO_LARGE`).
+    fn deliver_stream<'a>(
+        &'a self,
+        _path: &'a str,
+        body: &'a StreamBody,
+        _deadline: Instant,
+    ) -> BoxFuture<'a, Result<Delivered, CallbackError>> {
+        let size = body.len();
+        Box::pin(async move { Err(CallbackError::TooLarge { size, cap: 0 }) })
+    }
 }
 
 pub struct CallbackClient {
@@ -127,7 +143,7 @@ impl CallbackClient {
         body: Payload<'_>,
         deadline: Instant,
     ) -> Result<Delivered, CallbackError> {
-        if body.len() > self.max_body {
+        if matches!(body, Payload::Bytes(_)) && body.len() > self.max_body {
             return Err(CallbackError::TooLarge {
                 size: body.len(),
                 cap: self.max_body,
@@ -191,14 +207,11 @@ impl CallbackClient {
         budget: Duration,
     ) -> Result<(u16, String), String> {
         let mut lease = self.pool.get(budget).await?;
-        let bytes = match body {
-            Payload::Bytes(b) => b.body(),
-        };
         let max = self.cfg.max_response_bytes;
-        let mut r = http::exchange(&mut *lease.conn.io, &mut lease.conn.rb, head, bytes, max).await;
+        let mut r = send(&mut lease, head, body, max).await;
         if matches!(&r, Err(e) if e.no_response && lease.conn.reused) {
             self.pool.fresh(&mut lease, budget).await?;
-            r = http::exchange(&mut *lease.conn.io, &mut lease.conn.rb, head, bytes, max).await;
+            r = send(&mut lease, head, body, max).await;
         }
         let resp = r.map_err(|e| e.message)?;
         if resp.reusable {
@@ -213,6 +226,20 @@ impl CallbackClient {
     }
 }
 
+/// One exchange on a leased connection; a streamed body is generated again for it.
+async fn send(
+    lease: &mut pool::Lease,
+    head: &[u8],
+    body: Payload<'_>,
+    max: usize,
+) -> Result<http::Response, http::ExchangeError> {
+    let (io, rb) = (&mut *lease.conn.io, &mut lease.conn.rb);
+    match body {
+        Payload::Bytes(b) => http::exchange(io, rb, head, b.body(), max).await,
+        Payload::Stream(s) => http::exchange_stream(io, rb, head, s, max).await,
+    }
+}
+
 impl Deliver for CallbackClient {
     fn deliver<'a>(
         &'a self,
@@ -221,5 +248,13 @@ impl Deliver for CallbackClient {
         deadline: Instant,
     ) -> BoxFuture<'a, Result<Delivered, CallbackError>> {
         Box::pin(self.post(path, Payload::Bytes(body), deadline))
+    }
+    fn deliver_stream<'a>(
+        &'a self,
+        path: &'a str,
+        body: &'a StreamBody,
+        deadline: Instant,
+    ) -> BoxFuture<'a, Result<Delivered, CallbackError>> {
+        Box::pin(self.post(path, Payload::Stream(body), deadline))
     }
 }

@@ -103,6 +103,14 @@ pub fn answer(cfg: &Config, op: Op, frame: &[u8]) -> Result<SignedBody, PreviewE
     let env = parse_envelope(frame).map_err(|e| PreviewError::Setup(e.to_string()))?;
     match ops::handle(op, &ctx, &env, frame) {
         Ok(Answer::Callback { body, .. }) => Ok(SignedBody::new(&cfg.secret, body)),
+        Ok(Answer::Stream { body, .. }) => Err(PreviewError::Failed {
+            op: op.name(),
+            message: format!(
+                "the answer is {} bytes, over [limits] max_body_bytes: `run` streams it; \
+                 preview shows answers up to max_body_bytes",
+                body.len()
+            ),
+        }),
         // Read operations always answer with a body; anything else (no answer, a wait for the
         // POS) is not something preview can show.
         Ok(_) => Err(PreviewError::Failed {

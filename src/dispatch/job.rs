@@ -10,6 +10,7 @@ use std::time::Instant;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::{Inner, Ticket};
+use crate::body_stream::{StreamBody, CHUNK, CHUNKS_IN_FLIGHT};
 use crate::callback::CallbackError;
 use crate::journal::{Command, JournalError};
 use crate::metrics::Outcome;
@@ -100,6 +101,12 @@ enum Computed {
         id: i64,
         resume: Resume,
     },
+    /// A body too large to hold (menuInfo): signed and measured, streamed by the transport.
+    Stream {
+        body: StreamBody,
+        path: String,
+        outcome: String,
+    },
     Fail(Failure),
 }
 
@@ -148,6 +155,44 @@ async fn run_admitted(
         }
     };
     let ready = match computed {
+        Computed::Stream {
+            body,
+            path,
+            outcome,
+        } => {
+            let deadline = received + ctx.cfg.callback_deadline();
+            // In memory while it streams: the chunks in flight and the one being filled.
+            ticket.grow(CHUNK * (CHUNKS_IN_FLIGHT + 1));
+            let slot = inner.delivering.clone().acquire_owned().await;
+            let r = ctx.callback.deliver_stream(&path, &body, deadline).await;
+            if let Err(CallbackError::TooLarge { size, .. }) = &r {
+                // A transport that cannot stream: answer a FAIL rather than nothing.
+                let f = Failure::new(
+                    substate::ANSWER_TOO_LARGE,
+                    format!("the answer of {size} bytes cannot be streamed by this transport"),
+                    path.clone(),
+                );
+                if let Some((fail, _)) = fail_signed(&ctx, &rid, &f) {
+                    log_error!("op={op_name} rID={rid}: {}; answering FAIL", f.message);
+                    let r = ctx.callback.deliver(&path, &fail, deadline).await;
+                    drop(slot);
+                    let len = fail.len();
+                    return done(
+                        &inner,
+                        &op_name,
+                        &rid,
+                        "FAIL ANSWER_TOO_LARGE",
+                        len,
+                        r,
+                        false,
+                        start,
+                    );
+                }
+            }
+            drop(slot);
+            let outcome = format!("{outcome} streamed");
+            return done(&inner, &op_name, &rid, &outcome, body.len(), r, true, start);
+        }
         Computed::Send {
             body,
             path,
@@ -335,6 +380,11 @@ fn prepare(ctx: &Ctx, op: Op, rid: &str, r: Result<Answer, OpError>) -> Computed
         },
         Ok(Answer::None { outcome }) => Computed::Nothing { outcome },
         Ok(Answer::AwaitPos { id, resume }) => Computed::Await { id, resume },
+        Ok(Answer::Stream { body, outcome }) => Computed::Stream {
+            body,
+            path: op.callback_path().unwrap_or(op.name()).to_string(),
+            outcome,
+        },
         Err(e) => {
             log_error!("{} rID={rid} failed: {e}; answering FAIL", op.name());
             Computed::Fail(Failure::from_op_error(&e, op))

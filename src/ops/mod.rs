@@ -40,6 +40,12 @@ pub enum Answer {
     Callback { body: Vec<u8>, outcome: String },
     /// Nothing to send (showMessage, setSettings).
     None { outcome: String },
+    /// A body too large to hold (menuInfo past `max_body_bytes`): already signed and measured
+    /// by its first pass; the transport streams its second pass (`body_stream`).
+    Stream {
+        body: crate::body_stream::StreamBody,
+        outcome: String,
+    },
     /// Journal command `id` waits for the POS: the dispatcher polls it on a timer (the wait
     /// stage, holding no thread), then runs `resume` with the row as it then stands (or the
     /// error reading it) in the compute stage again.
@@ -65,6 +71,11 @@ impl std::fmt::Debug for Answer {
                 .finish(),
             Answer::None { outcome } => f.debug_struct("None").field("outcome", outcome).finish(),
             Answer::AwaitPos { id, .. } => f.debug_struct("AwaitPos").field("id", id).finish(),
+            Answer::Stream { body, outcome } => f
+                .debug_struct("Stream")
+                .field("bytes", &body.len())
+                .field("outcome", outcome)
+                .finish(),
         }
     }
 }

@@ -82,6 +82,22 @@ pub fn call_raw(ctx: &Ctx, frame: &str) -> Result<Vec<u8>, OpError> {
     let op = Op::from_name(env.operation.as_str()).unwrap();
     match ops::handle_to_end(op, ctx, &env, frame.as_bytes())? {
         Answer::Callback { body, .. } => Ok(body),
+        // A streamed body (menuInfo past max_body_bytes): its second pass, collected.
+        Answer::Stream { body, .. } => {
+            let out = Arc::new(std::sync::Mutex::new(Vec::new()));
+            let o = out.clone();
+            body.stream_blocking(move |c| {
+                o.lock().unwrap().extend_from_slice(&c);
+                Ok(())
+            })
+            .expect("the second pass reproduces the signed bytes");
+            let bytes = std::mem::take(&mut *out.lock().unwrap());
+            assert_eq!(
+                expirenza_agent::sign::sign(&ctx.cfg.secret, &bytes),
+                body.signature()
+            );
+            Ok(bytes)
+        }
         Answer::None { outcome } => panic!("no callback body ({outcome})"),
         Answer::AwaitPos { .. } => panic!("handle_to_end returned a wait"),
     }

@@ -419,30 +419,36 @@ pub fn write_menu(
     Ok((groups, dishes, modifiers))
 }
 
+/// The menu: whole when it fits in `[limits] max_body_bytes`, else streamed (generated twice
+/// from one snapshot, see `menu_stream`), up to `[limits] max_menu_bytes`.
 pub fn handle(ctx: &Ctx, env: &Envelope, _frame: &[u8]) -> Result<Answer, OpError> {
+    use super::menu_stream::{self, MenuError};
+    use crate::body_stream::{Prepared, StreamError};
     let rid = env.rid.as_str();
-    let cap = ctx.cfg.limits.max_body_bytes;
-    let mut j = ctx.body();
-    let res = ctx
-        .mirror
-        .with(|c| write_menu(c, &mut j, rid, ctx.max_rows()));
-    match res {
-        Ok((groups, dishes, modifiers)) => {
-            if j.overflowed() {
-                log_warn!(
-                    "menuInfo rID={rid}: the menu does not fit in [limits] max_body_bytes = {cap} \
-                     (stopped after {groups} groups, {dishes} dishes, {modifiers} modifiers); \
-                     answer refused: raise max_body_bytes or trim the menu"
-                );
-            }
-            Answer::callback(
-                j,
-                format!("SUCCESS groups={groups} dishes={dishes} modifiers={modifiers}"),
-            )
+    match menu_stream::prepare(ctx, rid) {
+        Ok((prepared, (groups, dishes, modifiers))) => {
+            let outcome = format!("SUCCESS groups={groups} dishes={dishes} modifiers={modifiers}");
+            Ok(match prepared {
+                Prepared::Small(body) => Answer::Callback { body, outcome },
+                Prepared::Large(body) => {
+                    log_info!(
+                        "menuInfo rID={rid}: {} bytes, over [limits] max_body_bytes = {}: \
+                         streamed (signed on a first pass, sent on a second)",
+                        body.len(),
+                        ctx.cfg.limits.max_body_bytes
+                    );
+                    Answer::Stream { body, outcome }
+                }
+            })
         }
-        Err(e) => {
-            drop(j);
-            fail_body(ctx, rid, substate::POS_UNAVAILABLE, &e.to_string(), |_| {})
+        Err(MenuError::Stream(StreamError::TooLarge(e))) => {
+            log_warn!(
+                "menuInfo rID={rid}: the menu does not fit in [limits] max_menu_bytes = {}; \
+                 answer refused: raise max_menu_bytes or trim the menu",
+                e.cap
+            );
+            Err(OpError::TooLarge(e))
         }
+        Err(e) => fail_body(ctx, rid, substate::POS_UNAVAILABLE, &e.to_string(), |_| {}),
     }
 }

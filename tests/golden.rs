@@ -88,6 +88,7 @@ impl Rig {
             Answer::Callback { body, .. } => body,
             Answer::None { outcome } => panic!("{frame}: no callback ({outcome})"),
             Answer::AwaitPos { id, .. } => panic!("{frame}: #{id} left waiting"),
+            Answer::Stream { .. } => panic!("{frame}: streamed (golden bodies are small)"),
         }
     }
     fn call(&self, op: &str, fields: &str) -> Vec<u8> {

@@ -201,9 +201,11 @@ async fn a_read_never_waits_behind_payments_waiting_for_the_pos() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failures_get_one_fail_callback_never_silence() {
     let cloud = cloud().await;
-    let extra = "[limits]\nmax_body_bytes = 1024\nmax_pending_bytes = 65536\n";
+    let extra =
+        "[limits]\nmax_body_bytes = 1024\nmax_menu_bytes = 1024\nmax_pending_bytes = 65536\n";
     let (a, dir) = agent("life-fail", &cloud, extra).await;
-    // menuInfo of the demo menu is several KiB: over the 1 KiB cap.
+    // menuInfo of the demo menu is several KiB: over the 1 KiB caps (a menu within
+    // max_menu_bytes would be streamed instead: tests/read_ops_e2e.rs).
     let cb = cloud
         .request(r#"{"rID":"big","operation":"menuInfo"}"#, "big", T)
         .await

@@ -276,6 +276,18 @@ mod tests {
     }
 
     #[test]
+    fn long_unicode_escapes_in_an_ignored_field() {
+        for n in [1000usize, 4095, 4096, 4097, 20_000] {
+            let f = format!(
+                r#"{{"rID":"long{n}","operation":"checkWork","x":"{}"}}"#,
+                "\\u0041".repeat(n)
+            );
+            let e = parse_envelope(f.as_bytes()).unwrap_or_else(|e| panic!("n={n}: {e}"));
+            assert_eq!(e.rid.as_str(), format!("long{n}"));
+        }
+    }
+
+    #[test]
     fn depth_ignores_brackets_in_strings() {
         let f = format!("{{\"rID\":\"{}\",\"operation\":\"x\"}}", "[".repeat(200));
         assert!(precheck(f.as_bytes()).is_ok());

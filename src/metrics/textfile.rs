@@ -6,7 +6,6 @@
 //! seconds, and belongs on tmpfs (/run); an fsync would only wear the SD card. A failed write is
 //! logged once per distinct error and retried on the next tick; the agent goes on.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,46 +13,10 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::registry::{Gauges, Registry};
+use crate::status::atomic::write_atomic;
 
 /// Gathers the journal backlog `(status, count)`; runs on the blocking pool.
 pub type BacklogFn = Arc<dyn Fn() -> Result<Vec<(&'static str, u64)>, String> + Send + Sync>;
-
-/// Replace `path` with `text`: temp file in the same directory, mode 0644, rename. No fsync.
-pub fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path.file_name().ok_or_else(|| {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "metrics path has no file name",
-        )
-    })?;
-    // A leading dot and no `.prom` suffix: node_exporter never reads a half-written temp file.
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(format!(".tmp.{}", std::process::id()));
-    let tmp = dir.join(tmp_name);
-    let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o644)
-            .open(&tmp)?;
-        // the unit's UMask=0007 would otherwise hide the file from node_exporter's user
-        f.set_permissions(std::fs::Permissions::from_mode(0o644))?;
-        f.write_all(text.as_bytes())?;
-        drop(f);
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
 
 /// Resident set size of this process (`VmRSS` of /proc/self/status, Linux), in bytes.
 pub fn rss_bytes() -> Option<u64> {
@@ -86,7 +49,7 @@ pub async fn write_once(
         start_time,
     };
     let text = registry.render(&gauges);
-    write_atomic(path, &text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    write_atomic(path, text.as_bytes()).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 /// Rewrite the metrics file every `every` until `stop` turns true, then once more (so the last
@@ -140,8 +103,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("expirenza-metrics-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let p = dir.join("agent.prom");
-        write_atomic(&p, "a 1\n").unwrap();
-        write_atomic(&p, "a 2\n").unwrap();
+        write_atomic(&p, b"a 1\n").unwrap();
+        write_atomic(&p, b"a 2\n").unwrap();
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "a 2\n");
         let names: Vec<_> = std::fs::read_dir(&dir)
             .unwrap()

@@ -1,5 +1,5 @@
-//! The atomic write of the status file: readers (`expirenza-agent status`, monitoring) never
-//! see a torn or half-written file.
+//! The atomic write of the status file (and the metrics textfile): readers (`expirenza-agent
+//! status`, monitoring, node_exporter) never see a torn or half-written file.
 //!
 //! No fsync: the file lives in the runtime directory (tmpfs, `/run/expirenza-agent`) and means
 //! nothing after a reboot; the rename alone is what keeps readers from a torn file. (Rewritten
@@ -18,11 +18,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         _ => Path::new("."),
     };
     let name = path.file_name().ok_or_else(|| {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "status path has no file name",
-        )
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "path has no file name")
     })?;
+    // A leading dot and a `.tmp.<pid>` suffix: node_exporter (which reads `*.prom`) and
+    // `status` never pick up a half-written temp file.
     let mut tmp_name = std::ffi::OsString::from(".");
     tmp_name.push(name);
     tmp_name.push(format!(".tmp.{}", std::process::id()));

@@ -101,6 +101,31 @@ impl JsonBuf {
     }
 
     fn raw(&mut self, bytes: &[u8]) {
+        self.put(&[bytes]);
+    }
+
+    /// Writes `parts` one after the other. The common case (a buffer with room) checks once
+    /// and copies; a streaming writer, a full buffer or the cap take the slow path.
+    #[inline]
+    fn put(&mut self, parts: &[&[u8]]) {
+        let n: usize = parts.iter().map(|p| p.len()).sum();
+        let need = self.written + n;
+        if self.sink.is_none() && !self.overflow && need <= self.buf.capacity() {
+            // In a buffer, `written` is the buffer's length, and the capacity never passes
+            // the cap, so there is room.
+            self.written = need;
+            for p in parts {
+                self.buf.extend_from_slice(p);
+            }
+            return;
+        }
+        for p in parts {
+            self.put_slow(p);
+        }
+    }
+
+    #[cold]
+    fn put_slow(&mut self, bytes: &[u8]) {
         if self.overflow || self.closed {
             return;
         }
@@ -123,13 +148,25 @@ impl JsonBuf {
         self.buf.extend_from_slice(bytes);
     }
 
-    fn pre_value(&mut self) {
-        if self.after_key {
+    /// The separator before the next value (`,` after a sibling, nothing after a key or an
+    /// opening bracket), and the state after it.
+    #[inline]
+    fn sep(&mut self) -> &'static [u8] {
+        let s: &'static [u8] = if self.after_key {
             self.after_key = false;
+            b""
         } else if self.need_comma {
-            self.raw(b",");
-        }
+            b","
+        } else {
+            b""
+        };
         self.need_comma = true;
+        s
+    }
+
+    fn pre_value(&mut self) {
+        let s = self.sep();
+        self.raw(s);
     }
 
     pub fn begin_obj(&mut self) -> &mut Self {
@@ -156,16 +193,26 @@ impl JsonBuf {
     }
 
     pub fn key(&mut self, k: &str) -> &mut Self {
-        self.pre_value();
-        self.escaped(k);
-        self.raw(b":");
+        let sep = self.sep();
+        if needs_escape(k.as_bytes()) {
+            self.raw(sep);
+            self.escaped(k);
+            self.raw(b":");
+        } else {
+            self.put(&[sep, b"\"", k.as_bytes(), b"\":"]);
+        }
         self.after_key = true;
         self
     }
 
     pub fn str(&mut self, v: &str) -> &mut Self {
-        self.pre_value();
-        self.escaped(v);
+        let sep = self.sep();
+        if needs_escape(v.as_bytes()) {
+            self.raw(sep);
+            self.escaped(v);
+        } else {
+            self.put(&[sep, b"\"", v.as_bytes(), b"\""]);
+        }
         self
     }
     pub fn null(&mut self) -> &mut Self {
@@ -179,17 +226,20 @@ impl JsonBuf {
         self
     }
     pub fn int(&mut self, v: i64) -> &mut Self {
-        self.pre_value();
-        let mut s = heapless::String::<24>::new();
-        let _ = write!(s, "{v}");
-        self.raw(s.as_bytes());
+        let sep = self.sep();
+        let mut b = itoa::Buffer::new();
+        self.put(&[sep, b.format(v).as_bytes()]);
         self
     }
+    /// `129.20`: whole hryvnias, a dot, two digits of kopecks (no float involved).
     pub fn money(&mut self, v: Kopecks) -> &mut Self {
-        self.pre_value();
-        let mut s = heapless::String::<32>::new();
-        let _ = write!(s, "{v}");
-        self.raw(s.as_bytes());
+        let sep = self.sep();
+        let a = v.0.unsigned_abs();
+        let sign: &[u8] = if v.0 < 0 { b"-" } else { b"" };
+        let mut b = itoa::Buffer::new();
+        let k = (a % 100) as usize;
+        let cents = [b'0' + (k / 10) as u8, b'0' + (k % 10) as u8];
+        self.put(&[sep, sign, b.format(a / 100).as_bytes(), b".", &cents]);
         self
     }
     pub fn qty(&mut self, v: Qty) -> &mut Self {
@@ -232,6 +282,8 @@ impl JsonBuf {
         self.key(k).qty(v)
     }
 
+    /// A string with at least one byte to escape (the caller checked): the runs between
+    /// escapes are copied whole.
     fn escaped(&mut self, s: &str) {
         self.raw(b"\"");
         let bytes = s.as_bytes();
@@ -264,6 +316,7 @@ impl JsonBuf {
     }
 
     pub fn finish(self) -> Result<Vec<u8>, BodyTooLarge> {
+        debug_assert!(self.sink.is_some() || self.written == self.buf.len());
         if self.overflow {
             Err(BodyTooLarge { cap: self.cap })
         } else {
@@ -283,9 +336,67 @@ impl JsonBuf {
     }
 }
 
+/// Whether `bytes` holds a byte a JSON string must escape: a control character, `"` or `\\`.
+/// Eight bytes at a time (each test below is exact for "any byte in the word").
+#[inline]
+fn needs_escape(bytes: &[u8]) -> bool {
+    const L: u64 = 0x0101_0101_0101_0101;
+    const H: u64 = 0x8080_8080_8080_8080;
+    let zero = |v: u64| v.wrapping_sub(L) & !v & H;
+    let mut words = bytes.chunks_exact(8);
+    for w in &mut words {
+        let x = <[u8; 8]>::try_from(w).map_or(0, u64::from_le_bytes);
+        let control = x.wrapping_sub(L * 0x20) & !x & H;
+        if control | zero(x ^ (L * u64::from(b'"'))) | zero(x ^ (L * u64::from(b'\\'))) != 0 {
+            return true;
+        }
+    }
+    words
+        .remainder()
+        .iter()
+        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn needs_escape_finds_every_escapable_byte_at_every_position() {
+        let naive = |b: &[u8]| b.iter().any(|&c| c < 0x20 || c == b'"' || c == b'\\');
+        for len in 0..20 {
+            for pos in 0..len {
+                for byte in 0..=255u8 {
+                    let mut v = vec![b'a'; len];
+                    v[pos] = byte;
+                    assert_eq!(
+                        needs_escape(&v),
+                        naive(&v),
+                        "byte {byte:#x} at {pos} of {len}"
+                    );
+                }
+            }
+        }
+        // UTF-8 multi-byte text needs no escape.
+        assert!(!needs_escape("Гість 1: борщ, «Київ» — 129.20 ₴".as_bytes()));
+    }
+
+    #[test]
+    fn money_and_int_are_written_as_decimal_text() {
+        let mut j = JsonBuf::new(1024);
+        j.begin_arr()
+            .money(Kopecks(12920))
+            .money(Kopecks(-5))
+            .money(Kopecks(0))
+            .money(Kopecks(i64::MIN))
+            .int(i64::MIN)
+            .int(7)
+            .end_arr();
+        assert_eq!(
+            String::from_utf8(j.finish().unwrap()).unwrap(),
+            format!("[129.20,-0.05,0.00,{},{},7]", Kopecks(i64::MIN), i64::MIN)
+        );
+    }
 
     #[test]
     fn writes_nested_values_with_commas() {

@@ -117,8 +117,15 @@ pub fn prepare_with(
     shape: ClosedOrdersShape,
 ) -> Result<Prepared, CacheError> {
     let inline = shape == ClosedOrdersShape::Inline;
-    let tx = conn.unchecked_transaction()?;
-    let scan = tracker::scan(&tx, bounds.max_tracked, bounds.max_rows)?;
+    // `Mirror::with` already reads in one transaction; a bare connection (tests, tools) gets
+    // its own here.
+    let own = if conn.is_autocommit() {
+        Some(conn.unchecked_transaction()?)
+    } else {
+        None
+    };
+    let tx: &Connection = conn;
+    let scan = tracker::scan(tx, bounds.max_tracked, bounds.max_rows)?;
 
     // Orders acknowledged as open that are open no more (closed, paid, or deleted).
     let mut closed = Vec::new();
@@ -133,7 +140,7 @@ pub fn prepare_with(
         for id in gone {
             closed.push(Closed {
                 bill_id: id.to_string(),
-                state: tracker::closed_state(&tx, id)?,
+                state: tracker::closed_state(tx, id)?,
             });
         }
     }
@@ -169,7 +176,7 @@ pub fn prepare_with(
             stats.deferred += 1;
             continue;
         }
-        let Some(order) = orders::order_by_id(&tx, &o.bill_id, bounds.max_rows)? else {
+        let Some(order) = orders::order_by_id(tx, &o.bill_id, bounds.max_rows)? else {
             continue; // cannot happen inside the transaction; harmless if it does
         };
         let mut probe = JsonBuf::new(remaining);
@@ -183,7 +190,7 @@ pub fn prepare_with(
         full[i] = Some(order);
         stats.full += 1;
     }
-    drop(tx);
+    drop(own);
 
     let mut j = JsonBuf::new(bounds.max_body);
     shape::write_body(

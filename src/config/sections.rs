@@ -57,6 +57,12 @@ pub struct Limits {
     /// Operations computed at once (parse, mirror read, journal write) on the blocking pool.
     /// Default: the number of CPUs.
     pub max_in_flight: usize,
+    /// Compute short mirror reads (checkWork, getBill, tablesInfo, ...) on the event-loop
+    /// thread instead of handing each to the blocking pool: no thread wake-ups per request.
+    /// A read that meets a locked mirror goes to the pool, where it may wait
+    /// `[mirror] busy_timeout_ms`. Journal writes and menuInfo always run on the pool.
+    /// Default true; false computes every operation on the pool.
+    pub inline_reads: bool,
     /// No longer used: admission is bounded by `max_pending_bytes`. Accepted so that older
     /// configuration files still load.
     pub max_queue: usize,
@@ -87,6 +93,7 @@ impl Default for Limits {
             max_in_flight: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(2),
+            inline_reads: true,
             max_queue: 256,
             max_pending_bytes: 4 << 20,
             max_waiting: 64,

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::{Inner, Ticket};
+use super::{Active, Inner, Ticket};
 use crate::body_stream::{StreamBody, CHUNK, CHUNKS_IN_FLIGHT};
 use crate::callback::CallbackError;
 use crate::journal::{Command, JournalError};
@@ -110,34 +110,54 @@ enum Computed {
     Fail(Failure),
 }
 
+/// Where a request computes, decided before it starts.
+pub(crate) enum Slot {
+    /// A short mirror read, computed on this (the event-loop) thread. It holds its delivery
+    /// slot from the start, so an answer is built only when it can be sent at once.
+    Inline(Option<OwnedSemaphorePermit>),
+    /// A compute slot for the blocking pool.
+    Pool(OwnedSemaphorePermit),
+    /// Not started: the agent is stopping.
+    Stopping,
+    /// Nothing to compute (a dispatcher FAIL).
+    None,
+}
+
 /// Run one request to its end: compute (and wait), then deliver exactly one callback.
 ///
-/// Most requests of a burst spend their time parked at the first step, waiting for a compute
-/// slot; that step is kept small (a few hundred bytes per request) and the rest of the request's
-/// state machine is boxed only once the slot is held.
-pub(crate) async fn run_job(inner: Arc<Inner>, job: Job, ticket: Ticket) {
+/// Most requests of a burst wait in the dispatcher's queue as bare frames; a task exists only
+/// for a request that has started (`active`, given back when it is done or when it starts
+/// waiting for the POS). Its first step is kept small and the rest of the state machine is
+/// boxed once the slot is held.
+pub(crate) async fn run_job(inner: Arc<Inner>, job: Job, ticket: Ticket, active: Option<Active>) {
     let start = Instant::now();
     // During shutdown the slot is released at once (the request answers AGENT_STOPPING), so
     // requests queued here drain quickly.
-    let permit = match &job.work {
-        Ok(_) => inner
-            .compute
-            .clone()
-            .acquire_owned()
-            .await
-            .ok()
-            .filter(|_| !inner.is_stopping()),
-        Err(_) => None,
+    let slot = match &job.work {
+        Ok(w) if inner.inline_reads && w.op.is_inline() => {
+            let d = inner.delivering.clone().acquire_owned().await.ok();
+            Slot::Inline(d)
+        }
+        Ok(_) => match inner.compute.clone().acquire_owned().await.ok() {
+            Some(p) => Slot::Pool(p),
+            None => Slot::Stopping,
+        },
+        Err(_) => Slot::None,
     };
-    Box::pin(run_admitted(inner, job, ticket, permit, start)).await
+    let slot = match slot {
+        Slot::Inline(_) | Slot::Pool(_) if inner.is_stopping() => Slot::Stopping,
+        s => s,
+    };
+    Box::pin(run_admitted(inner, job, ticket, slot, start, active)).await
 }
 
 async fn run_admitted(
     inner: Arc<Inner>,
     job: Job,
     mut ticket: Ticket,
-    permit: Option<OwnedSemaphorePermit>,
+    slot: Slot,
     start: Instant,
+    mut active: Option<Active>,
 ) {
     let Job {
         rid,
@@ -146,12 +166,27 @@ async fn run_admitted(
         received,
     } = job;
     let ctx = inner.ctx.clone();
-    let computed = match (work, permit) {
+    let mut delivery = None;
+    let computed = match (work, slot) {
         (Err(f), _) => Computed::Fail(f),
-        (Ok(w), None) => Computed::Fail(Failure::stopping(w.op.name(), Some(w.op))),
-        (Ok(w), Some(p)) => {
+        (Ok(w), Slot::Stopping | Slot::None) => {
+            Computed::Fail(Failure::stopping(w.op.name(), Some(w.op)))
+        }
+        (Ok(w), Slot::Inline(d)) => {
+            delivery = d;
             let Work { env, op, frame } = *w;
-            compute_and_wait(&inner, env, op, frame, p).await
+            match compute_inline(&ctx, op, &env, &frame) {
+                Some(c) => c,
+                // The mirror is locked: the blocking pool may wait for it, this thread may not.
+                None => match inner.compute.clone().acquire_owned().await.ok() {
+                    Some(p) => compute_and_wait(&inner, env, op, frame, p, &mut active).await,
+                    None => Computed::Fail(Failure::stopping(op.name(), Some(op))),
+                },
+            }
+        }
+        (Ok(w), Slot::Pool(p)) => {
+            let Work { env, op, frame } = *w;
+            compute_and_wait(&inner, env, op, frame, p, &mut active).await
         }
     };
     let ready = match computed {
@@ -163,7 +198,7 @@ async fn run_admitted(
             let deadline = received + ctx.cfg.callback_deadline();
             // In memory while it streams: the chunks in flight and the one being filled.
             ticket.grow(CHUNK * (CHUNKS_IN_FLIGHT + 1));
-            let slot = inner.delivering.clone().acquire_owned().await;
+            let slot = deliver_slot(&inner, delivery.take()).await;
             let r = ctx.callback.deliver_stream(&path, &body, deadline).await;
             if let Err(CallbackError::TooLarge { size, .. }) = &r {
                 // A transport that cannot stream: answer a FAIL rather than nothing.
@@ -214,7 +249,7 @@ async fn run_admitted(
     };
     // Deliver: its own cap; the answer's bytes count against admission until it is done.
     ticket.grow(body.len());
-    let slot = inner.delivering.clone().acquire_owned().await;
+    let slot = deliver_slot(&inner, delivery.take()).await;
     let deadline = received + ctx.cfg.callback_deadline();
     let mut r = ctx.callback.deliver(&path, &body, deadline).await;
     let (mut outcome, mut bytes, mut own) = (outcome, body.len(), own);
@@ -233,6 +268,33 @@ async fn run_admitted(
     }
     drop(slot);
     done(&inner, &op_name, &rid, &outcome, bytes, r, own, start);
+}
+
+/// The delivery slot: the one an inline read took before it computed, or a new one.
+async fn deliver_slot(
+    inner: &Inner,
+    held: Option<OwnedSemaphorePermit>,
+) -> Option<OwnedSemaphorePermit> {
+    match held {
+        Some(p) => Some(p),
+        None => inner.delivering.clone().acquire_owned().await.ok(),
+    }
+}
+
+/// An inline read on this thread, refusing to wait for a mirror lock: `None` when it met one
+/// (the caller gives the request to the blocking pool). Reads have no side effects, so the
+/// attempt leaves nothing behind.
+fn compute_inline(ctx: &Ctx, op: Op, env: &Envelope, frame: &[u8]) -> Option<Computed> {
+    let r = crate::mirror::no_wait(|| ops::handle(op, ctx, env, frame));
+    if let Err(OpError::Mirror(crate::mirror::MirrorError::Busy(_))) = &r {
+        log_debug!(
+            "op={} rID={}: the mirror is locked; computing on the blocking pool",
+            op.name(),
+            env.rid
+        );
+        return None;
+    }
+    Some(prepare(ctx, op, &env.rid, r))
 }
 
 fn agent_error() -> Failure {
@@ -336,6 +398,7 @@ async fn compute_and_wait(
     op: Op,
     frame: Vec<u8>,
     permit: OwnedSemaphorePermit,
+    active: &mut Option<Active>,
 ) -> Computed {
     let ctx = inner.ctx.clone();
     let rid = env.rid.to_string();
@@ -345,6 +408,8 @@ async fn compute_and_wait(
     })
     .await;
     while let Computed::Await { id, resume } = step {
+        // Waiting for the POS is not active work: the next queued request may start.
+        drop(active.take());
         let now = wait_pos(inner, id).await;
         let permit = inner.compute.clone().acquire_owned().await;
         let (ctx, rid) = (inner.ctx.clone(), rid.clone());

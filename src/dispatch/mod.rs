@@ -32,8 +32,10 @@
 
 pub mod job;
 
+use std::cell::Cell;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{watch, Notify, Semaphore};
@@ -44,8 +46,22 @@ use crate::request::{parse_envelope, sniff_field, sniff_rid};
 use crate::shutdown::Shutdown;
 use job::{Failure, Job};
 
-/// Admission cost of a request beyond its frame's bytes (its task and bookkeeping).
+/// Admission cost of a request beyond its frame's bytes (its queue entry and bookkeeping).
 pub const REQUEST_OVERHEAD: usize = 128;
+
+/// A request admitted and not yet started: the frame and when it arrived, nothing more, so a
+/// burst of thousands costs little more than its frames.
+struct Queued {
+    frame: Box<[u8]>,
+    received: Instant,
+}
+
+/// Admitted requests in arrival order, and how many have started and are not done.
+#[derive(Default)]
+struct Queue {
+    waiting: VecDeque<Queued>,
+    active: usize,
+}
 
 /// Who wants to know about finished requests (the status board; tests).
 pub trait OpEvents: Send + Sync {
@@ -90,6 +106,12 @@ pub(crate) struct Inner {
     live: AtomicUsize,
     idle: Notify,
     stopping: watch::Sender<bool>,
+    queue: Mutex<Queue>,
+    /// Requests started at once (a task each): `max_in_flight + max_delivering`, enough to
+    /// keep the compute and delivery stages full. A request waiting for the POS is not counted.
+    max_active: usize,
+    /// `[limits] inline_reads`: short reads computed on the event loop.
+    pub inline_reads: bool,
 }
 
 impl Inner {
@@ -132,6 +154,137 @@ impl Drop for Ticket {
     }
 }
 
+/// A started request: given back when it is done or starts waiting for the POS, which lets
+/// the next queued request start.
+pub(crate) struct Active {
+    inner: Arc<Inner>,
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        lock(&self.inner.queue).active -= 1;
+        pump(&self.inner);
+    }
+}
+
+fn lock(q: &Mutex<Queue>) -> std::sync::MutexGuard<'_, Queue> {
+    q.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+thread_local! {
+    static PUMPING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Start queued requests while fewer than `max_active` are running. A call made while this
+/// thread is already pumping (a task dropped at once) returns: the outer loop goes on.
+fn pump(inner: &Arc<Inner>) {
+    if PUMPING.with(|p| p.replace(true)) {
+        return;
+    }
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            PUMPING.with(|p| p.set(false));
+        }
+    }
+    let _reset = Reset;
+    let Ok(rt) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    loop {
+        let q = {
+            let mut g = lock(&inner.queue);
+            if g.active >= inner.max_active {
+                return;
+            }
+            let Some(q) = g.waiting.pop_front() else {
+                return;
+            };
+            g.active += 1;
+            q
+        };
+        let active = Active {
+            inner: inner.clone(),
+        };
+        let ticket = Ticket {
+            inner: inner.clone(),
+            bytes: q.frame.len() + REQUEST_OVERHEAD,
+            reserve: false,
+        };
+        if let Some(job) = read_request(inner, &q.frame, q.received) {
+            rt.spawn(job::run_job(inner.clone(), job, ticket, Some(active)));
+        }
+    }
+}
+
+/// Read a frame's envelope into a [`Job`]; `None` when no rID can be recovered (logged,
+/// counted as unanswered).
+fn read_request(inner: &Inner, frame: &[u8], received: Instant) -> Option<Job> {
+    let c = &inner.counters;
+    let (rid, op_name, work) = match parse_envelope(frame) {
+        Ok(env) => match Op::from_name(&env.operation) {
+            Some(op) => {
+                let (rid, name) = (env.rid.to_string(), op.name().to_string());
+                (rid, name, Ok((env, op)))
+            }
+            None => {
+                c.unknown_ops.fetch_add(1, Ordering::Relaxed);
+                let name = env.operation.to_string();
+                log_warn!(
+                    "dispatch: unknown operation {name:?} rID={}; answering FAIL UNKNOWN_OPERATION",
+                    env.rid
+                );
+                let f = Failure::new(
+                    substate::UNKNOWN_OPERATION,
+                    format!("unknown operation {name:?}"),
+                    fail_path(Some(&name)),
+                );
+                (env.rid.to_string(), name, Err(f))
+            }
+        },
+        Err(e) => {
+            c.rejected_frames.fetch_add(1, Ordering::Relaxed);
+            let op = sniff_field(frame, "operation");
+            let Some(rid) = sniff_rid(frame) else {
+                c.unanswered.fetch_add(1, Ordering::Relaxed);
+                log_warn!(
+                    "dispatch: dropped a frame of {} bytes (no readable rID, so no answer): {e}",
+                    frame.len()
+                );
+                inner.events.op_done(op.as_deref().unwrap_or("?"), false);
+                return None;
+            };
+            log_warn!(
+                "dispatch: rejected a frame of {} bytes rID={rid}: {e}; answering FAIL BAD_REQUEST",
+                frame.len()
+            );
+            let f = Failure::new(
+                substate::BAD_REQUEST,
+                format!("the request cannot be read: {e}"),
+                fail_path(op.as_deref()),
+            );
+            (rid, op.unwrap_or_else(|| "?".into()), Err(f))
+        }
+    };
+    let mut work = work;
+    if inner.is_stopping() {
+        c.stopping.fetch_add(1, Ordering::Relaxed);
+        work = Err(Failure::stopping(&op_name, work.as_ref().ok().map(|w| w.1)));
+    }
+    Some(Job {
+        rid,
+        op_name,
+        work: work.map(|(env, op)| {
+            Box::new(job::Work {
+                env,
+                op,
+                frame: frame.to_vec(),
+            })
+        }),
+        received,
+    })
+}
+
 /// Try to take `cost` bytes of `pool` within `cap`.
 fn take(pool: &AtomicUsize, cost: usize, cap: usize) -> bool {
     pool.fetch_update(Ordering::AcqRel, Ordering::Relaxed, |p| {
@@ -162,6 +315,9 @@ pub fn channel(ctx: Arc<Ctx>, events: Arc<dyn OpEvents>) -> (Dispatcher, Worker)
         live: AtomicUsize::new(0),
         idle: Notify::new(),
         stopping: watch::channel(false).0,
+        queue: Mutex::new(Queue::default()),
+        max_active: l.max_in_flight + l.max_delivering,
+        inline_reads: l.inline_reads,
         counters: Arc::new(Counters::default()),
         events,
         ctx,
@@ -212,100 +368,49 @@ impl Dispatcher {
 
     /// Accept one text frame. Never blocks, never panics on any input. Must be called on a
     /// tokio runtime (it spawns the request's task).
+    ///
+    /// An admitted frame is queued as it came and read when it starts (at once unless
+    /// `max_active` requests are running); a refused one is read now, for its FAIL.
     pub fn submit(&self, frame: &[u8], received: Instant) {
-        let c = &self.inner.counters;
-        c.received.fetch_add(1, Ordering::Relaxed);
-        let (rid, op_name, work) = match parse_envelope(frame) {
-            Ok(env) => match Op::from_name(&env.operation) {
-                Some(op) => {
-                    let (rid, name) = (env.rid.to_string(), op.name().to_string());
-                    (rid, name, Ok((env, op)))
-                }
-                None => {
-                    c.unknown_ops.fetch_add(1, Ordering::Relaxed);
-                    let name = env.operation.to_string();
-                    log_warn!(
-                        "dispatch: unknown operation {name:?} rID={}; answering FAIL UNKNOWN_OPERATION",
-                        env.rid
-                    );
-                    let f = Failure::new(
-                        substate::UNKNOWN_OPERATION,
-                        format!("unknown operation {name:?}"),
-                        fail_path(Some(&name)),
-                    );
-                    (env.rid.to_string(), name, Err(f))
-                }
-            },
-            Err(e) => {
-                c.rejected_frames.fetch_add(1, Ordering::Relaxed);
-                let op = sniff_field(frame, "operation");
-                let Some(rid) = sniff_rid(frame) else {
-                    c.unanswered.fetch_add(1, Ordering::Relaxed);
-                    log_warn!(
-                        "dispatch: dropped a frame of {} bytes (no readable rID, so no answer): {e}",
-                        frame.len()
-                    );
-                    self.inner
-                        .events
-                        .op_done(op.as_deref().unwrap_or("?"), false);
-                    return;
-                };
-                log_warn!(
-                    "dispatch: rejected a frame of {} bytes rID={rid}: {e}; answering FAIL BAD_REQUEST",
-                    frame.len()
-                );
-                let f = Failure::new(
-                    substate::BAD_REQUEST,
-                    format!("the request cannot be read: {e}"),
-                    fail_path(op.as_deref()),
-                );
-                (rid, op.unwrap_or_else(|| "?".into()), Err(f))
-            }
-        };
         let inner = &self.inner;
-        let mut work = work;
-        if inner.is_stopping() {
-            c.stopping.fetch_add(1, Ordering::Relaxed);
-            work = Err(Failure::stopping(&op_name, work.as_ref().ok().map(|w| w.1)));
-        }
+        inner.counters.received.fetch_add(1, Ordering::Relaxed);
         let cost = frame.len() + REQUEST_OVERHEAD;
-        let ticket = if take(&inner.pending, cost, inner.max_pending) {
-            self.ticket(cost, false)
-        } else {
-            c.queue_full.fetch_add(1, Ordering::Relaxed);
-            let cost = rid.len() + 2 * REQUEST_OVERHEAD;
-            if !take(&inner.reserve, cost, inner.max_pending / 8) {
-                c.unanswered.fetch_add(1, Ordering::Relaxed);
-                log_error!(
-                    "dispatch: over max_pending_bytes ({}) and its FAIL reserve: {op_name} rID={rid} gets no answer",
-                    inner.max_pending
-                );
-                inner.events.op_done(&op_name, false);
-                let name = job::metric_name(&op_name);
-                crate::metrics::op_finished(name, Outcome::Error, Duration::ZERO);
-                return;
-            }
-            log_warn!(
-                "dispatch: over max_pending_bytes ({}): {op_name} rID={rid} answered AGENT_BUSY",
+        if take(&inner.pending, cost, inner.max_pending) {
+            inner.live.fetch_add(1, Ordering::AcqRel);
+            lock(&inner.queue).waiting.push_back(Queued {
+                frame: frame.into(),
+                received,
+            });
+            pump(inner);
+            return;
+        }
+        let c = &inner.counters;
+        let Some(mut job) = read_request(inner, frame, received) else {
+            return;
+        };
+        c.queue_full.fetch_add(1, Ordering::Relaxed);
+        let (rid, op_name) = (&job.rid, &job.op_name);
+        let cost = rid.len() + 2 * REQUEST_OVERHEAD;
+        if !take(&inner.reserve, cost, inner.max_pending / 8) {
+            c.unanswered.fetch_add(1, Ordering::Relaxed);
+            log_error!(
+                "dispatch: over max_pending_bytes ({}) and its FAIL reserve: {op_name} rID={rid} gets no answer",
                 inner.max_pending
             );
-            let op = work.as_ref().ok().map(|w| w.1);
-            work = Err(Failure::busy(&op_name, op));
-            self.ticket(cost, true)
-        };
-        let job = Job {
-            rid,
-            op_name,
-            work: work.map(|(env, op)| {
-                Box::new(job::Work {
-                    env,
-                    op,
-                    frame: frame.to_vec(),
-                })
-            }),
-            received,
-        };
-        tokio::spawn(job::run_job(inner.clone(), job, ticket));
+            inner.events.op_done(op_name, false);
+            let name = job::metric_name(op_name);
+            crate::metrics::op_finished(name, Outcome::Error, Duration::ZERO);
+            return;
+        }
+        log_warn!(
+            "dispatch: over max_pending_bytes ({}): {op_name} rID={rid} answered AGENT_BUSY",
+            inner.max_pending
+        );
+        if let Ok(w) = &job.work {
+            job.work = Err(Failure::busy(op_name, Some(w.op)));
+        }
+        let ticket = self.ticket(cost, true);
+        tokio::spawn(job::run_job(inner.clone(), job, ticket, None));
     }
 
     fn ticket(&self, bytes: usize, reserve: bool) -> Ticket {

@@ -199,6 +199,7 @@ async fn a_parked_request_is_small() {
         r.dispatcher.inner.clone(),
         job,
         r.dispatcher.ticket(0, false),
+        None,
     );
     let size = std::mem::size_of_val(&f);
     assert!(size <= 1024, "run_job's future is {size} bytes");

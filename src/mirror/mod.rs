@@ -61,6 +61,27 @@ impl From<rusqlite::Error> for MirrorError {
 struct Pooled {
     conn: Connection,
     ident: (u64, u64),
+    /// The busy timeout this connection has now (it changes in [`no_wait`] mode).
+    busy: Duration,
+}
+
+thread_local! {
+    static NO_WAIT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Run `f` with every mirror read on this thread refusing to wait for a lock: a locked mirror
+/// gives [`MirrorError::Busy`] at once instead of after `busy_timeout_ms`. The dispatcher
+/// computes short reads on its event-loop thread this way, and gives a request that met a lock
+/// to the blocking pool, where it may wait (docs/design.md, "inline reads").
+pub fn no_wait<T>(f: impl FnOnce() -> T) -> T {
+    struct Reset(bool);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            NO_WAIT.with(|c| c.set(self.0));
+        }
+    }
+    let _reset = Reset(NO_WAIT.with(|c| c.replace(true)));
+    f()
 }
 
 pub struct Mirror {
@@ -165,14 +186,26 @@ impl Mirror {
             pool.retain(|p| p.ident == ident);
             pool.pop()
         };
-        let pooled = match pooled {
+        let mut pooled = match pooled {
             Some(p) => p,
             None => Pooled {
                 conn: self.open()?,
                 ident,
+                busy: self.busy_timeout,
             },
         };
-        let res = f(&pooled.conn).map_err(|e| match e {
+        let busy = if NO_WAIT.with(|c| c.get()) {
+            Duration::ZERO
+        } else {
+            self.busy_timeout
+        };
+        if pooled.busy != busy {
+            pooled.conn.busy_timeout(busy)?;
+            pooled.busy = busy;
+        }
+        // One read transaction for the whole answer: every query sees the same snapshot, and
+        // the WAL read lock is taken once, not once per statement.
+        let res = read_txn(&pooled.conn, f).map_err(|e| match e {
             MirrorError::Busy(_) => MirrorError::Busy(self.busy_timeout.as_millis() as u64),
             e => e,
         });
@@ -183,6 +216,24 @@ impl Mirror {
             }
         }
         res
+    }
+}
+
+/// `f` inside `BEGIN … COMMIT` (a read transaction: the connection is query-only).
+fn read_txn<T>(
+    c: &Connection,
+    f: impl FnOnce(&Connection) -> Result<T, MirrorError>,
+) -> Result<T, MirrorError> {
+    c.prepare_cached("BEGIN")?.execute([])?;
+    let r = f(c);
+    // Ending a read transaction cannot lose anything; after an error the connection is
+    // dropped rather than pooled, which ends it too.
+    let end = c.prepare_cached(if r.is_ok() { "COMMIT" } else { "ROLLBACK" });
+    let ended = end.and_then(|mut s| s.execute([]));
+    match (r, ended) {
+        (Ok(v), Ok(_)) => Ok(v),
+        (Ok(_), Err(e)) => Err(e.into()),
+        (Err(e), _) => Err(e),
     }
 }
 

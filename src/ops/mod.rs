@@ -101,7 +101,7 @@ pub enum OpError {
 
 macro_rules! operations {
     ($( $variant:ident => $name:literal, $path:expr, $module:path,
-        needs = $needs:expr, core = $core:literal; )*) => {
+        needs = $needs:expr, core = $core:literal, inline = $inline:literal; )*) => {
         /// Every operation the protocol names.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum Op { $( $variant, )* }
@@ -129,6 +129,14 @@ macro_rules! operations {
             pub fn is_core(self) -> bool {
                 match self { $( Op::$variant => $core, )* }
             }
+
+            /// A short read of the mirror with no side effects: the dispatcher computes it on its
+            /// event-loop thread (no hand-off to the blocking pool) when `[limits] inline_reads`
+            /// is on, and gives it to the pool only if the mirror is locked. Journal writes
+            /// (they fsync) and menuInfo (it can be large) always run on the pool.
+            pub fn is_inline(self) -> bool {
+                match self { $( Op::$variant => $inline, )* }
+            }
         }
 
         pub fn handle(op: Op, ctx: &Ctx, env: &Envelope, frame: &[u8]) -> Result<Answer, OpError> {
@@ -139,40 +147,41 @@ macro_rules! operations {
 
 // Adding an operation: its file in this directory, and one row here.
 // Columns: variant => wire name, callback path, handler, the mirror tables/columns it reads
-// (`needs`, checked by `expirenza-agent check`), and whether every restaurant needs it (`core`).
+// (`needs`, checked by `expirenza-agent check`), whether every restaurant needs it (`core`),
+// and whether it is a short side-effect-free read computed on the event loop (`inline`).
 operations! {
     CheckWork => "checkWork", Some("checkWork"), check_work::handle,
-        needs = orders::NEEDS, core = true;
+        needs = orders::NEEDS, core = true, inline = true;
     VersionInfo => "versionInfo", Some("versionInfo"), version_info::handle,
-        needs = &[], core = false;
+        needs = &[], core = false, inline = true;
     TablesInfo => "tablesInfo", Some("tablesInfo"), tables_info::handle,
-        needs = tables_info::NEEDS, core = true;
+        needs = tables_info::NEEDS, core = true, inline = true;
     HallplansInfo => "hallplansInfo", Some("hallplansInfo"), hallplans_info::handle,
-        needs = hallplans_info::NEEDS, core = true;
+        needs = hallplans_info::NEEDS, core = true, inline = true;
     GetBill => "getBill", Some("getBill"), get_bill::handle,
-        needs = orders::NEEDS, core = true;
+        needs = orders::NEEDS, core = true, inline = true;
     UsersInfo => "usersInfo", Some("usersInfo"), users_info::handle,
-        needs = users_info::NEEDS, core = false;
+        needs = users_info::NEEDS, core = false, inline = true;
     CategoriesInfo => "categoriesInfo", Some("categoriesInfo"), categories_info::handle,
-        needs = categories_info::NEEDS, core = false;
+        needs = categories_info::NEEDS, core = false, inline = true;
     MenuInfo => "menuInfo", Some("menuInfo"), menu_info::handle,
-        needs = menu_info::NEEDS, core = false;
+        needs = menu_info::NEEDS, core = false, inline = false;
     StopList => "stopList", Some("stopList"), stop_list::handle,
-        needs = stop_list::NEEDS, core = false;
+        needs = stop_list::NEEDS, core = false, inline = true;
     CheckProductsRestrictions => "checkProductsRestrictions", Some("checkProductsRestrictions"),
         check_products_restrictions::handle,
-        needs = check_products_restrictions::NEEDS, core = false;
+        needs = check_products_restrictions::NEEDS, core = false, inline = true;
     PayBill => "payBill", Some("payBill"), pay_bill::handle,
-        needs = pay_bill::NEEDS, core = true;
+        needs = pay_bill::NEEDS, core = true, inline = false;
     SplitOrder => "splitOrder", Some("splitOrder"), split_order::handle,
-        needs = split_order::NEEDS, core = true;
+        needs = split_order::NEEDS, core = true, inline = false;
     CreateOrderOnTable => "createOrderOnTable", Some("createOrderOnTable"),
         create_order_on_table::handle,
-        needs = create_order_on_table::NEEDS, core = false;
+        needs = create_order_on_table::NEEDS, core = false, inline = false;
     ShowMessage => "showMessage", None, show_message::handle,
-        needs = &[], core = false;
+        needs = &[], core = false, inline = false;
     SetSettings => "setSettings", None, set_settings::handle,
-        needs = &[], core = false;
+        needs = &[], core = false, inline = false;
 }
 
 /// [`handle`], then any wait for the POS done here, blocking this thread (polling the journal

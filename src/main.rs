@@ -177,25 +177,62 @@ fn load_config(path: &Path) -> Result<Config> {
 }
 
 /// How long an idle blocking-pool thread is kept (tokio's default is 10 s).
-const BLOCKING_KEEP_ALIVE: Duration = Duration::from_secs(300);
+/// The blocking pool's threads are started once and kept: a day without work before one ends.
+const BLOCKING_KEEP_ALIVE: Duration = Duration::from_secs(24 * 3600);
+/// Blocking threads beyond `max_in_flight`: the status writer, the ORDERS_CACHE push, the
+/// metrics file and a streamed menu run there too.
+const BLOCKING_EXTRA: usize = 2;
+
+/// Start every thread of the blocking pool now, so none is created under load (the thread
+/// count is flat from the start). Each start-up task waits, at most a second, until all have
+/// started, which forces the pool to give each its own thread.
+async fn start_blocking_pool(n: usize) {
+    use std::sync::{Condvar, Mutex};
+    let gate = Arc::new((Mutex::new(0usize), Condvar::new()));
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let gate = gate.clone();
+            tokio::task::spawn_blocking(move || {
+                let (count, cv) = &*gate;
+                let mut c = count.lock().unwrap_or_else(|p| p.into_inner());
+                *c += 1;
+                cv.notify_all();
+                let deadline = std::time::Instant::now() + Duration::from_secs(1);
+                while *c < n {
+                    let left = deadline.saturating_duration_since(std::time::Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    c = cv
+                        .wait_timeout(c, left)
+                        .map_or_else(|p| p.into_inner().0, |r| r.0);
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        let _ = t.await;
+    }
+}
 
 fn run(config_path: &Path) -> Result<ExitCode> {
     let cfg = load_config(config_path)?;
     limit_malloc_arenas();
     expirenza_agent::sqlite_mem::limit_process();
     let _ = rustls::crypto::ring::default_provider().install_default();
-    // One runtime thread for all I/O and timers; the blocking pool runs the operations. Its
-    // threads are kept for BLOCKING_KEEP_ALIVE once started, so a steady load (or bursts a
-    // few minutes apart) reuses them: the thread count stays flat instead of a thread being
-    // created (and its stack mapped and unmapped) each time the pool had shrunk.
+    // One runtime thread for all I/O, timers and the short reads (`inline_reads`); the
+    // blocking pool (`max_in_flight` + BLOCKING_EXTRA threads, all started here and kept)
+    // runs journal writes, menus and file writes. No thread is created after start-up.
+    let blocking = cfg.limits.max_in_flight + BLOCKING_EXTRA;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .max_blocking_threads(cfg.limits.max_in_flight + 4)
+        .max_blocking_threads(blocking)
         .thread_keep_alive(BLOCKING_KEEP_ALIVE)
         .thread_name("expirenza-op")
         .build()
         .context("starting the async runtime")?;
     let code = rt.block_on(async move {
+        start_blocking_pool(blocking).await;
         let (trigger, shutdown) = shutdown::channel();
         expirenza_agent::log_info!(
             "expirenza-agent {} starting: resto {} -> {} (mirror {})",

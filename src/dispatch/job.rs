@@ -177,11 +177,18 @@ async fn run_admitted(
             let Work { env, op, frame } = *w;
             match compute_inline(&ctx, op, &env, &frame) {
                 Some(c) => c,
+                None if inner.is_stopping() => {
+                    Computed::Fail(Failure::stopping(op.name(), Some(op)))
+                }
                 // The mirror is locked: the blocking pool may wait for it, this thread may not.
-                None => match inner.compute.clone().acquire_owned().await.ok() {
-                    Some(p) => compute_and_wait(&inner, env, op, frame, p, &mut active).await,
-                    None => Computed::Fail(Failure::stopping(op.name(), Some(op))),
-                },
+                None => {
+                    use std::sync::atomic::Ordering::Relaxed;
+                    inner.counters.inline_fallbacks.fetch_add(1, Relaxed);
+                    match inner.compute.clone().acquire_owned().await.ok() {
+                        Some(p) => compute_and_wait(&inner, env, op, frame, p, &mut active).await,
+                        None => Computed::Fail(Failure::stopping(op.name(), Some(op))),
+                    }
+                }
             }
         }
         (Ok(w), Slot::Pool(p)) => {
@@ -285,8 +292,8 @@ async fn deliver_slot(
 /// (the caller gives the request to the blocking pool). Reads have no side effects, so the
 /// attempt leaves nothing behind.
 fn compute_inline(ctx: &Ctx, op: Op, env: &Envelope, frame: &[u8]) -> Option<Computed> {
-    let r = crate::mirror::no_wait(|| ops::handle(op, ctx, env, frame));
-    if let Err(OpError::Mirror(crate::mirror::MirrorError::Busy(_))) = &r {
+    let (r, met_lock) = crate::mirror::no_wait(|| ops::handle(op, ctx, env, frame));
+    if met_lock {
         log_debug!(
             "op={} rID={}: the mirror is locked; computing on the blocking pool",
             op.name(),
@@ -486,6 +493,12 @@ async fn wait_pos(inner: &Arc<Inner>, id: i64) -> Result<Command, JournalError> 
 }
 
 async fn check(inner: &Arc<Inner>, id: i64) -> Result<Command, JournalError> {
+    // One primary-key read: on this thread when it needs no wait, else on the pool.
+    if inner.inline_reads {
+        if let Some(cmd) = inner.ctx.journal.peek(id) {
+            return Ok(cmd);
+        }
+    }
     let permit = inner.compute.clone().acquire_owned().await;
     let ctx = inner.ctx.clone();
     tokio::task::spawn_blocking(move || {

@@ -1,20 +1,28 @@
 //! From a text frame to exactly one callback: the request lifecycle in stages.
 //!
 //! The link calls [`Dispatcher::submit`] for every text frame. `submit` never blocks and never
-//! panics: it reads the envelope (bounded, microseconds) and admits the request, or answers it
-//! FAIL at once. Each admitted request then runs [`job::run_job`] as one small tokio task,
-//! through four stages, each with its own budget:
+//! panics: it admits the frame (a bare copy in a queue) or answers it FAIL at once. A queued
+//! request starts as one small tokio task when fewer than `max_in_flight + max_delivering`
+//! have started and are not done; it then runs [`job::run_job`] through four stages, each
+//! with its own budget:
 //!
 //! 1. **admission** — bounded by bytes, not by count: a request costs its frame plus
 //!    [`REQUEST_OVERHEAD`] bytes, and its answer's bytes once built, until its callback is
 //!    done. Past `[limits] max_pending_bytes` (default 4 MiB) it is answered FAIL `AGENT_BUSY`
 //!    at once; those FAILs draw on a reserve of an eighth of the bound. Past that too, the
 //!    request is logged and counted, and gets no callback.
-//! 2. **compute** — parse, read the mirror or write the journal, build and sign the answer: on
-//!    the blocking pool, at most `[limits] max_in_flight` (default: the number of CPUs) at once.
+//! 2. **compute** — parse, read the mirror or write the journal, build and sign the answer.
+//!    A short read (`Op::is_inline`: checkWork, getBill, tablesInfo, ...) runs right here on
+//!    the event loop when `[limits] inline_reads` is on (the default): no hand-off to another
+//!    thread and back. It takes its delivery slot first, so an answer is built only when it
+//!    can be sent at once, and it never waits for a mirror lock: a locked mirror sends it to
+//!    the blocking pool instead. Everything else (journal writes, which fsync; menuInfo)
+//!    runs on the blocking pool, at most `[limits] max_in_flight` (default: the number of
+//!    CPUs) at once.
 //! 3. **wait** — a journaled command waits for the POS's acknowledgement on a tokio timer,
-//!    holding no thread and no compute slot; each poll is one short primary-key read that
-//!    takes a compute slot for its duration. At most `[limits] max_waiting` (64) at once.
+//!    holding no thread, no compute slot and no started-request place; each poll is one
+//!    primary-key read of the journal on the event loop through a connection that never waits
+//!    (on the pool if it would). At most `[limits] max_waiting` (64) at once.
 //! 4. **deliver** — the signed POST and its retries, which sleep on tokio timers: at most
 //!    `[limits] max_delivering` (64) at once, on at most `[callback] max_connections`.
 //!
@@ -90,6 +98,8 @@ pub struct Counters {
     /// Requests that got no callback because no rID could be recovered (or the FAIL reserve
     /// was exhausted).
     pub unanswered: AtomicU64,
+    /// Inline reads that met a locked mirror and were computed on the blocking pool instead.
+    pub inline_fallbacks: AtomicU64,
 }
 
 /// The shared state of the stages.
@@ -353,6 +363,12 @@ impl Dispatcher {
     /// Bytes admitted and not yet finished (requests in hand plus their answers).
     pub fn pending_bytes(&self) -> usize {
         self.inner.pending.load(Ordering::Relaxed)
+    }
+
+    /// Requests started and not done, and requests admitted and not started.
+    pub fn started_and_queued(&self) -> (usize, usize) {
+        let q = lock(&self.inner.queue);
+        (q.active, q.waiting.len())
     }
 
     /// Wait until no admitted request is in hand (tests, the fuzz target, the benchmark).

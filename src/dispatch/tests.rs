@@ -206,3 +206,94 @@ async fn a_parked_request_is_small() {
     f.await;
     assert_eq!(r.stub.sent.lock().unwrap().len(), 1);
 }
+
+/// A short read computed on the event loop never waits for a mirror lock: with the mirror
+/// locked by a writer it goes to the blocking pool (which may wait), the event loop goes on
+/// answering other requests, and once the lock is gone the read is answered from the mirror.
+#[tokio::test]
+async fn an_inline_read_meeting_a_lock_waits_on_the_pool_not_on_the_event_loop() {
+    let r = rig("locked", |c| c.mirror.busy_timeout_ms = 15_000);
+    let w = rusqlite::Connection::open(r.dir.join("mirror.sqlite")).unwrap();
+    w.execute_batch(
+        "PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE; \
+         UPDATE orders SET waiter_name = waiter_name;",
+    )
+    .unwrap();
+    let c = r.dispatcher.counters();
+    r.dispatcher.submit(
+        br#"{"rID":"g-1","operation":"getBill","billId":"d-bill"}"#,
+        Instant::now(),
+    );
+    // Event: the read met the lock and went to the pool.
+    tokio::time::timeout(GUARD, async {
+        while c.inline_fallbacks.load(Ordering::Relaxed) == 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the locked read goes to the pool");
+    // The event loop is free: a request that needs no mirror (one naming an unknown
+    // operation) is answered meanwhile.
+    r.dispatcher
+        .submit(br#"{"rID":"v-1","operation":"noSuchOp"}"#, Instant::now());
+    let rids = |s: &Stub| -> Vec<String> {
+        s.sent
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, v)| v["rID"].as_str().unwrap().to_string())
+            .collect()
+    };
+    tokio::time::timeout(GUARD, async {
+        while !rids(&r.stub).contains(&"v-1".to_string()) {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the other request is answered while getBill waits for the lock");
+    assert_eq!(rids(&r.stub), ["v-1"], "getBill still waits for the lock");
+    drop(w); // the writer goes: the lock is released
+    tokio::time::timeout(GUARD, r.dispatcher.drained())
+        .await
+        .expect("getBill finishes once the lock is gone");
+    let sent = r.stub.sent.lock().unwrap();
+    let g = sent
+        .iter()
+        .find(|(_, v)| v["rID"] == "g-1")
+        .expect("getBill answered");
+    assert_eq!(g.1["state"], "SUCCESS", "{}", g.1);
+    assert_eq!(g.1["orders"][0]["billId"], "d-bill", "{}", g.1);
+    assert_eq!(c.inline_fallbacks.load(Ordering::Relaxed), 1);
+}
+
+/// A burst is held as bare frames: at most `max_in_flight + max_delivering` requests have
+/// started (a task each), the rest wait in the queue, and every one is answered once.
+#[tokio::test]
+async fn a_burst_waits_as_frames_and_only_a_few_requests_start() {
+    let r = rig("burst", |c| {
+        c.limits.max_in_flight = 1;
+        c.limits.max_delivering = 2;
+    });
+    let n = 1_000;
+    for i in 0..n {
+        let f = format!(r#"{{"rID":"b-{i}","operation":"checkWork"}}"#);
+        r.dispatcher.submit(f.as_bytes(), Instant::now());
+    }
+    // No task has run yet (this test's thread has not yielded).
+    assert_eq!(r.dispatcher.started_and_queued(), (3, n - 3));
+    tokio::time::timeout(GUARD, r.dispatcher.drained())
+        .await
+        .expect("the burst drains");
+    assert_eq!(r.dispatcher.started_and_queued(), (0, 0));
+    let sent = r.stub.sent.lock().unwrap();
+    let mut rids: Vec<_> = sent
+        .iter()
+        .map(|(_, v)| v["rID"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(rids.len(), n, "one callback each");
+    rids.sort();
+    rids.dedup();
+    assert_eq!(rids.len(), n, "no rID answered twice");
+    assert!(sent.iter().all(|(_, v)| v["readyToWork"] == true));
+    assert_eq!(r.dispatcher.pending_bytes(), 0);
+}

@@ -176,6 +176,9 @@ pub struct Journal {
     pub poll_interval: Duration,
     pub ack_mode: AckMode,
     conn: Mutex<Option<Connection>>,
+    /// A query-only connection that never waits for a lock: the dispatcher's poll for the
+    /// POS's acknowledgement reads one row through it on the event loop ([`Journal::peek`]).
+    peek: Mutex<Option<Connection>>,
 }
 
 impl Journal {
@@ -188,6 +191,7 @@ impl Journal {
             poll_interval: Duration::from_millis(cfg.journal.poll_interval_ms),
             ack_mode: cfg.journal.ack_mode,
             conn: Mutex::new(None),
+            peek: Mutex::new(None),
         };
         match j.with(|_| Ok(())) {
             Ok(()) => match j.pending_count() {
@@ -226,6 +230,27 @@ impl Journal {
         res
     }
 
+    /// Command `id` as it is now, read without waiting: `None` when it cannot be read at once
+    /// (the peek connection is in use, the journal is locked, or an error, which drops the
+    /// connection): the caller then reads it with [`Journal::get`] on the blocking pool. A
+    /// primary-key read in WAL mode waits for no writer, so this is the common case.
+    pub fn peek(&self, id: i64) -> Option<Command> {
+        let mut guard = self.peek.try_lock().ok()?;
+        if guard.is_none() {
+            let c = store::open(&self.path, Duration::ZERO).ok()?;
+            c.execute_batch("PRAGMA query_only = ON;").ok()?;
+            *guard = Some(c);
+        }
+        let r = store::by_id(guard.as_ref()?, id);
+        match r {
+            Ok(Some(cmd)) => Some(cmd),
+            _ => {
+                *guard = None;
+                None
+            }
+        }
+    }
+
     /// Commands the POS has not finished (pending or claimed): for the status board.
     pub fn pending_count(&self) -> Result<u64, JournalError> {
         self.with(|c| store::pending_count(c))
@@ -243,4 +268,48 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod peek_tests {
+    use super::store::{Dedup, NewCommand};
+    use super::*;
+
+    /// The dispatcher's non-waiting poll sees what `get` sees, including the POS's changes.
+    #[test]
+    fn peek_reads_what_get_reads_and_sees_the_pos_changes() {
+        let dir = std::env::temp_dir().join(format!("journal-peek-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let cfg = crate::config::Config::for_loopback(
+            "r",
+            "s",
+            "ws://127.0.0.1:9/",
+            "http://127.0.0.1:9/cb",
+            &dir.join("mirror.sqlite"),
+            &dir,
+        );
+        let j = Journal::new(&cfg);
+        let new = NewCommand {
+            rid: "p-1",
+            operation: "payBill",
+            bill_id: Some("b-1"),
+            external_id: None,
+            request: "{}",
+            sum_kop: Some(100),
+            tips_kop: None,
+            review: None,
+            dedup: Dedup::Bill,
+        };
+        let id = j.insert(&new).unwrap().command().id;
+        let peeked = j.peek(id).expect("readable at once");
+        assert_eq!(peeked.status, Status::Pending);
+        assert_eq!(peeked.rid, j.get(id).unwrap().rid);
+        assert!(j.peek(id + 1000).is_none(), "no such command");
+        // A status change by the POS (another connection) is seen by the next peek.
+        let w = rusqlite::Connection::open(j.path()).unwrap();
+        w.execute("UPDATE commands SET status = 'claimed' WHERE id = ?1", [id])
+            .unwrap();
+        assert_eq!(j.peek(id).map(|c| c.status), Some(Status::Claimed));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

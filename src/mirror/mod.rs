@@ -67,21 +67,31 @@ struct Pooled {
 
 thread_local! {
     static NO_WAIT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    static MET_LOCK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// Run `f` with every mirror read on this thread refusing to wait for a lock: a locked mirror
-/// gives [`MirrorError::Busy`] at once instead of after `busy_timeout_ms`. The dispatcher
-/// computes short reads on its event-loop thread this way, and gives a request that met a lock
-/// to the blocking pool, where it may wait (docs/design.md, "inline reads").
-pub fn no_wait<T>(f: impl FnOnce() -> T) -> T {
-    struct Reset(bool);
+/// gives [`MirrorError::Busy`] at once instead of after `busy_timeout_ms`. Also returns whether
+/// any read in `f` met a lock (whatever `f` made of the error: operations turn mirror errors
+/// into FAIL answers). The dispatcher computes short reads on its event-loop thread this way,
+/// and gives a request that met a lock to the blocking pool, where it may wait
+/// (docs/design.md, "inline reads").
+pub fn no_wait<T>(f: impl FnOnce() -> T) -> (T, bool) {
+    struct Reset(bool, bool);
     impl Drop for Reset {
         fn drop(&mut self) {
             NO_WAIT.with(|c| c.set(self.0));
+            MET_LOCK.with(|c| c.set(self.1));
         }
     }
-    let _reset = Reset(NO_WAIT.with(|c| c.replace(true)));
-    f()
+    let reset = Reset(
+        NO_WAIT.with(|c| c.replace(true)),
+        MET_LOCK.with(|c| c.replace(false)),
+    );
+    let v = f();
+    let met = MET_LOCK.with(|c| c.get());
+    drop(reset);
+    (v, met)
 }
 
 pub struct Mirror {
@@ -122,6 +132,15 @@ impl Mirror {
         }
     }
 
+    /// The busy timeout for a read on this thread now: none in [`no_wait`] mode.
+    fn wait(&self) -> Duration {
+        if NO_WAIT.with(|c| c.get()) {
+            Duration::ZERO
+        } else {
+            self.busy_timeout
+        }
+    }
+
     fn open(&self) -> Result<Connection, MirrorError> {
         let conn = Connection::open_with_flags(
             &self.path,
@@ -129,7 +148,7 @@ impl Mirror {
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX
                 | OpenFlags::SQLITE_OPEN_URI,
         )?;
-        conn.busy_timeout(self.busy_timeout)?;
+        conn.busy_timeout(self.wait())?;
         // A read-only connection still needs explicit memory bounds on a small board.
         crate::sqlite_mem::bound(&conn)?;
         conn.execute_batch("PRAGMA query_only = ON;")?;
@@ -179,6 +198,17 @@ impl Mirror {
         &self,
         f: impl FnOnce(&Connection) -> Result<T, MirrorError>,
     ) -> Result<T, MirrorError> {
+        let r = self.with_inner(f);
+        if matches!(r, Err(MirrorError::Busy(_))) {
+            MET_LOCK.with(|c| c.set(true));
+        }
+        r
+    }
+
+    fn with_inner<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, MirrorError>,
+    ) -> Result<T, MirrorError> {
         let ident = self.ident()?;
         let pooled = {
             let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
@@ -191,14 +221,10 @@ impl Mirror {
             None => Pooled {
                 conn: self.open()?,
                 ident,
-                busy: self.busy_timeout,
+                busy: self.wait(),
             },
         };
-        let busy = if NO_WAIT.with(|c| c.get()) {
-            Duration::ZERO
-        } else {
-            self.busy_timeout
-        };
+        let busy = self.wait();
         if pooled.busy != busy {
             pooled.conn.busy_timeout(busy)?;
             pooled.busy = busy;

@@ -36,11 +36,23 @@ pub enum JournalError {
     Sqlite(String),
     #[error("journal command #{0} vanished")]
     Missing(i64),
+    #[error("the journal is locked")]
+    Busy,
 }
 
 impl From<rusqlite::Error> for JournalError {
     fn from(e: rusqlite::Error) -> Self {
-        JournalError::Sqlite(e.to_string())
+        match &e {
+            rusqlite::Error::SqliteFailure(f, _)
+                if matches!(
+                    f.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) =>
+            {
+                JournalError::Busy
+            }
+            _ => JournalError::Sqlite(e.to_string()),
+        }
     }
 }
 
@@ -237,13 +249,12 @@ impl Journal {
     pub fn peek(&self, id: i64) -> Option<Command> {
         let mut guard = self.peek.try_lock().ok()?;
         if guard.is_none() {
-            let c = store::open(&self.path, Duration::ZERO).ok()?;
-            c.execute_batch("PRAGMA query_only = ON;").ok()?;
-            *guard = Some(c);
+            *guard = Some(store::open_peek(&self.path).ok()?);
         }
-        let r = store::by_id(guard.as_ref()?, id);
-        match r {
+        match store::by_id(guard.as_ref()?, id) {
             Ok(Some(cmd)) => Some(cmd),
+            // Locked right now (a checkpoint, a recovery): keep the connection, ask the pool.
+            Err(JournalError::Busy) => None,
             _ => {
                 *guard = None;
                 None

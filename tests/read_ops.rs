@@ -540,12 +540,20 @@ fn menu_info_refused_past_the_body_cap() {
     assert!(call_raw(&ctx_for(cfg), r#"{"rID":"r-1","operation":"menuInfo"}"#).is_ok());
 }
 
+/// menuInfo reads in constant memory, so `max_rows` (which bounds what other answers hold)
+/// does not cap it: its rows are bounded through `max_menu_bytes`.
 #[test]
-fn menu_info_fails_past_max_rows() {
+fn menu_info_rows_are_bounded_by_max_menu_bytes_not_max_rows() {
+    use expirenza_agent::ops::menu_stream::{menu_rows, BYTES_PER_ROW};
     let m = TempMirror::demo("menu-rows");
     let mut cfg = m.config();
     cfg.limits.max_rows = 10;
-    let (v, _) = call(&ctx_for(cfg), "menuInfo", "");
+    let ctx = ctx_for(cfg);
+    assert_eq!(menu_rows(&ctx), (64 << 20) / BYTES_PER_ROW);
+    let (v, _) = call(&ctx, "menuInfo", "");
+    assert!(v["dishes"].as_array().is_some_and(|d| d.len() > 10), "{v}");
+    // Another answer still honours max_rows.
+    let (v, _) = call(&ctx, "tablesInfo", "");
     assert_fail(&v, "POS_UNAVAILABLE", "max_rows");
 }
 

@@ -44,6 +44,18 @@ impl BodySource for MenuSource {
     }
 }
 
+/// Rows menuInfo may read. It reads in constant memory (cursors straight into the writer), so
+/// `max_rows`, which bounds what other answers hold, would only cap the menu's size; its real
+/// bound is its bytes: one row per [`BYTES_PER_ROW`] of `[limits] max_menu_bytes` (a row
+/// writes more than that), or `max_rows` if that is more. With the defaults, 4 Mi rows.
+pub fn menu_rows(ctx: &Ctx) -> usize {
+    ctx.max_rows()
+        .max(ctx.cfg.limits.max_menu_bytes / BYTES_PER_ROW)
+}
+
+/// See [`menu_rows`].
+pub const BYTES_PER_ROW: usize = 16;
+
 /// First pass of the menu for request `rid`: whole if it fits in `max_body_bytes`, else signed
 /// and measured, ready to stream (at most `[limits] max_menu_bytes`). Also returns the counts of
 /// groups, dishes and modifiers.
@@ -52,7 +64,7 @@ pub fn prepare(ctx: &Ctx, rid: &str) -> Result<(Prepared, Counts), MenuError> {
     let source = MenuSource {
         conn: ctx.mirror.snapshot()?,
         rid: rid.to_string(),
-        max_rows: ctx.max_rows(),
+        max_rows: menu_rows(ctx),
         counts: counts.clone(),
     };
     let prepared = body_stream::prepare(

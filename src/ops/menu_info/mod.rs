@@ -5,7 +5,8 @@
 //! group modifiers come from two more cursors ordered by the same key (the item id as text,
 //! binary collation) and are merged into the dish as it is written, so memory is the body cap
 //! plus one row per cursor, whatever the number of rows. Rows read are counted against
-//! `[limits] max_rows`; past `[limits] max_body_bytes` the writer stops, reading stops, a warning
+//! `menu_stream::menu_rows` (bounded by `[limits] max_menu_bytes`, not `max_rows`: the menu
+//! is never held); past `[limits] max_body_bytes` the writer stops, reading stops, a warning
 //! names the cap, and the answer is refused (`OpError::TooLarge`, logged by dispatch).
 //!
 //! Shape: `{"rID","groups":[…],"dishes":[…],"modifiers":[…],"groupModifiers":[…],

@@ -10,6 +10,10 @@
 //! changed (the first push after start), with the default 1 MiB body cap and without a cap.
 //! The HTTP POST is not included (it is the network's cost, not the agent's).
 
+#[path = "common/cpu.rs"]
+mod cpu;
+
+use cpu::thread_cpu;
 use std::time::{Duration, Instant};
 
 use expirenza_agent::cache::tracker::{self, Acked};
@@ -139,17 +143,6 @@ fn build(path: &std::path::Path, orders: usize) -> Connection {
     }
     tx.commit().unwrap();
     conn
-}
-
-fn thread_cpu() -> Duration {
-    // SAFETY: getrusage writes into the zeroed struct we own.
-    let ru = unsafe {
-        let mut ru: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_THREAD, &mut ru);
-        ru
-    };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
 struct Figures {

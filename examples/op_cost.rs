@@ -12,8 +12,12 @@
 //! table that has an open bill in turn (not the benchmark's `pay-…` bills), as the benchmark
 //! does. For a profile, run it under `perf record -g`.
 
+#[path = "common/cpu.rs"]
+mod cpu;
+
+use cpu::thread_cpu;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use expirenza_agent::callback::{BoxFuture, CallbackError, Deliver, Delivered};
 use expirenza_agent::config::Config;
@@ -33,18 +37,6 @@ impl Deliver for NoDeliver {
     ) -> BoxFuture<'a, Result<Delivered, CallbackError>> {
         Box::pin(async { Err(CallbackError::Setup("op_cost delivers nothing".into())) })
     }
-}
-
-#[allow(unsafe_code)]
-fn thread_cpu() -> Duration {
-    // SAFETY: rusage is plain old data and getrusage only writes into the value we own.
-    let ru = unsafe {
-        let mut ru: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_THREAD, &mut ru);
-        ru
-    };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
 fn main() -> Result<(), String> {

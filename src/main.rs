@@ -218,7 +218,10 @@ async fn start_blocking_pool(n: usize) {
 fn run(config_path: &Path) -> Result<ExitCode> {
     let cfg = load_config(config_path)?;
     limit_malloc_arenas();
-    expirenza_agent::sqlite_mem::limit_process();
+    expirenza_agent::sqlite_mem::limit_process(
+        cfg.limits.sqlite_cache_kib,
+        cfg.limits.sqlite_heap_limit_kib,
+    );
     let _ = rustls::crypto::ring::default_provider().install_default();
     // One runtime thread for all I/O, timers and the short reads (`inline_reads`); the
     // blocking pool (`max_in_flight` + BLOCKING_EXTRA threads, all started here and kept)

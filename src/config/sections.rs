@@ -81,6 +81,11 @@ pub struct Limits {
     /// Largest menuInfo body. A menu larger than `max_body_bytes` is not held: it is generated
     /// twice from one snapshot (signed, then streamed). Default 64 MiB.
     pub max_menu_bytes: usize,
+    /// Page cache of each SQLite connection (mirror, journal), KiB. Default 256.
+    pub sqlite_cache_kib: u32,
+    /// SQLite's soft heap limit for the whole process, KiB: past it SQLite frees cached pages
+    /// before it allocates more. Default 4096.
+    pub sqlite_heap_limit_kib: u32,
 }
 
 impl Default for Limits {
@@ -101,6 +106,8 @@ impl Default for Limits {
             shutdown_grace_secs: 10,
             max_rows: 50_000,
             max_menu_bytes: 64 << 20,
+            sqlite_cache_kib: crate::sqlite_mem::CACHE_KIB,
+            sqlite_heap_limit_kib: crate::sqlite_mem::SOFT_HEAP_LIMIT_KIB,
         }
     }
 }

@@ -122,6 +122,11 @@ fn contradictory_limits_are_refused() {
             "dead_after_secs",
         ),
         ("[limits]\nmax_in_flight = 0\n", "max_in_flight"),
+        ("[limits]\nsqlite_cache_kib = 8\n", "sqlite_cache_kib"),
+        (
+            "[limits]\nsqlite_heap_limit_kib = 0\n",
+            "sqlite_heap_limit_kib",
+        ),
         ("[callback]\ndeadline_secs = 120\n", "deadline_secs"),
         (
             "[journal]\npos_ack_timeout_secs = 79\n",

@@ -76,6 +76,12 @@ impl Config {
         if m.max_menu_bytes < 1024 || m.max_menu_bytes > 1 << 30 {
             return bad("[limits] max_menu_bytes must be between 1 KiB and 1 GiB".into());
         }
+        if !(16..=65_536).contains(&m.sqlite_cache_kib) {
+            return bad("[limits] sqlite_cache_kib must be between 16 and 65536".into());
+        }
+        if !(256..=1_048_576).contains(&m.sqlite_heap_limit_kib) {
+            return bad("[limits] sqlite_heap_limit_kib must be between 256 and 1048576".into());
+        }
         let c = &self.callback;
         if c.attempt_timeout_secs == 0
             || c.deadline_secs < c.attempt_timeout_secs

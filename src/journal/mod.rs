@@ -42,16 +42,10 @@ pub enum JournalError {
 
 impl From<rusqlite::Error> for JournalError {
     fn from(e: rusqlite::Error) -> Self {
-        match &e {
-            rusqlite::Error::SqliteFailure(f, _)
-                if matches!(
-                    f.code,
-                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
-                ) =>
-            {
-                JournalError::Busy
-            }
-            _ => JournalError::Sqlite(e.to_string()),
+        if crate::sqlite_mem::is_busy(&e) {
+            JournalError::Busy
+        } else {
+            JournalError::Sqlite(e.to_string())
         }
     }
 }
@@ -289,15 +283,15 @@ mod peek_tests {
     /// The dispatcher's non-waiting poll sees what `get` sees, including the POS's changes.
     #[test]
     fn peek_reads_what_get_reads_and_sees_the_pos_changes() {
-        let dir = std::env::temp_dir().join(format!("journal-peek-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let tmp = crate::test_util::TempDir::new("journal-peek");
+        let dir = tmp.path();
         let cfg = crate::config::Config::for_loopback(
             "r",
             "s",
             "ws://127.0.0.1:9/",
             "http://127.0.0.1:9/cb",
             &dir.join("mirror.sqlite"),
-            &dir,
+            dir,
         );
         let j = Journal::new(&cfg);
         let new = NewCommand {
@@ -321,6 +315,5 @@ mod peek_tests {
         w.execute("UPDATE commands SET status = 'claimed' WHERE id = ?1", [id])
             .unwrap();
         assert_eq!(j.peek(id).map(|c| c.status), Some(Status::Claimed));
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -40,14 +40,7 @@ pub enum MirrorError {
 impl From<rusqlite::Error> for MirrorError {
     fn from(e: rusqlite::Error) -> Self {
         match &e {
-            rusqlite::Error::SqliteFailure(f, _)
-                if matches!(
-                    f.code,
-                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
-                ) =>
-            {
-                MirrorError::Busy(0)
-            }
+            e if crate::sqlite_mem::is_busy(e) => MirrorError::Busy(0),
             rusqlite::Error::SqliteFailure(_, Some(msg))
                 if msg.contains("no such table") || msg.contains("no such column") =>
             {

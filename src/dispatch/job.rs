@@ -111,7 +111,7 @@ enum Computed {
 }
 
 /// Where a request computes, decided before it starts.
-pub(crate) enum Slot {
+enum Slot {
     /// A short mirror read, computed on this (the event-loop) thread. It holds its delivery
     /// slot from the start, so an answer is built only when it can be sent at once.
     Inline(Option<OwnedSemaphorePermit>),
@@ -181,9 +181,11 @@ async fn run_admitted(
                     Computed::Fail(Failure::stopping(op.name(), Some(op)))
                 }
                 // The mirror is locked: the blocking pool may wait for it, this thread may not.
+                // The delivery slot is given back while it waits for a compute slot.
                 None => {
                     use std::sync::atomic::Ordering::Relaxed;
                     inner.counters.inline_fallbacks.fetch_add(1, Relaxed);
+                    drop(delivery.take());
                     match inner.compute.clone().acquire_owned().await.ok() {
                         Some(p) => compute_and_wait(&inner, env, op, frame, p, &mut active).await,
                         None => Computed::Fail(Failure::stopping(op.name(), Some(op))),

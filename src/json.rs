@@ -47,6 +47,8 @@ pub trait Sink: std::any::Any + Send {
 pub struct SinkClosed;
 
 pub struct JsonBuf {
+    /// The body so far is `buf[..written]`. The rest of `buf` is zeroed room, so a field is
+    /// copied into a slice already there (a bounds check and a copy), not pushed part by part.
     buf: Vec<u8>,
     /// Streaming: bytes go here, not into `buf`.
     sink: Option<Box<dyn Sink>>,
@@ -62,7 +64,7 @@ pub struct JsonBuf {
 impl JsonBuf {
     pub fn new(cap: usize) -> Self {
         JsonBuf {
-            buf: Vec::with_capacity(cap.min(4096)),
+            buf: vec![0; cap.min(4096)],
             sink: None,
             written: 0,
             closed: false,
@@ -104,24 +106,34 @@ impl JsonBuf {
         self.put(&[bytes]);
     }
 
-    /// Writes `parts` one after the other. The common case (a buffer with room) checks once
-    /// and copies; a streaming writer, a full buffer or the cap take the slow path.
+    /// Writes `parts` one after the other: in place when the buffer has room, else (a
+    /// streaming writer, a full buffer, the cap) part by part on the slow path.
     #[inline]
     fn put(&mut self, parts: &[&[u8]]) {
         let n: usize = parts.iter().map(|p| p.len()).sum();
-        let need = self.written + n;
-        if self.sink.is_none() && !self.overflow && need <= self.buf.capacity() {
-            // In a buffer, `written` is the buffer's length, and the capacity never passes
-            // the cap, so there is room.
-            self.written = need;
+        if !self.in_place(n, |c| parts.iter().for_each(|p| c.bytes(p))) {
             for p in parts {
-                self.buf.extend_from_slice(p);
+                self.put_slow(p);
             }
-            return;
         }
-        for p in parts {
-            self.put_slow(p);
+    }
+
+    /// The fast path: when the next `n` bytes fit in the buffer, `write` puts exactly those
+    /// `n` bytes through a [`Cursor`] over them, and this returns `true`. Otherwise nothing is
+    /// written and the caller takes the slow path.
+    #[inline(always)]
+    fn in_place(&mut self, n: usize, write: impl FnOnce(&mut Cursor<'_>)) -> bool {
+        if self.sink.is_some() || self.overflow {
+            return false;
         }
+        let need = self.written + n;
+        // The buffer's length never passes the cap, so bytes that fit are allowed.
+        let Some(dst) = self.buf.get_mut(self.written..need) else {
+            return false;
+        };
+        write(&mut Cursor { dst, at: 0 });
+        self.written = need;
+        true
     }
 
     #[cold]
@@ -134,39 +146,38 @@ impl JsonBuf {
             self.overflow = true;
             return;
         }
-        self.written = need;
         if let Some(sink) = &mut self.sink {
+            self.written = need;
             self.closed = sink.put(bytes).is_err();
             return;
         }
-        if need > self.buf.capacity() {
+        if need > self.buf.len() {
             // Grow by doubling, but never reserve past the cap: the buffer's capacity, not just
             // its length, is what the cap bounds.
-            let target = (self.buf.capacity() * 2).max(need).min(self.cap);
+            let target = (self.buf.len() * 2).max(need).min(self.cap);
             self.buf.reserve_exact(target - self.buf.len());
+            self.buf.resize(target, 0);
         }
-        self.buf.extend_from_slice(bytes);
+        if let Some(dst) = self.buf.get_mut(self.written..need) {
+            dst.copy_from_slice(bytes);
+        }
+        self.written = need;
     }
 
-    /// The separator before the next value (`,` after a sibling, nothing after a key or an
+    /// Whether the next value needs a `,` before it (it follows a sibling, not a key or an
     /// opening bracket), and the state after it.
     #[inline]
-    fn sep(&mut self) -> &'static [u8] {
-        let s: &'static [u8] = if self.after_key {
-            self.after_key = false;
-            b""
-        } else if self.need_comma {
-            b","
-        } else {
-            b""
-        };
+    fn comma(&mut self) -> bool {
+        let c = !self.after_key && self.need_comma;
+        self.after_key = false;
         self.need_comma = true;
-        s
+        c
     }
 
     fn pre_value(&mut self) {
-        let s = self.sep();
-        self.raw(s);
+        if self.comma() {
+            self.raw(b",");
+        }
     }
 
     pub fn begin_obj(&mut self) -> &mut Self {
@@ -193,28 +204,53 @@ impl JsonBuf {
     }
 
     pub fn key(&mut self, k: &str) -> &mut Self {
-        let sep = self.sep();
-        if needs_escape(k.as_bytes()) {
-            self.raw(sep);
-            self.escaped(k);
+        let comma = self.comma();
+        let k = k.as_bytes();
+        let fits = !needs_escape(k)
+            && self.in_place(usize::from(comma) + k.len() + 3, |c| {
+                c.comma(comma);
+                c.byte(b'"');
+                c.bytes(k);
+                c.bytes(b"\":");
+            });
+        if !fits {
+            self.slow_str(comma, k);
             self.raw(b":");
-        } else {
-            self.put(&[sep, b"\"", k.as_bytes(), b"\":"]);
         }
         self.after_key = true;
         self
     }
 
     pub fn str(&mut self, v: &str) -> &mut Self {
-        let sep = self.sep();
-        if needs_escape(v.as_bytes()) {
-            self.raw(sep);
-            self.escaped(v);
-        } else {
-            self.put(&[sep, b"\"", v.as_bytes(), b"\""]);
+        let comma = self.comma();
+        let v = v.as_bytes();
+        let fits = !needs_escape(v)
+            && self.in_place(usize::from(comma) + v.len() + 2, |c| {
+                c.comma(comma);
+                c.byte(b'"');
+                c.bytes(v);
+                c.byte(b'"');
+            });
+        if !fits {
+            self.slow_str(comma, v);
         }
         self
     }
+
+    /// A string (or key) off the fast path: it has bytes to escape, or the buffer is full or
+    /// streaming.
+    #[cold]
+    fn slow_str(&mut self, comma: bool, v: &[u8]) {
+        if comma {
+            self.raw(b",");
+        }
+        if needs_escape(v) {
+            self.escaped(v);
+        } else {
+            self.put(&[b"\"", v, b"\""]);
+        }
+    }
+
     pub fn null(&mut self) -> &mut Self {
         self.pre_value();
         self.raw(b"null");
@@ -226,14 +262,14 @@ impl JsonBuf {
         self
     }
     pub fn int(&mut self, v: i64) -> &mut Self {
-        let sep = self.sep();
+        let sep: &[u8] = if self.comma() { b"," } else { b"" };
         let mut b = itoa::Buffer::new();
         self.put(&[sep, b.format(v).as_bytes()]);
         self
     }
     /// `129.20`: whole hryvnias, a dot, two digits of kopecks (no float involved).
     pub fn money(&mut self, v: Kopecks) -> &mut Self {
-        let sep = self.sep();
+        let sep: &[u8] = if self.comma() { b"," } else { b"" };
         let a = v.0.unsigned_abs();
         let sign: &[u8] = if v.0 < 0 { b"-" } else { b"" };
         let mut b = itoa::Buffer::new();
@@ -242,11 +278,28 @@ impl JsonBuf {
         self.put(&[sep, sign, b.format(a / 100).as_bytes(), b".", &cents]);
         self
     }
+    /// A quantity in thousandths as a decimal: `2`, `1.5`, `0.125`, `-0.25` (what
+    /// [`Qty`]'s `Display` writes), from integers.
     pub fn qty(&mut self, v: Qty) -> &mut Self {
-        self.pre_value();
-        let mut s = heapless::String::<32>::new();
-        let _ = write!(s, "{v}");
-        self.raw(s.as_bytes());
+        let sep: &[u8] = if self.comma() { b"," } else { b"" };
+        let a = v.0.unsigned_abs();
+        let sign: &[u8] = if v.0 < 0 { b"-" } else { b"" };
+        let fr = (a % 1000) as u16;
+        let digits = [
+            b'0' + (fr / 100) as u8,
+            b'0' + (fr / 10 % 10) as u8,
+            b'0' + (fr % 10) as u8,
+        ];
+        let kept = match fr {
+            0 => 0,
+            _ if fr.is_multiple_of(100) => 1,
+            _ if fr.is_multiple_of(10) => 2,
+            _ => 3,
+        };
+        let dot: &[u8] = if kept == 0 { b"" } else { b"." };
+        let frac = digits.get(..kept).unwrap_or_default();
+        let mut b = itoa::Buffer::new();
+        self.put(&[sep, sign, b.format(a / 1000).as_bytes(), dot, frac]);
         self
     }
 
@@ -284,9 +337,8 @@ impl JsonBuf {
 
     /// A string with at least one byte to escape (the caller checked): the runs between
     /// escapes are copied whole.
-    fn escaped(&mut self, s: &str) {
+    fn escaped(&mut self, bytes: &[u8]) {
         self.raw(b"\"");
-        let bytes = s.as_bytes();
         let mut start = 0;
         for (i, &b) in bytes.iter().enumerate() {
             let esc: &[u8] = match b {
@@ -316,11 +368,12 @@ impl JsonBuf {
     }
 
     pub fn finish(self) -> Result<Vec<u8>, BodyTooLarge> {
-        debug_assert!(self.sink.is_some() || self.written == self.buf.len());
         if self.overflow {
             Err(BodyTooLarge { cap: self.cap })
         } else {
-            Ok(self.buf)
+            let mut buf = self.buf;
+            buf.truncate(self.written);
+            Ok(buf)
         }
     }
 
@@ -336,25 +389,53 @@ impl JsonBuf {
     }
 }
 
+/// Writes into a slice the fast path has already sized: every write fits by construction, so
+/// the checks below never fail (and never panic if they did).
+struct Cursor<'a> {
+    dst: &'a mut [u8],
+    at: usize,
+}
+
+impl Cursor<'_> {
+    #[inline(always)]
+    fn byte(&mut self, b: u8) {
+        if let Some(d) = self.dst.get_mut(self.at) {
+            *d = b;
+        }
+        self.at += 1;
+    }
+    #[inline(always)]
+    fn comma(&mut self, comma: bool) {
+        if comma {
+            self.byte(b',');
+        }
+    }
+    #[inline(always)]
+    fn bytes(&mut self, s: &[u8]) {
+        if let Some(d) = self.dst.get_mut(self.at..self.at + s.len()) {
+            d.copy_from_slice(s);
+        }
+        self.at += s.len();
+    }
+}
+
 /// Whether `bytes` holds a byte a JSON string must escape: a control character, `"` or `\\`.
-/// Eight bytes at a time (each test below is exact for "any byte in the word").
+/// Eight bytes at a time (each test below is exact for "any byte in the word"); the tail of a
+/// string of eight bytes or more is its last eight bytes, overlapping the word before.
 #[inline]
 fn needs_escape(bytes: &[u8]) -> bool {
     const L: u64 = 0x0101_0101_0101_0101;
     const H: u64 = 0x8080_8080_8080_8080;
     let zero = |v: u64| v.wrapping_sub(L) & !v & H;
-    let mut words = bytes.chunks_exact(8);
-    for w in &mut words {
+    let test = |w: &[u8]| {
         let x = <[u8; 8]>::try_from(w).map_or(0, u64::from_le_bytes);
         let control = x.wrapping_sub(L * 0x20) & !x & H;
-        if control | zero(x ^ (L * u64::from(b'"'))) | zero(x ^ (L * u64::from(b'\\'))) != 0 {
-            return true;
-        }
-    }
-    words
-        .remainder()
-        .iter()
-        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+        control | zero(x ^ (L * u64::from(b'"'))) | zero(x ^ (L * u64::from(b'\\'))) != 0
+    };
+    let Some(last) = bytes.len().checked_sub(8).and_then(|at| bytes.get(at..)) else {
+        return bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\');
+    };
+    bytes.chunks_exact(8).any(test) || test(last)
 }
 
 #[cfg(test)]
@@ -379,6 +460,38 @@ mod tests {
         }
         // UTF-8 multi-byte text needs no escape.
         assert!(!needs_escape("Гість 1: борщ, «Київ» — 129.20 ₴".as_bytes()));
+    }
+
+    #[test]
+    fn quantities_are_written_as_their_display_text() {
+        let values = [
+            0,
+            1,
+            10,
+            100,
+            999,
+            1000,
+            1500,
+            1250,
+            1125,
+            -250,
+            -1001,
+            i64::MAX,
+            i64::MIN,
+        ];
+        let mut j = JsonBuf::new(4096);
+        j.begin_arr();
+        for v in values {
+            j.qty(Qty(v));
+        }
+        j.end_arr();
+        let want: Vec<String> = values.iter().map(|&v| Qty(v).to_string()).collect();
+        assert_eq!(
+            String::from_utf8(j.finish().unwrap()).unwrap(),
+            format!("[{}]", want.join(","))
+        );
+        assert_eq!(Qty(1500).to_string(), "1.5");
+        assert_eq!(Qty(-1001).to_string(), "-1.001");
     }
 
     #[test]

@@ -13,6 +13,7 @@
 pub mod check;
 pub mod demo;
 pub mod orders;
+pub mod rows;
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};

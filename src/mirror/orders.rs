@@ -5,6 +5,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
+use super::rows::{int_or, text, text_or_null, Budget};
 use super::MirrorError;
 use crate::money::{Kopecks, Qty};
 
@@ -120,8 +121,80 @@ pub const NEEDS: &[(&str, &[&str])] = &[
     ),
 ];
 
-const ORDER_COLS: &str = "bill_id, order_number, table_id, state, created, waiter_id, waiter_name, raw_sum_kop, \
-     total_sum_kop, bonus_sum_kop, is_banquet, is_delivery, split_available, root_bill_id, payment_type, pricing_time";
+/// The columns of an order head, in [`order_head`]'s order.
+macro_rules! select_order_head {
+    ($rest:literal) => {
+        concat!(
+            "SELECT bill_id, order_number, table_id, state, created, waiter_id, waiter_name, raw_sum_kop, \
+             total_sum_kop, bonus_sum_kop, is_banquet, is_delivery, split_available, root_bill_id, \
+             payment_type, pricing_time ",
+            $rest
+        )
+    };
+}
+
+/// One bill line borrowed from its mirror row (or from a [`Position`]): what the wire shape
+/// writes, with no copy. getBill writes its lines straight from the rows through this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Line<'a> {
+    pub position_id: &'a str,
+    pub guest_no: i64,
+    pub guest_name: &'a str,
+    pub linked_to: Option<&'a str>,
+    pub dish_id: Option<&'a str>,
+    pub name: &'a str,
+    pub count: Qty,
+    pub sum: Kopecks,
+    pub category: Option<&'a str>,
+    pub category_id: Option<&'a str>,
+    pub tax_category: Option<&'a str>,
+    pub tax_category_id: Option<&'a str>,
+    pub kind: &'a str,
+    pub check_number: Option<&'a str>,
+}
+
+impl Position {
+    pub fn line(&self) -> Line<'_> {
+        Line {
+            position_id: &self.position_id,
+            guest_no: self.guest_no,
+            guest_name: &self.guest_name,
+            linked_to: self.linked_to.as_deref(),
+            dish_id: self.dish_id.as_deref(),
+            name: &self.name,
+            count: self.count,
+            sum: self.sum,
+            category: self.category.as_deref(),
+            category_id: self.category_id.as_deref(),
+            tax_category: self.tax_category.as_deref(),
+            tax_category_id: self.tax_category_id.as_deref(),
+            kind: &self.kind,
+            check_number: self.check_number.as_deref(),
+        }
+    }
+}
+
+impl Line<'_> {
+    pub fn to_position(&self) -> Position {
+        let own = |s: Option<&str>| s.map(str::to_owned);
+        Position {
+            position_id: self.position_id.to_owned(),
+            guest_no: self.guest_no,
+            guest_name: self.guest_name.to_owned(),
+            linked_to: own(self.linked_to),
+            dish_id: own(self.dish_id),
+            name: self.name.to_owned(),
+            count: self.count,
+            sum: self.sum,
+            category: own(self.category),
+            category_id: own(self.category_id),
+            tax_category: own(self.tax_category),
+            tax_category_id: own(self.tax_category_id),
+            kind: self.kind.to_owned(),
+            check_number: own(self.check_number),
+        }
+    }
+}
 
 /// Look a table up by the number the guest's QR code carries. A `tableNumber` that is not an
 /// integer cannot name a table and is simply not found.
@@ -129,21 +202,27 @@ pub fn table_by_number(conn: &Connection, number: &str) -> Result<Option<TableRo
     let Ok(n) = number.trim().parse::<i64>() else {
         return Ok(None);
     };
-    table_where(conn, "number = ?1", n)
+    table_where(
+        conn,
+        "SELECT id, number, name, hall_id FROM tables WHERE number = ?1",
+        n,
+    )
 }
 
 pub fn table_by_id(conn: &Connection, id: &str) -> Result<Option<TableRow>, MirrorError> {
-    table_where(conn, "id = ?1", id)
+    table_where(
+        conn,
+        "SELECT id, number, name, hall_id FROM tables WHERE id = ?1",
+        id,
+    )
 }
 
 fn table_where(
     conn: &Connection,
-    cond: &str,
+    sql: &str,
     key: impl rusqlite::ToSql,
 ) -> Result<Option<TableRow>, MirrorError> {
-    let mut st = conn.prepare_cached(&format!(
-        "SELECT id, number, name, hall_id FROM tables WHERE {cond}"
-    ))?;
+    let mut st = conn.prepare_cached(sql)?;
     Ok(st
         .query_row(params![key], |r| {
             Ok(TableRow {
@@ -179,48 +258,59 @@ fn order_head(r: &Row<'_>) -> rusqlite::Result<Order> {
     })
 }
 
-/// Fill positions and discounts of `o`, counting rows against `budget`.
-fn load_lines(
+/// A line from its row (the columns of the query in [`for_each_line`]), borrowed.
+fn line_of<'r>(r: &'r Row<'_>) -> rusqlite::Result<Line<'r>> {
+    Ok(Line {
+        position_id: text(r, 0)?,
+        guest_no: int_or(r, 1, 1)?,
+        guest_name: text_or_null(r, 2)?.unwrap_or("Гість 1"),
+        linked_to: text_or_null(r, 3)?,
+        dish_id: text_or_null(r, 4)?,
+        name: text(r, 5)?,
+        count: Qty(r.get(6)?),
+        sum: Kopecks(r.get(7)?),
+        category: text_or_null(r, 8)?,
+        category_id: text_or_null(r, 9)?,
+        tax_category: text_or_null(r, 10)?,
+        tax_category_id: text_or_null(r, 11)?,
+        kind: text_or_null(r, 12)?.unwrap_or("dish"),
+        check_number: text_or_null(r, 13)?,
+    })
+}
+
+/// Calls `f` with each line of bill `bill_id`, in bill order (guest, then line), borrowed
+/// from its row: nothing is copied. Each row counts against `budget`.
+pub fn for_each_line(
     conn: &Connection,
-    o: &mut Order,
-    budget: &mut usize,
-    max_rows: usize,
+    bill_id: &str,
+    budget: &mut Budget,
+    mut f: impl FnMut(&Line<'_>),
 ) -> Result<(), MirrorError> {
     let mut st = conn.prepare_cached(
         "SELECT position_id, guest_no, guest_name, linked_to, dish_id, name, count_milli, sum_kop, category, \
          category_id, tax_category, tax_category_id, type, check_number \
          FROM order_positions WHERE bill_id = ?1 ORDER BY guest_no, line_no",
     )?;
-    let mut rows = st.query(params![o.bill_id])?;
+    let mut rows = st.query(params![bill_id])?;
     while let Some(r) = rows.next()? {
-        take_row(budget, max_rows)?;
-        o.positions.push(Position {
-            position_id: r.get(0)?,
-            guest_no: r.get::<_, Option<i64>>(1)?.unwrap_or(1),
-            guest_name: r
-                .get::<_, Option<String>>(2)?
-                .unwrap_or_else(|| "Гість 1".into()),
-            linked_to: r.get(3)?,
-            dish_id: r.get(4)?,
-            name: r.get(5)?,
-            count: Qty(r.get(6)?),
-            sum: Kopecks(r.get(7)?),
-            category: r.get(8)?,
-            category_id: r.get(9)?,
-            tax_category: r.get(10)?,
-            tax_category_id: r.get(11)?,
-            kind: r
-                .get::<_, Option<String>>(12)?
-                .unwrap_or_else(|| "dish".into()),
-            check_number: r.get(13)?,
-        });
+        budget.take()?;
+        f(&line_of(r)?);
     }
+    Ok(())
+}
+
+/// The discounts of `o`, counted against `budget`.
+fn load_discounts(
+    conn: &Connection,
+    o: &mut Order,
+    budget: &mut Budget,
+) -> Result<(), MirrorError> {
     let mut st = conn.prepare_cached(
         "SELECT discount_id, name, sum_kop FROM order_discounts WHERE bill_id = ?1 ORDER BY discount_id",
     )?;
     let mut rows = st.query(params![o.bill_id])?;
     while let Some(r) = rows.next()? {
-        take_row(budget, max_rows)?;
+        budget.take()?;
         o.discounts.push(Discount {
             id: r.get(0)?,
             name: r.get(1)?,
@@ -230,49 +320,70 @@ fn load_lines(
     Ok(())
 }
 
-fn take_row(budget: &mut usize, max_rows: usize) -> Result<(), MirrorError> {
-    if *budget == 0 {
-        return Err(MirrorError::TooManyRows(max_rows));
+/// Open bills (NEW or BILL) on a table, oldest first: heads and discounts, no positions (read
+/// those with [`for_each_line`]).
+pub fn open_heads_on_table(
+    conn: &Connection,
+    table_id: &str,
+    budget: &mut Budget,
+) -> Result<Vec<Order>, MirrorError> {
+    let mut st = conn.prepare_cached(select_order_head!(
+        "FROM orders WHERE table_id = ?1 AND state IN ('NEW', 'BILL') ORDER BY created, order_number"
+    ))?;
+    let mut orders = Vec::new();
+    let mut rows = st.query(params![table_id])?;
+    while let Some(r) = rows.next()? {
+        budget.take()?;
+        orders.push(order_head(r)?);
     }
-    *budget -= 1;
-    Ok(())
+    for o in &mut orders {
+        load_discounts(conn, o, budget)?;
+    }
+    Ok(orders)
 }
 
-/// Open bills (NEW or BILL) on a table, oldest first.
+/// One bill by id, in any state: head and discounts, no positions.
+pub fn head_by_id(
+    conn: &Connection,
+    bill_id: &str,
+    budget: &mut Budget,
+) -> Result<Option<Order>, MirrorError> {
+    let mut st = conn.prepare_cached(select_order_head!("FROM orders WHERE bill_id = ?1"))?;
+    let Some(mut o) = st.query_row(params![bill_id], order_head).optional()? else {
+        return Ok(None);
+    };
+    load_discounts(conn, &mut o, budget)?;
+    Ok(Some(o))
+}
+
+/// Open bills (NEW or BILL) on a table, oldest first, whole.
 pub fn open_orders_on_table(
     conn: &Connection,
     table_id: &str,
     max_rows: usize,
 ) -> Result<Vec<Order>, MirrorError> {
-    let mut budget = max_rows;
-    let mut st = conn.prepare_cached(&format!(
-        "SELECT {ORDER_COLS} FROM orders WHERE table_id = ?1 AND state IN ('NEW', 'BILL') ORDER BY created, order_number"
-    ))?;
-    let mut orders = Vec::new();
-    let mut rows = st.query(params![table_id])?;
-    while let Some(r) = rows.next()? {
-        take_row(&mut budget, max_rows)?;
-        orders.push(order_head(r)?);
-    }
+    let mut budget = Budget::new(max_rows);
+    let mut orders = open_heads_on_table(conn, table_id, &mut budget)?;
     for o in &mut orders {
-        load_lines(conn, o, &mut budget, max_rows)?;
+        for_each_line(conn, &o.bill_id, &mut budget, |l| {
+            o.positions.push(l.to_position())
+        })?;
     }
     Ok(orders)
 }
 
-/// One bill by id, in any state.
+/// One bill by id, in any state, whole.
 pub fn order_by_id(
     conn: &Connection,
     bill_id: &str,
     max_rows: usize,
 ) -> Result<Option<Order>, MirrorError> {
-    let mut budget = max_rows;
-    let mut st = conn.prepare_cached(&format!(
-        "SELECT {ORDER_COLS} FROM orders WHERE bill_id = ?1"
-    ))?;
-    let Some(mut o) = st.query_row(params![bill_id], order_head).optional()? else {
+    let mut budget = Budget::new(max_rows);
+    let Some(mut o) = head_by_id(conn, bill_id, &mut budget)? else {
         return Ok(None);
     };
-    load_lines(conn, &mut o, &mut budget, max_rows)?;
+    let mut lines = Vec::new();
+    for_each_line(conn, bill_id, &mut budget, |l| lines.push(l.to_position()))?;
+    o.positions = lines;
     Ok(Some(o))
 }

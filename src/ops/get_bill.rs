@@ -8,8 +8,10 @@
 use serde::Deserialize;
 
 use super::{fail_body, substate, Answer, Ctx, OpError};
+use crate::json::JsonBuf;
 use crate::json_in::Scalar;
 use crate::mirror::orders::{self, Order};
+use crate::mirror::rows::Budget;
 use crate::request::{parse_fields, Envelope};
 use crate::wire::order;
 
@@ -51,7 +53,7 @@ pub fn handle(ctx: &Ctx, env: &Envelope, frame: &[u8]) -> Result<Answer, OpError
     };
     let table_number = table_number.filter(|t| !t.trim().is_empty());
     let bill_id = bill_id.filter(|b| !b.trim().is_empty());
-    let echo_table = |j: &mut crate::json::JsonBuf, t: &Option<String>| {
+    let echo_table = |j: &mut JsonBuf, t: &Option<String>| {
         if let Some(t) = t {
             j.f_str("tableNumber", t);
         }
@@ -67,7 +69,9 @@ pub fn handle(ctx: &Ctx, env: &Envelope, frame: &[u8]) -> Result<Answer, OpError
     }
 
     let max_rows = ctx.max_rows();
+    // The answer is written inside the read transaction, each line straight from its row.
     let found = ctx.mirror.with(|c| {
+        let mut budget = Budget::new(max_rows);
         let table = match &table_number {
             Some(t) => match orders::table_by_number(c, t)? {
                 Some(row) => Some(row),
@@ -75,9 +79,9 @@ pub fn handle(ctx: &Ctx, env: &Envelope, frame: &[u8]) -> Result<Answer, OpError
             },
             None => None,
         };
-        match (&bill_id, &table) {
+        let (list, number_from_bill) = match (&bill_id, &table) {
             (Some(b), _) => {
-                let Some(o) = orders::order_by_id(c, b, max_rows)?.filter(Order::is_open) else {
+                let Some(o) = orders::head_by_id(c, b, &mut budget)?.filter(Order::is_open) else {
                     return Ok(Lookup::NoOrder(format!("bill {b} is not open")));
                 };
                 if let Some(t) = &table {
@@ -93,35 +97,38 @@ pub fn handle(ctx: &Ctx, env: &Envelope, frame: &[u8]) -> Result<Answer, OpError
                     (None, Some(tid)) => orders::table_by_id(c, tid)?.map(|t| t.number),
                     (None, None) => None,
                 };
-                Ok(Lookup::Found(vec![o], number.map(|n| n.to_string())))
+                (vec![o], number.map(|n| n.to_string()))
             }
             (None, Some(t)) => {
-                let list = orders::open_orders_on_table(c, &t.id, max_rows)?;
+                let list = orders::open_heads_on_table(c, &t.id, &mut budget)?;
                 if list.is_empty() {
                     return Ok(Lookup::NoOrder(format!(
                         "no open bill on table {}",
                         t.number
                     )));
                 }
-                Ok(Lookup::Found(list, None))
+                (list, None)
             }
             (None, None) => unreachable!("checked above"),
+        };
+        let echo = table_number.clone().or(number_from_bill);
+        let mut j = ctx.body();
+        j.begin_obj().f_str("rID", rid).f_str("state", "SUCCESS");
+        echo_table(&mut j, &echo);
+        j.key("orders").begin_arr();
+        for o in &list {
+            order::write_order_with(&mut j, o, |j, guests| {
+                orders::for_each_line(c, &o.bill_id, &mut budget, |l| {
+                    guests.dish(j, l, o.order_number)
+                })
+            })?;
         }
+        j.end_arr().end_obj();
+        Ok(Lookup::Found(j, list.len()))
     });
 
     match found {
-        Ok(Lookup::Found(list, number_from_bill)) => {
-            let echo = table_number.clone().or(number_from_bill);
-            let mut j = ctx.body();
-            j.begin_obj().f_str("rID", rid).f_str("state", "SUCCESS");
-            echo_table(&mut j, &echo);
-            j.key("orders").begin_arr();
-            for o in &list {
-                order::write_order(&mut j, o);
-            }
-            j.end_arr().end_obj();
-            Answer::callback(j, format!("SUCCESS orders={}", list.len()))
-        }
+        Ok(Lookup::Found(j, n)) => Answer::callback(j, format!("SUCCESS orders={n}")),
         Ok(Lookup::NoTable) => fail_body(
             ctx,
             rid,
@@ -144,5 +151,6 @@ pub fn handle(ctx: &Ctx, env: &Envelope, frame: &[u8]) -> Result<Answer, OpError
 enum Lookup {
     NoTable,
     NoOrder(String),
-    Found(Vec<Order>, Option<String>),
+    /// The SUCCESS body and how many bills it holds.
+    Found(JsonBuf, usize),
 }

@@ -3,10 +3,27 @@
 //! here and nowhere else.
 
 use crate::json::JsonBuf;
-use crate::mirror::orders::{Order, Position};
+use crate::mirror::orders::{Line, Order, Position};
 
 /// Writes one Order object.
 pub fn write_order(j: &mut JsonBuf, o: &Order) {
+    let lines: Result<(), std::convert::Infallible> = write_order_with(j, o, |j, g| {
+        for p in &o.positions {
+            g.dish(j, &p.line(), o.order_number);
+        }
+        Ok(())
+    });
+    let Ok(()) = lines;
+}
+
+/// Writes one Order object whose lines come from `lines` (which calls [`Guests::dish`] for
+/// each, in bill order) instead of `o.positions`: getBill writes them straight from the mirror
+/// rows. An error from `lines` is returned as it is, with the object left unfinished.
+pub fn write_order_with<E>(
+    j: &mut JsonBuf,
+    o: &Order,
+    lines: impl FnOnce(&mut JsonBuf, &mut Guests) -> Result<(), E>,
+) -> Result<(), E> {
     j.begin_obj()
         .f_str("billId", &o.bill_id)
         .f_int("orderNumber", o.order_number)
@@ -34,47 +51,70 @@ pub fn write_order(j: &mut JsonBuf, o: &Order) {
     j.end_arr().end_obj();
     j.f_money("totalSum", o.total_sum);
     j.key("guests");
-    write_guests(j, &o.positions, o.order_number);
+    let mut g = Guests::begin(j);
+    lines(j, &mut g)?;
+    g.end(j);
     j.end_obj();
+    Ok(())
 }
 
 /// `[{"name":"Гість 1","dishes":[…]}, …]`: positions grouped by guest, in guest order.
 pub fn write_guests(j: &mut JsonBuf, positions: &[Position], order_number: i64) {
-    j.begin_arr();
-    let mut current: Option<i64> = None;
+    let mut g = Guests::begin(j);
     for p in positions {
-        if current != Some(p.guest_no) {
-            if current.is_some() {
+        g.dish(j, &p.line(), order_number);
+    }
+    g.end(j);
+}
+
+/// The `guests` array written one line at a time: a new guest object opens whenever the
+/// guest number changes (lines come grouped by guest).
+pub struct Guests {
+    current: Option<i64>,
+}
+
+impl Guests {
+    pub fn begin(j: &mut JsonBuf) -> Guests {
+        j.begin_arr();
+        Guests { current: None }
+    }
+
+    pub fn dish(&mut self, j: &mut JsonBuf, l: &Line<'_>, order_number: i64) {
+        if self.current != Some(l.guest_no) {
+            if self.current.is_some() {
                 j.end_arr().end_obj();
             }
             j.begin_obj()
-                .f_str("name", &p.guest_name)
+                .f_str("name", l.guest_name)
                 .key("dishes")
                 .begin_arr();
-            current = Some(p.guest_no);
+            self.current = Some(l.guest_no);
         }
-        write_dish(j, p, order_number);
+        write_dish(j, l, order_number);
     }
-    if current.is_some() {
-        j.end_arr().end_obj();
+
+    pub fn end(self, j: &mut JsonBuf) {
+        if self.current.is_some() {
+            j.end_arr().end_obj();
+        }
+        j.end_arr();
     }
-    j.end_arr();
 }
 
-pub fn write_dish(j: &mut JsonBuf, p: &Position, order_number: i64) {
+pub fn write_dish(j: &mut JsonBuf, l: &Line<'_>, order_number: i64) {
     j.begin_obj()
-        .f_str("positionId", &p.position_id)
-        .f_str_or_null("linkedTo", p.linked_to.as_deref())
-        .f_str("dishId", p.dish_id.as_deref().unwrap_or(""))
-        .f_str("name", &p.name)
-        .f_qty("count", p.count)
-        .f_money("sum", p.sum)
-        .f_opt_str("category", p.category.as_deref())
-        .f_opt_str("categoryId", p.category_id.as_deref())
-        .f_opt_str("taxCategory", p.tax_category.as_deref())
-        .f_opt_str("taxCategoryId", p.tax_category_id.as_deref())
-        .f_str("type", &p.kind)
+        .f_str("positionId", l.position_id)
+        .f_str_or_null("linkedTo", l.linked_to)
+        .f_str("dishId", l.dish_id.unwrap_or(""))
+        .f_str("name", l.name)
+        .f_qty("count", l.count)
+        .f_money("sum", l.sum)
+        .f_opt_str("category", l.category)
+        .f_opt_str("categoryId", l.category_id)
+        .f_opt_str("taxCategory", l.tax_category)
+        .f_opt_str("taxCategoryId", l.tax_category_id)
+        .f_str("type", l.kind)
         .f_int("orderNumber", order_number)
-        .f_opt_str("checkNumber", p.check_number.as_deref())
+        .f_opt_str("checkNumber", l.check_number)
         .end_obj();
 }

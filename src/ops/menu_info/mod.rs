@@ -396,10 +396,7 @@ pub fn write_menu(
     rid: &str,
     max_rows: usize,
 ) -> Result<Counts, MirrorError> {
-    let mut b = Budget {
-        left: max_rows,
-        max: max_rows,
-    };
+    let mut b = Budget::new(max_rows);
     j.begin_obj().f_str("rID", rid);
     let groups = write_groups_section(c, j, &mut b)?;
     let mut dishes = 0;

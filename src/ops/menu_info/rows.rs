@@ -6,29 +6,11 @@ use rusqlite::{Row, Rows};
 use crate::json::JsonBuf;
 use crate::mirror::MirrorError;
 
-/// Rows read so far for this answer, against `[limits] max_rows`.
-pub(super) struct Budget {
-    pub(super) left: usize,
-    pub(super) max: usize,
-}
+pub(super) use crate::mirror::rows::Budget;
 
-impl Budget {
-    pub(super) fn take(&mut self) -> Result<(), MirrorError> {
-        if self.left == 0 {
-            return Err(MirrorError::TooManyRows(self.max));
-        }
-        self.left -= 1;
-        Ok(())
-    }
-}
-
+/// A text column, borrowed; NULL and the empty string are both `None`.
 pub(super) fn text<'r>(r: &'r Row<'_>, i: usize) -> rusqlite::Result<Option<&'r str>> {
-    r.get_ref(i)?
-        .as_str_or_null()
-        .map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into())
-        })
-        .map(|s| s.filter(|s| !s.is_empty()))
+    Ok(crate::mirror::rows::text_or_null(r, i)?.filter(|s| !s.is_empty()))
 }
 pub(super) fn int(r: &Row<'_>, i: usize, default: i64) -> rusqlite::Result<i64> {
     Ok(r.get::<_, Option<i64>>(i)?.unwrap_or(default))

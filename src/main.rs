@@ -51,6 +51,12 @@ EXPIRENZA_RESTO_ID, EXPIRENZA_SECRET_KEY, EXPIRENZA_WS_URL, EXPIRENZA_CALLBACK_U
 EXPIRENZA_MIRROR. See README.md for every config key and its default.
 ";
 
+/// The static builds' allocator (see Cargo.toml): dlmalloc returns freed memory to the system
+/// (trimmed segments, unmapped large blocks), where the libc they link keeps it.
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOC: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+
 fn main() -> ExitCode {
     match real_main() {
         Ok(code) => code,

@@ -204,37 +204,32 @@ impl JsonBuf {
     }
 
     pub fn key(&mut self, k: &str) -> &mut Self {
-        let comma = self.comma();
-        let k = k.as_bytes();
-        let fits = !needs_escape(k)
-            && self.in_place(usize::from(comma) + k.len() + 3, |c| {
-                c.comma(comma);
-                c.byte(b'"');
-                c.bytes(k);
-                c.bytes(b"\":");
-            });
-        if !fits {
-            self.slow_str(comma, k);
-            self.raw(b":");
-        }
+        self.quoted(k.as_bytes(), b"\":");
         self.after_key = true;
         self
     }
 
     pub fn str(&mut self, v: &str) -> &mut Self {
+        self.quoted(v.as_bytes(), b"\"");
+        self
+    }
+
+    /// `"v"` followed by the rest of `close` (`"` for a string, `":` for a key), after a comma
+    /// when one is due: in place when `v` needs no escape and fits, else on the slow path.
+    #[inline(always)]
+    fn quoted(&mut self, v: &[u8], close: &'static [u8]) {
         let comma = self.comma();
-        let v = v.as_bytes();
         let fits = !needs_escape(v)
-            && self.in_place(usize::from(comma) + v.len() + 2, |c| {
+            && self.in_place(usize::from(comma) + 1 + v.len() + close.len(), |c| {
                 c.comma(comma);
                 c.byte(b'"');
                 c.bytes(v);
-                c.byte(b'"');
+                c.bytes(close);
             });
         if !fits {
             self.slow_str(comma, v);
+            self.raw(close.get(1..).unwrap_or_default());
         }
-        self
     }
 
     /// A string (or key) off the fast path: it has bytes to escape, or the buffer is full or

@@ -365,9 +365,7 @@ pub fn open_orders_on_table(
     let mut budget = Budget::new(max_rows);
     let mut orders = open_heads_on_table(conn, table_id, &mut budget)?;
     for o in &mut orders {
-        for_each_line(conn, &o.bill_id, &mut budget, |l| {
-            o.positions.push(l.to_position())
-        })?;
+        load_lines(conn, o, &mut budget)?;
     }
     Ok(orders)
 }
@@ -382,8 +380,14 @@ pub fn order_by_id(
     let Some(mut o) = head_by_id(conn, bill_id, &mut budget)? else {
         return Ok(None);
     };
-    let mut lines = Vec::new();
-    for_each_line(conn, bill_id, &mut budget, |l| lines.push(l.to_position()))?;
-    o.positions = lines;
+    load_lines(conn, &mut o, &mut budget)?;
     Ok(Some(o))
+}
+
+/// Copies the lines of `o` into `o.positions`.
+fn load_lines(conn: &Connection, o: &mut Order, budget: &mut Budget) -> Result<(), MirrorError> {
+    let mut lines = Vec::new();
+    for_each_line(conn, &o.bill_id, budget, |l| lines.push(l.to_position()))?;
+    o.positions = lines;
+    Ok(())
 }

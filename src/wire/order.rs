@@ -133,11 +133,16 @@ mod tests {
         let dir = crate::test_util::TempDir::new("wire-order");
         let mut conn = crate::mirror::create_schema(&dir.path().join("m.sqlite")).unwrap();
         crate::mirror::demo::fill(&mut conn).unwrap();
-        // One line with every optional column NULL and an escaped name, on a second guest.
+        // On a second guest: one line with every optional column NULL and an escaped name, one
+        // with every optional column set.
         conn.execute_batch(
             "INSERT INTO order_positions (bill_id, position_id, line_no, guest_no, guest_name, name, \
-             count_milli, sum_kop) SELECT bill_id, 'p-null', 99, 2, 'Гість \"2\"', 'Чай\\n', 1500, 3000 \
-             FROM orders LIMIT 1",
+             count_milli, sum_kop) SELECT bill_id, 'p-null', 98, 2, 'Гість \"2\"', 'Чай\\n', 1500, 3000 \
+             FROM orders LIMIT 1; \
+             INSERT INTO order_positions (bill_id, position_id, line_no, guest_no, guest_name, linked_to, \
+             dish_id, name, count_milli, sum_kop, category, category_id, tax_category, tax_category_id, \
+             type, check_number) SELECT bill_id, 'p-full', 99, 2, 'Гість \"2\"', 'p-null', 'd-9', 'Лимон', \
+             250, 500, 'Напої', 'c-3', 'ПДВ', 't-1', 'modifier', 'ch-7' FROM orders LIMIT 1",
         )
         .unwrap();
         let ids: Vec<String> = conn
@@ -152,6 +157,13 @@ mod tests {
         for id in &ids {
             let owned = orders::order_by_id(&conn, id, 10_000).unwrap().unwrap();
             lines_seen += owned.positions.len();
+            if let Some(p) = owned.positions.iter().find(|p| p.position_id == "p-full") {
+                // Every optional field reached the owned copy.
+                let l = p.line();
+                let set = [l.linked_to, l.dish_id, l.category, l.category_id];
+                let set2 = [l.tax_category, l.tax_category_id, l.check_number];
+                assert!(set.iter().chain(&set2).all(Option::is_some), "{p:?}");
+            }
             let mut a = JsonBuf::new(1 << 20);
             write_order(&mut a, &owned);
 

@@ -315,7 +315,7 @@ fn put(f: &mut Figures, key: impl Into<String>, v: f64) {
     f.insert(key.into(), v);
 }
 
-fn put_phase(f: &mut Figures, notes: &mut Vec<String>, key: &str, p: &Phase, cpu: Duration) {
+fn put_phase(f: &mut Figures, notes: &mut Vec<String>, key: &str, p: &Phase, cpu: procfs::Cpu) {
     put(f, format!("{key}.n"), p.answered as f64);
     put(f, format!("{key}.bad"), p.bad as f64);
     put(f, format!("{key}.lost"), p.lost as f64);
@@ -324,10 +324,12 @@ fn put_phase(f: &mut Figures, notes: &mut Vec<String>, key: &str, p: &Phase, cpu
     put(f, format!("{key}.max_us"), p.lat.max_us);
     put(f, format!("{key}.ops_per_sec"), p.ops_per_sec);
     if p.answered > 0 {
+        let per_op = |d: Duration| d.as_secs_f64() * 1e6 / p.answered as f64;
+        put(f, format!("{key}.agent_cpu_us_per_op"), per_op(cpu.total()));
         put(
             f,
-            format!("{key}.agent_cpu_us_per_op"),
-            cpu.as_secs_f64() * 1e6 / p.answered as f64,
+            format!("{key}.agent_kernel_us_per_op"),
+            per_op(cpu.kernel),
         );
     }
     if p.bad > 0 || p.lost > 0 {
@@ -358,15 +360,15 @@ async fn phase(
 ) -> Result<(), String> {
     let pid = agent.pid;
     let (c0, k0) = (
-        procfs::cpu_stat(pid).map_err(|e| format!("agent gone: {e}"))?,
+        procfs::cpu_split(pid).map_err(|e| format!("agent gone: {e}"))?,
         agent.clones(),
     );
     let p = load::run(cloud, frames, n, conc, expect).await;
     let (c1, k1) = (
-        procfs::cpu_stat(pid).map_err(|e| format!("agent gone: {e}"))?,
+        procfs::cpu_split(pid).map_err(|e| format!("agent gone: {e}"))?,
         agent.clones(),
     );
-    put_phase(f, notes, key, &p, c1.saturating_sub(c0));
+    put_phase(f, notes, key, &p, c1.since(c0));
     if let (Some(a), Some(b)) = (k0, k1) {
         put(f, format!("{key}.clones"), b.saturating_sub(a) as f64);
     }

@@ -39,14 +39,41 @@ pub fn threads(pid: u32) -> u64 {
 
 /// CPU time used so far, as `utime + stime` from `/proc/<pid>/stat` (clock-tick resolution).
 pub fn cpu_stat(pid: u32) -> std::io::Result<Duration> {
+    cpu_split(pid).map(|c| c.user + c.kernel)
+}
+
+/// CPU time used so far, split into user and kernel time.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Cpu {
+    pub user: Duration,
+    pub kernel: Duration,
+}
+impl Cpu {
+    pub fn total(self) -> Duration {
+        self.user + self.kernel
+    }
+    pub fn since(self, earlier: Cpu) -> Cpu {
+        Cpu {
+            user: self.user.saturating_sub(earlier.user),
+            kernel: self.kernel.saturating_sub(earlier.kernel),
+        }
+    }
+}
+
+/// `utime` and `stime` from `/proc/<pid>/stat` (clock-tick resolution; the kernel splits each
+/// tick's time by sampling, so the split is an estimate over a long window).
+pub fn cpu_split(pid: u32) -> std::io::Result<Cpu> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // Field 2 (comm) may hold spaces; everything after the last ')' is fixed.
     let rest = text.rsplit_once(')').map_or("", |(_, r)| r);
     let f: Vec<&str> = rest.split_whitespace().collect();
     // After ')': state is field 3, so utime (14) and stime (15) are at 11 and 12.
     let num = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    let ticks = num(11) + num(12);
-    Ok(Duration::from_nanos(ticks * 1_000_000_000 / clk_tck()))
+    let ticks = |t: u64| Duration::from_nanos(t * 1_000_000_000 / clk_tck());
+    Ok(Cpu {
+        user: ticks(num(11)),
+        kernel: ticks(num(12)),
+    })
 }
 
 /// CPU time on all threads from `/proc/<pid>/task/*/schedstat` (nanoseconds; finer than

@@ -211,9 +211,9 @@ pub fn human(o: &Outcome, m: &Machine, bins: &[(String, PathBuf, u64)]) -> Strin
     let _ = writeln!(s);
     let _ = writeln!(
         s,
-        "| operation | mode | answered | p50 | p99 | max | ops/s | agent CPU/op |"
+        "| operation | mode | answered | p50 | p99 | max | ops/s | agent CPU/op | of which kernel |"
     );
-    let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|---:|---:|");
     let modes = [
         ("seq".to_string(), "sequential".to_string()),
         (
@@ -233,7 +233,7 @@ pub fn human(o: &Outcome, m: &Machine, bins: &[(String, PathBuf, u64)]) -> Strin
                 .map(|r| r.pay_bill.describe())
                 .next()
                 .unwrap_or_default();
-            let _ = writeln!(s, "| {op} | — | {why} | | | | | |");
+            let _ = writeln!(s, "| {op} | — | {why} | | | | | | |");
             continue;
         }
         for (key, label) in &modes {
@@ -243,13 +243,14 @@ pub fn human(o: &Outcome, m: &Machine, bins: &[(String, PathBuf, u64)]) -> Strin
             let k = |x: &str| g(&format!("{op}.{key}.{x}")).unwrap_or(f64::NAN);
             let _ = writeln!(
                 s,
-                "| {op} | {label} | {:.0} | {} | {} | {} | {:.0} | {} |",
+                "| {op} | {label} | {:.0} | {} | {} | {} | {:.0} | {} | {} |",
                 k("n"),
                 fmt_us(k("p50_us")),
                 fmt_us(k("p99_us")),
                 fmt_us(k("max_us")),
                 k("ops_per_sec"),
-                fmt_us(k("agent_cpu_us_per_op"))
+                fmt_us(k("agent_cpu_us_per_op")),
+                fmt_us(k("agent_kernel_us_per_op"))
             );
         }
     }
@@ -472,6 +473,10 @@ pub fn compare(outcomes: &[(String, Outcome)]) -> String {
             keys.push((
                 format!("{op}.{mode}.agent_cpu_us_per_op"),
                 format!("agent CPU per {op} ({mode})"),
+            ));
+            keys.push((
+                format!("{op}.{mode}.agent_kernel_us_per_op"),
+                format!("of which kernel, {op} ({mode})"),
             ));
         }
     }

@@ -124,7 +124,9 @@ pub fn prepare_with(
     } else {
         None
     };
-    let tx: &Connection = conn;
+    // The statements a full order is read with, kept for this scan (dropped before `conn`).
+    let stmts = crate::mirror::raw::Stmts::default();
+    let tx = &crate::mirror::Conn::new(conn, &stmts);
     let scan = tracker::scan(tx, bounds.max_tracked, bounds.max_rows)?;
 
     // Orders acknowledged as open that are open no more (closed, paid, or deleted).

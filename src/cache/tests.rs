@@ -268,10 +268,12 @@ fn full_details_that_do_not_fit_are_deferred() {
     let mut everything_acked = Acked::default();
     everything_acked.replace(p_all.commit.clone());
     let (p_short, _) = push(&m, &mut everything_acked, bounds(), false);
+    let stmts = crate::mirror::raw::Stmts::default();
+    let conn = crate::mirror::Conn::new(&m.conn, &stmts);
     let max_full = ids
         .iter()
         .map(|id| {
-            let o = crate::mirror::orders::order_by_id(&m.conn, id, 1000)
+            let o = crate::mirror::orders::order_by_id(&conn, id, 1000)
                 .unwrap()
                 .unwrap();
             let mut j = JsonBuf::new(1 << 20);

@@ -13,6 +13,7 @@
 pub mod check;
 pub mod demo;
 pub mod orders;
+pub mod raw;
 pub mod rows;
 
 use std::os::unix::fs::MetadataExt;
@@ -53,10 +54,44 @@ impl From<rusqlite::Error> for MirrorError {
 }
 
 struct Pooled {
+    /// Statements prepared through [`raw`] on `conn`: finalized before `conn` closes (`Drop`).
+    stmts: raw::Stmts,
     conn: Connection,
     ident: (u64, u64),
     /// The busy timeout this connection has now (it changes in [`no_wait`] mode).
     busy: Duration,
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        // A connection with a statement left cannot close.
+        self.stmts.clear();
+    }
+}
+
+/// A mirror connection as the readers see it: the connection (through `Deref`) and the
+/// statements kept prepared beside it ([`raw::Stmts`]).
+pub struct Conn<'a> {
+    conn: &'a Connection,
+    stmts: &'a raw::Stmts,
+}
+
+impl<'a> Conn<'a> {
+    /// `conn` with `stmts` kept beside it; `stmts` must be emptied before `conn` closes (a
+    /// local `Stmts` declared after the connection is dropped first).
+    pub fn new(conn: &'a Connection, stmts: &'a raw::Stmts) -> Conn<'a> {
+        Conn { conn, stmts }
+    }
+    pub fn stmts(&self) -> &raw::Stmts {
+        self.stmts
+    }
+}
+
+impl std::ops::Deref for Conn<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        self.conn
+    }
 }
 
 thread_local! {
@@ -190,7 +225,7 @@ impl Mirror {
     /// Run `f` on a pooled read-only connection. Errors drop the connection.
     pub fn with<T>(
         &self,
-        f: impl FnOnce(&Connection) -> Result<T, MirrorError>,
+        f: impl FnOnce(&Conn<'_>) -> Result<T, MirrorError>,
     ) -> Result<T, MirrorError> {
         let r = self.with_inner(f);
         if matches!(r, Err(MirrorError::Busy(_))) {
@@ -201,7 +236,7 @@ impl Mirror {
 
     fn with_inner<T>(
         &self,
-        f: impl FnOnce(&Connection) -> Result<T, MirrorError>,
+        f: impl FnOnce(&Conn<'_>) -> Result<T, MirrorError>,
     ) -> Result<T, MirrorError> {
         let ident = self.ident()?;
         let pooled = {
@@ -213,6 +248,7 @@ impl Mirror {
         let mut pooled = match pooled {
             Some(p) => p,
             None => Pooled {
+                stmts: raw::Stmts::default(),
                 conn: self.open()?,
                 ident,
                 busy: self.wait(),
@@ -225,7 +261,7 @@ impl Mirror {
         }
         // One read transaction for the whole answer: every query sees the same snapshot, and
         // the WAL read lock is taken once, not once per statement.
-        let res = read_txn(&pooled.conn, f).map_err(|e| match e {
+        let res = read_txn(&Conn::new(&pooled.conn, &pooled.stmts), f).map_err(|e| match e {
             MirrorError::Busy(_) => MirrorError::Busy(self.busy_timeout.as_millis() as u64),
             e => e,
         });
@@ -241,8 +277,8 @@ impl Mirror {
 
 /// `f` inside `BEGIN … COMMIT` (a read transaction: the connection is query-only).
 fn read_txn<T>(
-    c: &Connection,
-    f: impl FnOnce(&Connection) -> Result<T, MirrorError>,
+    c: &Conn<'_>,
+    f: impl FnOnce(&Conn<'_>) -> Result<T, MirrorError>,
 ) -> Result<T, MirrorError> {
     c.prepare_cached("BEGIN")?.execute([])?;
     let r = f(c);

@@ -5,8 +5,9 @@
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::rows::{int_or, text, text_or_null, Budget};
-use super::MirrorError;
+use super::raw::RawRow;
+use super::rows::Budget;
+use super::{Conn, MirrorError};
 use crate::money::{Kopecks, Qty};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -259,44 +260,47 @@ fn order_head(r: &Row<'_>) -> rusqlite::Result<Order> {
 }
 
 /// A line from its row (the columns of the query in [`for_each_line`]), borrowed.
-fn line_of<'r>(r: &'r Row<'_>) -> rusqlite::Result<Line<'r>> {
+fn line_of<'r>(r: &RawRow<'r>) -> rusqlite::Result<Line<'r>> {
     Ok(Line {
-        position_id: text(r, 0)?,
-        guest_no: int_or(r, 1, 1)?,
-        guest_name: text_or_null(r, 2)?.unwrap_or("Гість 1"),
-        linked_to: text_or_null(r, 3)?,
-        dish_id: text_or_null(r, 4)?,
-        name: text(r, 5)?,
-        count: Qty(r.get(6)?),
-        sum: Kopecks(r.get(7)?),
-        category: text_or_null(r, 8)?,
-        category_id: text_or_null(r, 9)?,
-        tax_category: text_or_null(r, 10)?,
-        tax_category_id: text_or_null(r, 11)?,
-        kind: text_or_null(r, 12)?.unwrap_or("dish"),
-        check_number: text_or_null(r, 13)?,
+        position_id: r.text(0)?,
+        guest_no: r.int_or(1, 1)?,
+        guest_name: r.text_or_null(2)?.unwrap_or("Гість 1"),
+        linked_to: r.text_or_null(3)?,
+        dish_id: r.text_or_null(4)?,
+        name: r.text(5)?,
+        count: Qty(r.int(6)?),
+        sum: Kopecks(r.int(7)?),
+        category: r.text_or_null(8)?,
+        category_id: r.text_or_null(9)?,
+        tax_category: r.text_or_null(10)?,
+        tax_category_id: r.text_or_null(11)?,
+        kind: r.text_or_null(12)?.unwrap_or("dish"),
+        check_number: r.text_or_null(13)?,
     })
 }
 
 /// Calls `f` with each line of bill `bill_id`, in bill order (guest, then line), borrowed
-/// from its row: nothing is copied. Each row counts against `budget`.
+/// from its row: nothing is copied. Each row counts against `budget`. The query runs through
+/// [`super::raw`] (one C call per column, where rusqlite makes four): a bill's lines are most
+/// of getBill's columns.
 pub fn for_each_line(
-    conn: &Connection,
+    conn: &Conn<'_>,
     bill_id: &str,
     budget: &mut Budget,
     mut f: impl FnMut(&Line<'_>),
 ) -> Result<(), MirrorError> {
-    let mut st = conn.prepare_cached(
-        "SELECT position_id, guest_no, guest_name, linked_to, dish_id, name, count_milli, sum_kop, category, \
-         category_id, tax_category, tax_category_id, type, check_number \
-         FROM order_positions WHERE bill_id = ?1 ORDER BY guest_no, line_no",
-    )?;
-    let mut rows = st.query(params![bill_id])?;
-    while let Some(r) = rows.next()? {
-        budget.take()?;
-        f(&line_of(r)?);
-    }
-    Ok(())
+    const LINES: &str =
+        "SELECT position_id, guest_no, guest_name, linked_to, dish_id, name, count_milli, \
+         sum_kop, category, category_id, tax_category, tax_category_id, type, check_number \
+         FROM order_positions WHERE bill_id = ?1 ORDER BY guest_no, line_no";
+    conn.stmts().with(conn, LINES, |st| {
+        let mut rows = st.query(bill_id)?;
+        while let Some(r) = rows.step()? {
+            budget.take()?;
+            f(&line_of(&r)?);
+        }
+        Ok(())
+    })
 }
 
 /// The discounts of `o`, counted against `budget`.
@@ -358,7 +362,7 @@ pub fn head_by_id(
 
 /// Open bills (NEW or BILL) on a table, oldest first, whole.
 pub fn open_orders_on_table(
-    conn: &Connection,
+    conn: &Conn<'_>,
     table_id: &str,
     max_rows: usize,
 ) -> Result<Vec<Order>, MirrorError> {
@@ -372,7 +376,7 @@ pub fn open_orders_on_table(
 
 /// One bill by id, in any state, whole.
 pub fn order_by_id(
-    conn: &Connection,
+    conn: &Conn<'_>,
     bill_id: &str,
     max_rows: usize,
 ) -> Result<Option<Order>, MirrorError> {
@@ -385,7 +389,7 @@ pub fn order_by_id(
 }
 
 /// Copies the lines of `o` into `o.positions`.
-fn load_lines(conn: &Connection, o: &mut Order, budget: &mut Budget) -> Result<(), MirrorError> {
+fn load_lines(conn: &Conn<'_>, o: &mut Order, budget: &mut Budget) -> Result<(), MirrorError> {
     let mut lines = Vec::new();
     for_each_line(conn, &o.bill_id, budget, |l| lines.push(l.to_position()))?;
     o.positions = lines;

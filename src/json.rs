@@ -203,8 +203,10 @@ impl JsonBuf {
         self
     }
 
-    pub fn key(&mut self, k: &str) -> &mut Self {
-        self.quoted(k.as_bytes(), b"\":");
+    /// A key: a `&str` (checked for bytes to escape as it is written) or a [`Key`] made by
+    /// [`key!`](crate::key) (checked when the program is compiled, written as one copy).
+    pub fn key(&mut self, k: impl KeyArg) -> &mut Self {
+        k.put_key(self);
         self.after_key = true;
         self
     }
@@ -299,34 +301,34 @@ impl JsonBuf {
     }
 
     // Field helpers: key + value in one call.
-    pub fn f_str(&mut self, k: &str, v: &str) -> &mut Self {
+    pub fn f_str(&mut self, k: impl KeyArg, v: &str) -> &mut Self {
         self.key(k).str(v)
     }
     /// Writes the field only when `v` is `Some`: the protocol omits empty fields (§3).
-    pub fn f_opt_str(&mut self, k: &str, v: Option<&str>) -> &mut Self {
+    pub fn f_opt_str(&mut self, k: impl KeyArg, v: Option<&str>) -> &mut Self {
         if let Some(v) = v {
             self.key(k).str(v);
         }
         self
     }
     /// `"k": "v"` or `"k": null`.
-    pub fn f_str_or_null(&mut self, k: &str, v: Option<&str>) -> &mut Self {
+    pub fn f_str_or_null(&mut self, k: impl KeyArg, v: Option<&str>) -> &mut Self {
         self.key(k);
         match v {
             Some(v) => self.str(v),
             None => self.null(),
         }
     }
-    pub fn f_int(&mut self, k: &str, v: i64) -> &mut Self {
+    pub fn f_int(&mut self, k: impl KeyArg, v: i64) -> &mut Self {
         self.key(k).int(v)
     }
-    pub fn f_bool(&mut self, k: &str, v: bool) -> &mut Self {
+    pub fn f_bool(&mut self, k: impl KeyArg, v: bool) -> &mut Self {
         self.key(k).bool(v)
     }
-    pub fn f_money(&mut self, k: &str, v: Kopecks) -> &mut Self {
+    pub fn f_money(&mut self, k: impl KeyArg, v: Kopecks) -> &mut Self {
         self.key(k).money(v)
     }
-    pub fn f_qty(&mut self, k: &str, v: Qty) -> &mut Self {
+    pub fn f_qty(&mut self, k: impl KeyArg, v: Qty) -> &mut Self {
         self.key(k).qty(v)
     }
 
@@ -382,6 +384,70 @@ impl JsonBuf {
             None => Err(StreamStopped::NotStreaming),
         }
     }
+}
+
+/// What [`JsonBuf::key`] takes: a `&str` or a [`Key`].
+pub trait KeyArg {
+    fn put_key(self, j: &mut JsonBuf);
+}
+
+impl KeyArg for &str {
+    #[inline]
+    fn put_key(self, j: &mut JsonBuf) {
+        j.quoted(self.as_bytes(), b"\":");
+    }
+}
+
+/// A key whose bytes need no escape, known when the program is compiled, and kept as the bytes
+/// it is written as (`"name":`): make one with [`key!`](crate::key). The hot writers (a bill's
+/// lines) use these; writing one is a comma when due and one copy.
+#[derive(Debug, Clone, Copy)]
+pub struct Key {
+    quoted: &'static [u8],
+}
+
+impl Key {
+    /// `quoted` is `"name":`; a name with a byte to escape stops the build ([`key!`] evaluates
+    /// this in a constant).
+    #[doc(hidden)]
+    pub const fn checked(quoted: &'static str) -> Key {
+        let b = quoted.as_bytes();
+        assert!(b.len() >= 3, "a key is written as \"name\":");
+        let mut i = 1;
+        while i + 2 < b.len() {
+            let c = b[i];
+            assert!(
+                c >= 0x20 && c != b'"' && c != b'\\',
+                "a key! name has a byte JSON must escape"
+            );
+            i += 1;
+        }
+        Key { quoted: b }
+    }
+}
+
+impl KeyArg for Key {
+    #[inline]
+    fn put_key(self, j: &mut JsonBuf) {
+        let comma = j.comma();
+        let fits = j.in_place(usize::from(comma) + self.quoted.len(), |c| {
+            c.comma(comma);
+            c.bytes(self.quoted);
+        });
+        if !fits {
+            j.put_slow(if comma { b"," } else { b"" });
+            j.put_slow(self.quoted);
+        }
+    }
+}
+
+/// A [`json::Key`](crate::json::Key) checked at compile time: `j.f_str(key!("billId"), id)`.
+#[macro_export]
+macro_rules! key {
+    ($name:literal) => {{
+        const K: $crate::json::Key = $crate::json::Key::checked(concat!("\"", $name, "\":"));
+        K
+    }};
 }
 
 /// Writes into a slice the fast path has already sized: every write fits by construction, so

@@ -25,7 +25,7 @@ pub fn handle(ctx: &Ctx, env: &Envelope, _frame: &[u8]) -> Result<Answer, OpErro
             .f_str("name", name.as_deref().unwrap_or(""))
             .f_int("number", number);
         for k in keys {
-            j.f_opt_str(k, hall.as_deref());
+            j.f_opt_str(*k, hall.as_deref());
         }
         j.end_obj();
         Ok(())

@@ -125,7 +125,7 @@ pub fn body(ctx: &Ctx, rid: &str, event_time: &str) -> Result<Answer, OpError> {
         if !f.info.is_empty() {
             j.key("info").begin_obj();
             for (k, v) in f.info {
-                j.f_int(k, *v);
+                j.f_int(*k, *v);
             }
             j.end_obj();
         }

@@ -3,6 +3,7 @@
 //! here and nowhere else.
 
 use crate::json::JsonBuf;
+use crate::key;
 use crate::mirror::orders::{Line, Order, Position};
 
 /// Writes one Order object.
@@ -25,32 +26,35 @@ pub fn write_order_with<E>(
     lines: impl FnOnce(&mut JsonBuf, &mut Guests) -> Result<(), E>,
 ) -> Result<(), E> {
     j.begin_obj()
-        .f_str("billId", &o.bill_id)
-        .f_int("orderNumber", o.order_number)
-        .f_str("created", &o.created)
-        .f_opt_str("tableId", o.table_id.as_deref())
-        .f_opt_str("state", Some(o.state.as_str()))
-        .f_opt_str("waiter", o.waiter_name.as_deref())
-        .f_opt_str("waiterId", o.waiter_id.as_deref())
-        .f_bool("isBanquetOrder", o.is_banquet)
-        .f_bool("isDelivery", o.is_delivery)
-        .f_bool("splitAvailable", o.split_available)
-        .f_opt_str("rootBillId", o.root_bill_id.as_deref())
-        .f_opt_str("paymentType", o.payment_type.as_deref())
-        .f_opt_str("pricingTime", o.pricing_time.as_deref())
-        .f_money("bonusSum", o.bonus_sum)
-        .f_money("rawSum", o.raw_sum);
-    j.key("discounts").begin_obj().key("list").begin_arr();
+        .f_str(key!("billId"), &o.bill_id)
+        .f_int(key!("orderNumber"), o.order_number)
+        .f_str(key!("created"), &o.created)
+        .f_opt_str(key!("tableId"), o.table_id.as_deref())
+        .f_opt_str(key!("state"), Some(o.state.as_str()))
+        .f_opt_str(key!("waiter"), o.waiter_name.as_deref())
+        .f_opt_str(key!("waiterId"), o.waiter_id.as_deref())
+        .f_bool(key!("isBanquetOrder"), o.is_banquet)
+        .f_bool(key!("isDelivery"), o.is_delivery)
+        .f_bool(key!("splitAvailable"), o.split_available)
+        .f_opt_str(key!("rootBillId"), o.root_bill_id.as_deref())
+        .f_opt_str(key!("paymentType"), o.payment_type.as_deref())
+        .f_opt_str(key!("pricingTime"), o.pricing_time.as_deref())
+        .f_money(key!("bonusSum"), o.bonus_sum)
+        .f_money(key!("rawSum"), o.raw_sum);
+    j.key(key!("discounts"))
+        .begin_obj()
+        .key(key!("list"))
+        .begin_arr();
     for d in &o.discounts {
         j.begin_obj()
-            .f_str("id", &d.id)
-            .f_str("name", &d.name)
-            .f_money("sum", d.sum)
+            .f_str(key!("id"), &d.id)
+            .f_str(key!("name"), &d.name)
+            .f_money(key!("sum"), d.sum)
             .end_obj();
     }
     j.end_arr().end_obj();
-    j.f_money("totalSum", o.total_sum);
-    j.key("guests");
+    j.f_money(key!("totalSum"), o.total_sum);
+    j.key(key!("guests"));
     let mut g = Guests::begin(j);
     lines(j, &mut g)?;
     g.end(j);
@@ -85,8 +89,8 @@ impl Guests {
                 j.end_arr().end_obj();
             }
             j.begin_obj()
-                .f_str("name", l.guest_name)
-                .key("dishes")
+                .f_str(key!("name"), l.guest_name)
+                .key(key!("dishes"))
                 .begin_arr();
             self.current = Some(l.guest_no);
         }
@@ -103,19 +107,19 @@ impl Guests {
 
 pub fn write_dish(j: &mut JsonBuf, l: &Line<'_>, order_number: i64) {
     j.begin_obj()
-        .f_str("positionId", l.position_id)
-        .f_str_or_null("linkedTo", l.linked_to)
-        .f_str("dishId", l.dish_id.unwrap_or(""))
-        .f_str("name", l.name)
-        .f_qty("count", l.count)
-        .f_money("sum", l.sum)
-        .f_opt_str("category", l.category)
-        .f_opt_str("categoryId", l.category_id)
-        .f_opt_str("taxCategory", l.tax_category)
-        .f_opt_str("taxCategoryId", l.tax_category_id)
-        .f_str("type", l.kind)
-        .f_int("orderNumber", order_number)
-        .f_opt_str("checkNumber", l.check_number)
+        .f_str(key!("positionId"), l.position_id)
+        .f_str_or_null(key!("linkedTo"), l.linked_to)
+        .f_str(key!("dishId"), l.dish_id.unwrap_or(""))
+        .f_str(key!("name"), l.name)
+        .f_qty(key!("count"), l.count)
+        .f_money(key!("sum"), l.sum)
+        .f_opt_str(key!("category"), l.category)
+        .f_opt_str(key!("categoryId"), l.category_id)
+        .f_opt_str(key!("taxCategory"), l.tax_category)
+        .f_opt_str(key!("taxCategoryId"), l.tax_category_id)
+        .f_str(key!("type"), l.kind)
+        .f_int(key!("orderNumber"), order_number)
+        .f_opt_str(key!("checkNumber"), l.check_number)
         .end_obj();
 }
 
@@ -153,6 +157,8 @@ mod tests {
             .collect::<Result<_, _>>()
             .unwrap();
         assert!(ids.len() >= 2, "the demo has bills");
+        let stmts = crate::mirror::raw::Stmts::default();
+        let conn = crate::mirror::Conn::new(&conn, &stmts);
         let mut lines_seen = 0;
         for id in &ids {
             let owned = orders::order_by_id(&conn, id, 10_000).unwrap().unwrap();

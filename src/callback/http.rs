@@ -94,10 +94,27 @@ pub async fn exchange(
 ) -> Result<Response, ExchangeError> {
     rb.buf.clear();
     let w = |e: std::io::Error| err(format!("network error while sending: {}", e.kind()), true);
-    io.write_all(head).await.map_err(w)?;
-    io.write_all(body).await.map_err(w)?;
+    write_all_two(io, head, body).await.map_err(w)?;
     io.flush().await.map_err(w)?;
     read_response(io, rb, max_body).await
+}
+
+/// `head` then `body`, gathered into one write where the stream can (`writev` on TCP): one
+/// segment and one wake-up of the receiver for a body that fits, not one for the head and
+/// another for the body.
+async fn write_all_two(io: &mut dyn Io, head: &[u8], body: &[u8]) -> std::io::Result<()> {
+    let (mut head, mut body) = (head, body);
+    while !head.is_empty() || !body.is_empty() {
+        let parts = [std::io::IoSlice::new(head), std::io::IoSlice::new(body)];
+        let n = io.write_vectored(&parts).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        let from_head = n.min(head.len());
+        head = head.get(from_head..).unwrap_or_default();
+        body = body.get(n - from_head..).unwrap_or_default();
+    }
+    Ok(())
 }
 
 /// Write `head`, then the streamed body as its second pass produces it (chunk by chunk, never
@@ -319,6 +336,94 @@ mod tests {
         let mut rb = ReadBuf::default();
         let r = exchange(&mut a, &mut rb, &head, b"{}", max).await;
         (r, server.await.unwrap())
+    }
+
+    /// A stream that takes at most `per_call` bytes per write, gathering across slices, and
+    /// counts its write calls.
+    struct Gather {
+        got: Vec<u8>,
+        calls: usize,
+        per_call: usize,
+    }
+    impl tokio::io::AsyncWrite for Gather {
+        fn poll_write(
+            self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            self.poll_write_vectored(cx, &[std::io::IoSlice::new(buf)])
+        }
+        fn poll_write_vectored(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            bufs: &[std::io::IoSlice<'_>],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            self.calls += 1;
+            let mut n = 0;
+            for b in bufs {
+                let take = b.len().min(self.per_call - n);
+                self.got.extend_from_slice(&b[..take]);
+                n += take;
+            }
+            std::task::Poll::Ready(Ok(n))
+        }
+        fn is_write_vectored(&self) -> bool {
+            true
+        }
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+    impl tokio::io::AsyncRead for Gather {
+        fn poll_read(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            _: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn head_and_body_go_out_in_one_write_when_they_fit_and_whole_when_they_do_not() {
+        let (head, body) = (
+            b"POST / HTTP/1.1\r\n\r\n".as_slice(),
+            b"{\"a\":1}".as_slice(),
+        );
+        let mut whole = head.to_vec();
+        whole.extend_from_slice(body);
+        let mut g = Gather {
+            got: Vec::new(),
+            calls: 0,
+            per_call: usize::MAX / 2,
+        };
+        write_all_two(&mut g, head, body).await.unwrap();
+        assert_eq!((g.got.as_slice(), g.calls), (whole.as_slice(), 1));
+        for per_call in [1, 5, head.len(), head.len() + 1] {
+            let mut g = Gather {
+                got: Vec::new(),
+                calls: 0,
+                per_call,
+            };
+            write_all_two(&mut g, head, body).await.unwrap();
+            assert_eq!(g.got, whole, "{per_call} bytes per write");
+        }
+        let mut g = Gather {
+            got: Vec::new(),
+            calls: 0,
+            per_call: 0,
+        };
+        let e = write_all_two(&mut g, head, body).await.unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::WriteZero);
     }
 
     #[tokio::test]

@@ -24,7 +24,9 @@ use serde::de::{self, DeserializeSeed, IntoDeserializer, MapAccess, SeqAccess, V
 
 use crate::request::MAX_DEPTH;
 
+mod capped;
 mod scalar;
+pub use capped::Capped;
 pub use scalar::Scalar;
 
 /// Newtype-struct name that asks for a scalar's raw text: a number arrives as

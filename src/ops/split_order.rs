@@ -23,7 +23,7 @@ use super::journaled::{self, Failed};
 use super::{fail_body, substate, Answer, Ctx, OpError};
 use crate::journal::store::{Dedup, NewCommand};
 use crate::journal::Command;
-use crate::json_in::Scalar;
+use crate::json_in::{Capped, Scalar};
 use crate::mirror::orders::{self, Order};
 use crate::money::{Kopecks, Qty};
 use crate::request::{parse_fields, Envelope};
@@ -47,7 +47,8 @@ pub struct Fields {
     /// Read leniently (a number or a decimal string); checked in [`check`].
     #[serde(rename = "controlSum")]
     pub control_sum: Option<Scalar>,
-    pub positions: heapless::Vec<SplitPosition, MAX_POSITIONS>,
+    /// On the heap, at most [`MAX_POSITIONS`] (see `json_in::Capped`).
+    pub positions: Capped<SplitPosition, MAX_POSITIONS>,
 }
 
 pub fn parse(frame: &[u8]) -> Result<Fields, String> {

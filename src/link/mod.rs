@@ -123,7 +123,9 @@ impl Link {
             }
             last_attempt = Some(Instant::now());
             self.events.connecting();
-            let connect = self.connect();
+            // Both futures are large (TLS and the HTTP upgrade; the session's buffers): on the
+            // heap, they are not built on the event loop's stack and copied in.
+            let connect = Box::pin(self.connect());
             let ws = tokio::select! {
                 _ = shutdown.recv() => return,
                 r = timeout(Duration::from_secs(l.connect_timeout_secs), connect) => r,
@@ -156,7 +158,7 @@ impl Link {
                 );
                 self.dispatcher.submit(frame.as_bytes(), Instant::now());
             }
-            let reason = self.session(ws, &mut shutdown).await;
+            let reason = Box::pin(self.session(ws, &mut shutdown)).await;
             crate::metrics::link_down();
             let lasted = up_at.elapsed();
             if lasted >= Duration::from_secs(l.backoff_reset_after_secs) {

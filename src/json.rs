@@ -442,6 +442,11 @@ impl KeyArg for Key {
 }
 
 /// A [`json::Key`](crate::json::Key) checked at compile time: `j.f_str(key!("billId"), id)`.
+/// A name with a byte JSON must escape does not compile:
+///
+/// ```compile_fail
+/// let _ = expirenza_agent::key!("bad\"key");
+/// ```
 #[macro_export]
 macro_rules! key {
     ($name:literal) => {{
@@ -521,6 +526,54 @@ mod tests {
         }
         // UTF-8 multi-byte text needs no escape.
         assert!(!needs_escape("Гість 1: борщ, «Київ» — 129.20 ₴".as_bytes()));
+    }
+
+    #[test]
+    fn compile_time_keys_write_what_str_keys_write() {
+        let write = |with_macro: bool, cap: usize| {
+            let mut j = JsonBuf::new(cap);
+            j.begin_obj();
+            if with_macro {
+                j.f_str(crate::key!("a"), "x")
+                    .key(crate::key!("list"))
+                    .begin_arr()
+                    .begin_obj()
+                    .f_int(crate::key!("n"), 1)
+                    .f_str_or_null(crate::key!("m"), None)
+                    .end_obj()
+                    .end_arr();
+            } else {
+                j.f_str("a", "x")
+                    .key("list")
+                    .begin_arr()
+                    .begin_obj()
+                    .f_int("n", 1)
+                    .f_str_or_null("m", None)
+                    .end_obj()
+                    .end_arr();
+            }
+            j.end_obj();
+            j.finish()
+        };
+        let want = br#"{"a":"x","list":[{"n":1,"m":null}]}"#;
+        assert_eq!(write(true, 1024).unwrap(), want);
+        assert_eq!(write(false, 1024).unwrap(), want);
+        // Past the cap, both stop the same way.
+        assert!(write(true, 20).is_err() && write(false, 20).is_err());
+        // Off the in-place path (the buffer grows past its first 4 KiB), the same bytes.
+        let mut j = JsonBuf::new(1 << 20);
+        j.begin_arr();
+        for _ in 0..800 {
+            j.begin_obj().f_int(crate::key!("k"), 7).end_obj();
+        }
+        j.end_arr();
+        let body = j.finish().unwrap();
+        assert_eq!(
+            body.len(),
+            2 + 800 * 8 - 1,
+            "{{\"k\":7}} and a comma, 800 times"
+        );
+        assert!(body.starts_with(br#"[{"k":7},{"k":7}"#) && body.ends_with(br#"{"k":7}]"#));
     }
 
     #[test]

@@ -278,6 +278,36 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_request_is_small_on_the_stack_and_its_positions_capped() {
+        // The positions live on the heap: a fixed-capacity array here was copied by the parser
+        // into a 124 KiB stack frame on the event loop.
+        assert!(
+            std::mem::size_of::<Fields>() <= 512,
+            "{}",
+            std::mem::size_of::<Fields>()
+        );
+        let pos = |n: usize| {
+            (0..n)
+                .map(|i| format!(r#"{{"id":"p-{i}","quantity":1}}"#))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let frame = |n| {
+            format!(
+                r#"{{"billId":"b","controlSum":1,"positions":[{}]}}"#,
+                pos(n)
+            )
+        };
+        let f = parse(frame(MAX_POSITIONS).as_bytes()).unwrap();
+        assert_eq!(f.positions.len(), MAX_POSITIONS);
+        assert_eq!(f.positions[3].id.as_str(), "p-3");
+        let e = parse(frame(MAX_POSITIONS + 1).as_bytes())
+            .err()
+            .expect("one too many");
+        assert!(e.contains("at most 64"), "{e}");
+    }
+
+    #[test]
     fn part_sum_is_exact_and_rounds_half_up() {
         // Whole lines keep their exact sum.
         assert_eq!(

@@ -10,7 +10,9 @@
 //!   temporary file rather than growing the heap.
 //!
 //! On top of that, [`limit_process`] sets SQLite's soft heap limit for the whole process
-//! ([`SOFT_HEAP_LIMIT_KIB`]): past it SQLite frees cached pages before it allocates more.
+//! ([`SOFT_HEAP_LIMIT_KIB`]): past it SQLite frees cached pages before it allocates more. And
+//! SQLite is built without lookaside (`SQLITE_DEFAULT_LOOKASIDE=0,0` in `.cargo/config.toml`):
+//! no connection keeps a slab of its own for small allocations.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 

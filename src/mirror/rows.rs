@@ -1,10 +1,10 @@
 //! Reading columns without copying them, and the row budget of one answer.
 //!
-//! A [`rusqlite::Row`]'s text can be borrowed for as long as the row is current. The readers
-//! that write JSON straight from the rows (getBill's lines, menuInfo) use these helpers instead
-//! of `Row::get::<String>`, which allocates a `String` per column.
+//! A [`rusqlite::Row`]'s text can be borrowed for as long as the row is current. menuInfo, which
+//! writes JSON straight from its rows, reads text this way instead of `Row::get::<String>`, which
+//! allocates a `String` per column. (getBill's lines are read through `raw.rs`.)
 
-use rusqlite::types::{FromSqlError, ValueRef};
+use rusqlite::types::FromSqlError;
 use rusqlite::Row;
 
 use super::MirrorError;
@@ -47,50 +47,25 @@ pub fn text_or_null<'r>(r: &'r Row<'_>, i: usize) -> rusqlite::Result<Option<&'r
     })
 }
 
-/// A text column that must not be NULL (`Row::get::<String>`'s errors otherwise).
-pub fn text<'r>(r: &'r Row<'_>, i: usize) -> rusqlite::Result<&'r str> {
-    match text_or_null(r, i)? {
-        Some(s) => Ok(s),
-        None => Err(rusqlite::Error::InvalidColumnType(
-            i,
-            r.as_ref().column_name(i).unwrap_or("?").to_owned(),
-            rusqlite::types::Type::Null,
-        )),
-    }
-}
-
-/// An integer column; NULL is `default`.
-pub fn int_or(r: &Row<'_>, i: usize, default: i64) -> rusqlite::Result<i64> {
-    match r.get_ref(i)? {
-        ValueRef::Integer(n) => Ok(n),
-        ValueRef::Null => Ok(default),
-        _ => r.get(i), // the error `get` gives for this type
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use rusqlite::Connection;
 
     #[test]
-    fn borrowed_columns_read_like_get_and_fail_like_get() {
+    fn a_borrowed_column_reads_like_get_and_fails_like_get() {
         let c = Connection::open_in_memory().unwrap();
         let mut st = c
             .prepare("SELECT 'Борщ', NULL, 7, CAST(x'ff' AS TEXT), 2.5, ''")
             .unwrap();
         let mut rows = st.query([]).unwrap();
         let r = rows.next().unwrap().unwrap();
-        assert_eq!(text(r, 0).unwrap(), "Борщ");
+        assert_eq!(text_or_null(r, 0).unwrap(), Some("Борщ"));
         assert_eq!(text_or_null(r, 1).unwrap(), None);
         assert_eq!(text_or_null(r, 5).unwrap(), Some(""));
-        assert!(text(r, 1).is_err(), "NULL where text is required");
-        assert!(text(r, 2).is_err(), "an integer is not text");
-        assert!(text(r, 3).is_err(), "bytes that are not UTF-8");
-        assert_eq!(int_or(r, 2, 9).unwrap(), 7);
-        assert_eq!(int_or(r, 1, 9).unwrap(), 9);
-        assert!(int_or(r, 4, 9).is_err(), "a real is not an integer");
-        assert!(int_or(r, 0, 9).is_err(), "text is not an integer");
+        assert!(text_or_null(r, 2).is_err(), "an integer is not text");
+        assert!(text_or_null(r, 3).is_err(), "bytes that are not UTF-8");
+        assert!(text_or_null(r, 4).is_err(), "a real is not text");
         let mut b = Budget::new(2);
         assert!(b.take().is_ok() && b.take().is_ok());
         assert!(matches!(b.take(), Err(MirrorError::TooManyRows(2))));

@@ -5,6 +5,7 @@
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
+use crate::answers::Answers;
 use crate::callback::Deliver;
 use crate::config::Config;
 use crate::journal::Journal;
@@ -21,6 +22,8 @@ pub struct Ctx {
     pub cache_ok: AtomicBool,
     /// The durable command journal (opened lazily; see `journal/mod.rs`).
     pub journal: Journal,
+    /// Answers kept per mirror version (`[limits] answer_cache_kib`).
+    pub answers: Answers,
 }
 
 impl Ctx {
@@ -31,17 +34,23 @@ impl Ctx {
             cfg.mirror.max_connections,
         );
         let journal = Journal::new(&cfg);
+        let answers = Answers::new(cfg.limits.answer_cache_kib as usize * 1024);
         Ctx {
             cfg,
             mirror,
             callback,
             cache_ok: AtomicBool::new(false),
             journal,
+            answers,
         }
     }
     /// A body writer capped by `[limits] max_body_bytes`.
     pub fn body(&self) -> JsonBuf {
         JsonBuf::new(self.cfg.limits.max_body_bytes)
+    }
+    /// A body writer capped like [`Ctx::body`], with room for `room` bytes from the start.
+    pub fn body_with_room(&self, room: usize) -> JsonBuf {
+        JsonBuf::with_room(self.cfg.limits.max_body_bytes, room)
     }
     pub fn max_rows(&self) -> usize {
         self.cfg.limits.max_rows

@@ -75,6 +75,14 @@ impl JsonBuf {
         }
     }
 
+    /// A writer capped at `cap` bytes with room for `room` of them from the start (the body's
+    /// size when it is known, e.g. a cached answer's): no growing on the way.
+    pub fn with_room(cap: usize, room: usize) -> Self {
+        let mut j = JsonBuf::new(cap);
+        j.buf = vec![0; room.min(cap).max(64)];
+        j
+    }
+
     /// A writer that sends its bytes to `sink` (at most `cap` of them) instead of a buffer.
     pub fn streaming(sink: Box<dyn Sink>, cap: usize) -> Self {
         JsonBuf {
@@ -92,6 +100,25 @@ impl JsonBuf {
     /// Bytes written so far.
     pub fn len(&self) -> usize {
         self.written
+    }
+
+    /// The bytes written from offset `start` on, while they are all held (not for a streaming
+    /// or an overflowed writer).
+    pub fn since(&self, start: usize) -> Option<&[u8]> {
+        if self.sink.is_some() || self.overflow {
+            return None;
+        }
+        self.buf.get(start..self.written)
+    }
+
+    /// Appends `bytes`, JSON that a `JsonBuf` wrote before (a cached answer's rest, from
+    /// [`JsonBuf::since`]), as they are: no check, no escape. The writer is left as after a
+    /// value.
+    pub fn json_written_before(&mut self, bytes: &[u8]) -> &mut Self {
+        self.raw(bytes);
+        self.after_key = false;
+        self.need_comma = true;
+        self
     }
     pub fn is_empty(&self) -> bool {
         self.written == 0

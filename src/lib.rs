@@ -16,6 +16,7 @@
 pub mod log;
 
 pub mod agent;
+pub mod answers;
 pub mod body_stream;
 pub mod cache;
 pub mod callback;

@@ -30,6 +30,9 @@ OPTIONS:
     --bursts-only    Only the bursts (no start-up, idle and load measurements)
     --strace         Run the agent under `strace -f` and count its clone calls (threads
                      created) per phase and per burst
+    --config-extra TOML
+                     Append TOML to every generated agent config, e.g.
+                     $'[limits]\nanswer_cache_kib = 0' to measure every getBill computed afresh
     --variant L=CMD  Measure CMD (an agent binary, optionally behind a wrapper such as
                      `qemu-aarch64 -cpu cortex-a72 path/to/agent`) under the label L;
                      repeatable: the figures are printed side by side at the end
@@ -74,6 +77,7 @@ fn real_main() -> Result<(), String> {
     let (mut agent, mut work_dir): (Option<PathBuf>, Option<PathBuf>) = (None, None);
     let (mut strace, mut bursts, mut no_bursts) = (false, Vec::new(), false);
     let mut bursts_only = false;
+    let mut config_extra = String::new();
     let mut variants: Vec<(String, Vec<String>)> = Vec::new();
     let num = |p: &mut lexopt::Parser| -> Result<u64, String> {
         p.value()
@@ -95,6 +99,10 @@ fn real_main() -> Result<(), String> {
             Long("burst") => bursts.push(num(&mut p)? as usize),
             Long("no-bursts") => no_bursts = true,
             Long("bursts-only") => bursts_only = true,
+            Long("config-extra") => {
+                let v = p.value().map_err(|e| e.to_string())?;
+                config_extra = v.into_string().map_err(|_| "--config-extra: not UTF-8")?;
+            }
             Long("variant") => {
                 let v = p.value().map_err(|e| e.to_string())?;
                 let v = v.to_str().ok_or("--variant: not UTF-8")?;
@@ -160,6 +168,7 @@ fn real_main() -> Result<(), String> {
             strace,
             bursts: bursts.clone(),
             bursts_only,
+            config_extra: config_extra.clone(),
         };
         eprintln!("bench: variant {label}");
         let outcome = rt.block_on(support::run_all_with(&plan, &extra, |m| {

@@ -86,6 +86,10 @@ pub struct Limits {
     /// SQLite's soft heap limit for the whole process, KiB: past it SQLite frees cached pages
     /// before it allocates more. Default 4096.
     pub sqlite_heap_limit_kib: u32,
+    /// Answers kept per mirror version (getBill, tablesInfo), KiB: a request asked again
+    /// while the mirror has not changed is answered from them (`src/answers.rs`). 0 turns
+    /// this off. Default 512.
+    pub answer_cache_kib: u32,
 }
 
 impl Default for Limits {
@@ -108,6 +112,7 @@ impl Default for Limits {
             max_menu_bytes: 64 << 20,
             sqlite_cache_kib: crate::sqlite_mem::CACHE_KIB,
             sqlite_heap_limit_kib: crate::sqlite_mem::SOFT_HEAP_LIMIT_KIB,
+            answer_cache_kib: 512,
         }
     }
 }

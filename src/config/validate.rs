@@ -82,6 +82,9 @@ impl Config {
         if !(256..=1_048_576).contains(&m.sqlite_heap_limit_kib) {
             return bad("[limits] sqlite_heap_limit_kib must be between 256 and 1048576".into());
         }
+        if m.answer_cache_kib > 65_536 {
+            return bad("[limits] answer_cache_kib must be between 0 (off) and 65536".into());
+        }
         let c = &self.callback;
         if c.attempt_timeout_secs == 0
             || c.deadline_secs < c.attempt_timeout_secs

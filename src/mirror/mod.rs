@@ -57,6 +57,8 @@ struct Pooled {
     /// Statements prepared through [`raw`] on `conn`: finalized before `conn` closes (`Drop`).
     stmts: raw::Stmts,
     conn: Connection,
+    /// This connection's number, unique in the process ([`Conn::version`]).
+    serial: u64,
     ident: (u64, u64),
     /// The busy timeout this connection has now (it changes in [`no_wait`] mode).
     busy: Duration,
@@ -74,16 +76,60 @@ impl Drop for Pooled {
 pub struct Conn<'a> {
     conn: &'a Connection,
     stmts: &'a raw::Stmts,
+    /// The pooled connection's serial; `None` for any other.
+    serial: Option<u64>,
 }
+
+/// Which data a read transaction sees, as far as one connection can tell: the connection's
+/// serial number and its `PRAGMA data_version`. SQLite changes a connection's data version
+/// whenever another connection (the POS, its sync job) commits to the file, so two reads on
+/// one connection with the same `Version` saw the same data. Different connections, or a
+/// connection to a replaced file (a new one, with a new serial), never compare equal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Version {
+    serial: u64,
+    data: i64,
+}
+
+impl Version {
+    #[cfg(test)]
+    pub(crate) fn for_test(serial: u64, data: i64) -> Version {
+        Version { serial, data }
+    }
+}
+
+/// Serial numbers of pooled connections.
+static SERIALS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl<'a> Conn<'a> {
     /// `conn` with `stmts` kept beside it; `stmts` must be emptied before `conn` closes (a
     /// local `Stmts` declared after the connection is dropped first).
     pub fn new(conn: &'a Connection, stmts: &'a raw::Stmts) -> Conn<'a> {
-        Conn { conn, stmts }
+        Conn {
+            conn,
+            stmts,
+            serial: None,
+        }
     }
     pub fn stmts(&self) -> &raw::Stmts {
         self.stmts
+    }
+
+    /// The [`Version`] of the data this read transaction sees, for caching what is computed
+    /// from it (`crate::answers`). `None` off the mirror's pool (no serial to tell
+    /// connections apart). Call it inside the transaction ([`Mirror::with`] runs in one).
+    pub fn version(&self) -> Result<Option<Version>, MirrorError> {
+        let Some(serial) = self.serial else {
+            return Ok(None);
+        };
+        let data = self.stmts.with(self, "PRAGMA data_version", |st| {
+            let mut rows = st.query_none()?;
+            match rows.step()? {
+                Some(r) => r.int(0),
+                None => Err(rusqlite::Error::QueryReturnedNoRows),
+            }
+        })?;
+        Ok(Some(Version { serial, data }))
     }
 }
 
@@ -250,6 +296,7 @@ impl Mirror {
             None => Pooled {
                 stmts: raw::Stmts::default(),
                 conn: self.open()?,
+                serial: SERIALS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
                 ident,
                 busy: self.wait(),
             },
@@ -261,7 +308,12 @@ impl Mirror {
         }
         // One read transaction for the whole answer: every query sees the same snapshot, and
         // the WAL read lock is taken once, not once per statement.
-        let res = read_txn(&Conn::new(&pooled.conn, &pooled.stmts), f).map_err(|e| match e {
+        let conn = Conn {
+            conn: &pooled.conn,
+            stmts: &pooled.stmts,
+            serial: Some(pooled.serial),
+        };
+        let res = read_txn(&conn, f).map_err(|e| match e {
             MirrorError::Busy(_) => MirrorError::Busy(self.busy_timeout.as_millis() as u64),
             e => e,
         });
@@ -280,12 +332,12 @@ fn read_txn<T>(
     c: &Conn<'_>,
     f: impl FnOnce(&Conn<'_>) -> Result<T, MirrorError>,
 ) -> Result<T, MirrorError> {
-    c.prepare_cached("BEGIN")?.execute([])?;
+    let run = |sql: &'static str| c.stmts().with(c, sql, |st| st.execute());
+    run("BEGIN")?;
     let r = f(c);
     // Ending a read transaction cannot lose anything; after an error the connection is
     // dropped rather than pooled, which ends it too.
-    let end = c.prepare_cached(if r.is_ok() { "COMMIT" } else { "ROLLBACK" });
-    let ended = end.and_then(|mut s| s.execute([]));
+    let ended = run(if r.is_ok() { "COMMIT" } else { "ROLLBACK" });
     match (r, ended) {
         (Ok(v), Ok(_)) => Ok(v),
         (Ok(_), Err(e)) => Err(e.into()),

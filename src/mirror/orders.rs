@@ -3,9 +3,7 @@
 //! Used by getBill and, later, by payBill, splitOrder and the ORDERS_CACHE webhook. Every query
 //! binds its parameters and is capped by `[limits] max_rows` rows per answer.
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
-
-use super::raw::RawRow;
+use super::raw::{Param, RawRow};
 use super::rows::Budget;
 use super::{Conn, MirrorError};
 use crate::money::{Kopecks, Qty};
@@ -199,7 +197,7 @@ impl Line<'_> {
 
 /// Look a table up by the number the guest's QR code carries. A `tableNumber` that is not an
 /// integer cannot name a table and is simply not found.
-pub fn table_by_number(conn: &Connection, number: &str) -> Result<Option<TableRow>, MirrorError> {
+pub fn table_by_number(conn: &Conn<'_>, number: &str) -> Result<Option<TableRow>, MirrorError> {
     let Ok(n) = number.trim().parse::<i64>() else {
         return Ok(None);
     };
@@ -210,7 +208,7 @@ pub fn table_by_number(conn: &Connection, number: &str) -> Result<Option<TableRo
     )
 }
 
-pub fn table_by_id(conn: &Connection, id: &str) -> Result<Option<TableRow>, MirrorError> {
+pub fn table_by_id(conn: &Conn<'_>, id: &str) -> Result<Option<TableRow>, MirrorError> {
     table_where(
         conn,
         "SELECT id, number, name, hall_id FROM tables WHERE id = ?1",
@@ -219,41 +217,43 @@ pub fn table_by_id(conn: &Connection, id: &str) -> Result<Option<TableRow>, Mirr
 }
 
 fn table_where(
-    conn: &Connection,
-    sql: &str,
-    key: impl rusqlite::ToSql,
+    conn: &Conn<'_>,
+    sql: &'static str,
+    key: impl Param,
 ) -> Result<Option<TableRow>, MirrorError> {
-    let mut st = conn.prepare_cached(sql)?;
-    Ok(st
-        .query_row(params![key], |r| {
-            Ok(TableRow {
-                id: r.get(0)?,
-                number: r.get(1)?,
-                name: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
-                hall_id: r.get(3)?,
-            })
-        })
-        .optional()?)
+    conn.stmts().with(conn, sql, |st| {
+        let mut rows = st.query(key)?;
+        let Some(r) = rows.step()? else {
+            return Ok(None);
+        };
+        Ok(Some(TableRow {
+            id: r.text(0)?.to_owned(),
+            number: r.int(1)?,
+            name: r.text_or_null(2)?.unwrap_or_default().to_owned(),
+            hall_id: r.text_or_null(3)?.map(str::to_owned),
+        }))
+    })
 }
 
-fn order_head(r: &Row<'_>) -> rusqlite::Result<Order> {
+fn order_head(r: &RawRow<'_>) -> rusqlite::Result<Order> {
+    let own = |s: Option<&str>| s.map(str::to_owned);
     Ok(Order {
-        bill_id: r.get(0)?,
-        order_number: r.get(1)?,
-        table_id: r.get(2)?,
-        state: r.get(3)?,
-        created: r.get::<_, Option<String>>(4)?.unwrap_or_default(),
-        waiter_id: r.get(5)?,
-        waiter_name: r.get(6)?,
-        raw_sum: Kopecks(r.get::<_, Option<i64>>(7)?.unwrap_or(0)),
-        total_sum: Kopecks(r.get::<_, Option<i64>>(8)?.unwrap_or(0)),
-        bonus_sum: Kopecks(r.get::<_, Option<i64>>(9)?.unwrap_or(0)),
-        is_banquet: r.get::<_, Option<bool>>(10)?.unwrap_or(false),
-        is_delivery: r.get::<_, Option<bool>>(11)?.unwrap_or(false),
-        split_available: r.get::<_, Option<bool>>(12)?.unwrap_or(false),
-        root_bill_id: r.get(13)?,
-        payment_type: r.get(14)?,
-        pricing_time: r.get(15)?,
+        bill_id: r.text(0)?.to_owned(),
+        order_number: r.int(1)?,
+        table_id: own(r.text_or_null(2)?),
+        state: r.text(3)?.to_owned(),
+        created: r.text_or_null(4)?.unwrap_or_default().to_owned(),
+        waiter_id: own(r.text_or_null(5)?),
+        waiter_name: own(r.text_or_null(6)?),
+        raw_sum: Kopecks(r.int_or(7, 0)?),
+        total_sum: Kopecks(r.int_or(8, 0)?),
+        bonus_sum: Kopecks(r.int_or(9, 0)?),
+        is_banquet: r.bool_or(10, false)?,
+        is_delivery: r.bool_or(11, false)?,
+        split_available: r.bool_or(12, false)?,
+        root_bill_id: own(r.text_or_null(13)?),
+        payment_type: own(r.text_or_null(14)?),
+        pricing_time: own(r.text_or_null(15)?),
         positions: Vec::new(),
         discounts: Vec::new(),
     })
@@ -304,42 +304,42 @@ pub fn for_each_line(
 }
 
 /// The discounts of `o`, counted against `budget`.
-fn load_discounts(
-    conn: &Connection,
-    o: &mut Order,
-    budget: &mut Budget,
-) -> Result<(), MirrorError> {
-    let mut st = conn.prepare_cached(
-        "SELECT discount_id, name, sum_kop FROM order_discounts WHERE bill_id = ?1 ORDER BY discount_id",
-    )?;
-    let mut rows = st.query(params![o.bill_id])?;
-    while let Some(r) = rows.next()? {
-        budget.take()?;
-        o.discounts.push(Discount {
-            id: r.get(0)?,
-            name: r.get(1)?,
-            sum: Kopecks(r.get(2)?),
-        });
-    }
-    Ok(())
+fn load_discounts(conn: &Conn<'_>, o: &mut Order, budget: &mut Budget) -> Result<(), MirrorError> {
+    const DISCOUNTS: &str =
+        "SELECT discount_id, name, sum_kop FROM order_discounts WHERE bill_id = ?1 ORDER BY discount_id";
+    conn.stmts().with(conn, DISCOUNTS, |st| {
+        let mut rows = st.query(o.bill_id.as_str())?;
+        while let Some(r) = rows.step()? {
+            budget.take()?;
+            o.discounts.push(Discount {
+                id: r.text(0)?.to_owned(),
+                name: r.text(1)?.to_owned(),
+                sum: Kopecks(r.int(2)?),
+            });
+        }
+        Ok(())
+    })
 }
 
 /// Open bills (NEW or BILL) on a table, oldest first: heads and discounts, no positions (read
 /// those with [`for_each_line`]).
 pub fn open_heads_on_table(
-    conn: &Connection,
+    conn: &Conn<'_>,
     table_id: &str,
     budget: &mut Budget,
 ) -> Result<Vec<Order>, MirrorError> {
-    let mut st = conn.prepare_cached(select_order_head!(
+    const HEADS: &str = select_order_head!(
         "FROM orders WHERE table_id = ?1 AND state IN ('NEW', 'BILL') ORDER BY created, order_number"
-    ))?;
-    let mut orders = Vec::new();
-    let mut rows = st.query(params![table_id])?;
-    while let Some(r) = rows.next()? {
-        budget.take()?;
-        orders.push(order_head(r)?);
-    }
+    );
+    let mut orders = conn.stmts().with(conn, HEADS, |st| {
+        let mut orders = Vec::new();
+        let mut rows = st.query(table_id)?;
+        while let Some(r) = rows.step()? {
+            budget.take()?;
+            orders.push(order_head(&r)?);
+        }
+        Ok::<_, MirrorError>(orders)
+    })?;
     for o in &mut orders {
         load_discounts(conn, o, budget)?;
     }
@@ -348,12 +348,16 @@ pub fn open_heads_on_table(
 
 /// One bill by id, in any state: head and discounts, no positions.
 pub fn head_by_id(
-    conn: &Connection,
+    conn: &Conn<'_>,
     bill_id: &str,
     budget: &mut Budget,
 ) -> Result<Option<Order>, MirrorError> {
-    let mut st = conn.prepare_cached(select_order_head!("FROM orders WHERE bill_id = ?1"))?;
-    let Some(mut o) = st.query_row(params![bill_id], order_head).optional()? else {
+    const HEAD: &str = select_order_head!("FROM orders WHERE bill_id = ?1");
+    let head = conn.stmts().with(conn, HEAD, |st| {
+        let mut rows = st.query(bill_id)?;
+        rows.step()?.map(|r| order_head(&r)).transpose()
+    })?;
+    let Some(mut o) = head else {
         return Ok(None);
     };
     load_discounts(conn, &mut o, budget)?;

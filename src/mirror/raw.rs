@@ -1,5 +1,6 @@
-//! Statements prepared and read through SQLite's C API, for the few queries that read many
-//! columns per answer (a bill's lines).
+//! Statements prepared and read through SQLite's C API, for the queries on getBill's path: a
+//! bill's lines (many columns per answer), its head, discounts and table, and the read
+//! transaction's `BEGIN` / `COMMIT`.
 //!
 //! rusqlite reads a column with four calls into SQLite (`sqlite3_column_count` for the bounds,
 //! `_type`, `_text`, `_bytes`), each of which enters and leaves the statement's mutex, plus its
@@ -32,8 +33,42 @@ use std::ptr::NonNull;
 use rusqlite::types::Type;
 use rusqlite::{ffi, Connection};
 
-/// Statements one [`Stmts`] keeps prepared (the queries that use this module: a handful).
-const MAX_STMTS: usize = 4;
+/// Statements one [`Stmts`] keeps prepared (the queries that use this module: getBill's lines,
+/// order heads by table and by id, discounts, tables by number and by id, `BEGIN`, `COMMIT`,
+/// `ROLLBACK` and `PRAGMA data_version`, with room for two more).
+const MAX_STMTS: usize = 12;
+
+/// A value bound to a statement's `?1`: text or an integer.
+pub trait Param {
+    /// Binds `self` to `?1` of `stmt`; SQLite's result code.
+    fn bind(&self, stmt: &mut RawStmt) -> c_int;
+}
+
+impl Param for &str {
+    fn bind(&self, stmt: &mut RawStmt) -> c_int {
+        let Ok(len) = c_int::try_from(self.len()) else {
+            return ffi::SQLITE_TOOBIG;
+        };
+        // SAFETY: a `RawStmt` is a live statement; SQLITE_TRANSIENT makes SQLite copy the bytes
+        // at once, so they need not outlive this call.
+        unsafe {
+            ffi::sqlite3_bind_text(
+                stmt.ptr.as_ptr(),
+                1,
+                self.as_ptr().cast(),
+                len,
+                ffi::SQLITE_TRANSIENT(),
+            )
+        }
+    }
+}
+
+impl Param for i64 {
+    fn bind(&self, stmt: &mut RawStmt) -> c_int {
+        // SAFETY: a `RawStmt` is a live statement.
+        unsafe { ffi::sqlite3_bind_int64(stmt.ptr.as_ptr(), 1, *self) }
+    }
+}
 
 /// A statement prepared on one connection, finalized when dropped.
 pub struct RawStmt {
@@ -93,22 +128,25 @@ impl RawStmt {
     }
 
     /// Runs the statement with `param` bound to `?1`.
-    pub fn query(&mut self, param: &str) -> rusqlite::Result<Query<'_>> {
-        let len = c_int::try_from(param.len()).map_err(|_| rusqlite::Error::InvalidQuery)?;
-        // SAFETY: the statement is live; SQLITE_TRANSIENT makes SQLite copy the bytes at once.
-        let rc = unsafe {
-            ffi::sqlite3_bind_text(
-                self.ptr.as_ptr(),
-                1,
-                param.as_ptr().cast(),
-                len,
-                ffi::SQLITE_TRANSIENT(),
-            )
-        };
+    pub fn query(&mut self, param: impl Param) -> rusqlite::Result<Query<'_>> {
+        let rc = param.bind(self);
         if rc != ffi::SQLITE_OK {
             return Err(failure(self.db, rc));
         }
         Ok(Query { stmt: self })
+    }
+
+    /// Runs a statement that takes no parameter.
+    pub fn query_none(&mut self) -> rusqlite::Result<Query<'_>> {
+        Ok(Query { stmt: self })
+    }
+
+    /// Runs a statement that takes no parameter and returns no row (`BEGIN`, `COMMIT`) to
+    /// the end, and resets it.
+    pub fn execute(&mut self) -> rusqlite::Result<()> {
+        let mut q = self.query_none()?;
+        while q.step()?.is_some() {}
+        Ok(())
     }
 }
 
@@ -225,21 +263,35 @@ impl<'r> RawRow<'r> {
 
     /// An integer column; NULL is `default`.
     pub fn int_or(&self, i: usize, default: i64) -> rusqlite::Result<i64> {
-        let (v, t) = self.value(i);
-        match t {
-            // SAFETY: `v` is this row's value, an integer.
-            ffi::SQLITE_INTEGER => Ok(unsafe { ffi::sqlite3_value_int64(v) }),
-            ffi::SQLITE_NULL => Ok(default),
-            t => Err(self.wrong_type(i, t)),
-        }
+        Ok(self.int_or_null(i)?.unwrap_or(default))
     }
 
     /// An integer column that must not be NULL.
     pub fn int(&self, i: usize) -> rusqlite::Result<i64> {
         let (v, t) = self.value(i);
         match t {
-            // SAFETY: as in `int_or`.
+            // SAFETY: `v` is this row's value, an integer.
             ffi::SQLITE_INTEGER => Ok(unsafe { ffi::sqlite3_value_int64(v) }),
+            t => Err(self.wrong_type(i, t)),
+        }
+    }
+
+    /// A flag column (an integer, non-zero is true, as rusqlite reads a `bool`); NULL is
+    /// `default`.
+    pub fn bool_or(&self, i: usize, default: bool) -> rusqlite::Result<bool> {
+        Ok(match self.int_or_null(i)? {
+            Some(n) => n != 0,
+            None => default,
+        })
+    }
+
+    /// An integer column; NULL is `None`.
+    pub fn int_or_null(&self, i: usize) -> rusqlite::Result<Option<i64>> {
+        let (v, t) = self.value(i);
+        match t {
+            // SAFETY: `v` is this row's value, an integer.
+            ffi::SQLITE_INTEGER => Ok(Some(unsafe { ffi::sqlite3_value_int64(v) })),
+            ffi::SQLITE_NULL => Ok(None),
             t => Err(self.wrong_type(i, t)),
         }
     }
@@ -346,6 +398,38 @@ mod tests {
     }
 
     #[test]
+    fn integer_parameters_flags_and_statements_without_parameters() {
+        let c = db();
+        let stmts = Stmts::default();
+        let r: rusqlite::Result<()> = stmts.with(&c, "SELECT a, b, c FROM t WHERE c = ?1", |st| {
+            let mut q = st.query(7i64)?;
+            let r = q.step()?.expect("the row with c = 7");
+            assert_eq!(r.text(0)?, "Борщ");
+            assert!(r.bool_or(2, false)?, "7 is true");
+            assert!(r.bool_or(1, true)?, "NULL is the default");
+            assert!(!r.bool_or(1, false)?);
+            assert_eq!(r.int_or_null(1)?, None);
+            assert_eq!(r.int_or_null(2)?, Some(7));
+            assert!(r.bool_or(0, false).is_err(), "text is not a flag");
+            assert!(q.step()?.is_none());
+            Ok(())
+        });
+        r.unwrap();
+        let n: rusqlite::Result<i64> = stmts.with(&c, "SELECT count(*) FROM t", |st| {
+            let mut q = st.query_none()?;
+            let r = q.step()?.expect("one row");
+            r.int(0)
+        });
+        assert_eq!(n.unwrap(), 4);
+        let ran: rusqlite::Result<()> = stmts.with(&c, "BEGIN", |st| st.execute());
+        ran.unwrap();
+        assert!(!c.is_autocommit(), "BEGIN ran");
+        let ran: rusqlite::Result<()> = stmts.with(&c, "COMMIT", |st| st.execute());
+        ran.unwrap();
+        assert!(c.is_autocommit(), "COMMIT ran");
+    }
+
+    #[test]
     fn a_kept_statement_is_reused_rebound_and_reset() {
         let c = db();
         let stmts = Stmts::default();
@@ -397,15 +481,11 @@ mod tests {
     fn at_most_max_stmts_are_kept() {
         let c = db();
         let stmts = Stmts::default();
-        const SQLS: [&str; MAX_STMTS + 2] = [
-            "SELECT 1 WHERE ?1 IS NOT NULL",
-            "SELECT 2 WHERE ?1 IS NOT NULL",
-            "SELECT 3 WHERE ?1 IS NOT NULL",
-            "SELECT 4 WHERE ?1 IS NOT NULL",
-            "SELECT 5 WHERE ?1 IS NOT NULL",
-            "SELECT 6 WHERE ?1 IS NOT NULL",
-        ];
-        for (n, sql) in SQLS.iter().enumerate() {
+        // `Stmts` keeps `&'static str`s, as the queries in the code are.
+        let sqls: Vec<&'static str> = (1..=MAX_STMTS + 2)
+            .map(|n| &*Box::leak(format!("SELECT {n} WHERE ?1 IS NOT NULL").into_boxed_str()))
+            .collect();
+        for (n, sql) in sqls.iter().enumerate() {
             let got: rusqlite::Result<i64> = stmts.with(&c, sql, |st| {
                 let mut q = st.query("k")?;
                 let r = q.step()?.expect("a row");

@@ -27,7 +27,7 @@ use crate::journal::Command;
 use crate::json::JsonBuf;
 use crate::json_in::Scalar;
 use crate::mirror::orders::{self, Order};
-use crate::mirror::MirrorError;
+use crate::mirror::{Conn, MirrorError};
 use crate::money::{Kopecks, Qty};
 use crate::request::{parse_fields, Envelope};
 use crate::wire::order;
@@ -142,7 +142,7 @@ pub fn line_sum(price: Kopecks, qty: Qty) -> Kopecks {
 }
 
 /// Check table and items; returns the order's price from the menu.
-fn check(c: &Connection, f: &Fields) -> Result<Result<Kopecks, Failed>, MirrorError> {
+fn check(c: &Conn<'_>, f: &Fields) -> Result<Result<Kopecks, Failed>, MirrorError> {
     let bad = |s: &'static str, m: String| {
         Ok(Err(Failed {
             substate: s,

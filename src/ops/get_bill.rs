@@ -7,7 +7,7 @@
 
 use serde::Deserialize;
 
-use super::{fail_body, substate, Answer, Ctx, OpError};
+use super::{fail_body, kept, substate, Answer, Ctx, OpError};
 use crate::json::JsonBuf;
 use crate::json_in::Scalar;
 use crate::mirror::orders::{self, Order};
@@ -69,8 +69,14 @@ pub fn handle(ctx: &Ctx, env: &Envelope, frame: &[u8]) -> Result<Answer, OpError
     }
 
     let max_rows = ctx.max_rows();
-    // The answer is written inside the read transaction, each line straight from its row.
+    let key = answer_key(table_number.as_deref(), bill_id.as_deref());
+    // The answer is written inside the read transaction, each line straight from its row, or
+    // taken from the answers kept for this request at this very version of the mirror.
     let found = ctx.mirror.with(|c| {
+        let version = c.version()?;
+        if let Some((j, n)) = kept::serve(ctx, version, &key, rid) {
+            return Ok(Lookup::Found(j, n));
+        }
         let mut budget = Budget::new(max_rows);
         let table = match &table_number {
             Some(t) => match orders::table_by_number(c, t)? {
@@ -112,8 +118,8 @@ pub fn handle(ctx: &Ctx, env: &Envelope, frame: &[u8]) -> Result<Answer, OpError
             (None, None) => unreachable!("checked above"),
         };
         let echo = table_number.clone().or(number_from_bill);
-        let mut j = ctx.body();
-        j.begin_obj().f_str("rID", rid).f_str("state", "SUCCESS");
+        let (mut j, rest) = kept::begin(ctx, rid);
+        j.f_str("state", "SUCCESS");
         echo_table(&mut j, &echo);
         j.key("orders").begin_arr();
         for o in &list {
@@ -124,6 +130,7 @@ pub fn handle(ctx: &Ctx, env: &Envelope, frame: &[u8]) -> Result<Answer, OpError
             })?;
         }
         j.end_arr().end_obj();
+        kept::keep(ctx, version, &key, &j, rest, list.len());
         Ok(Lookup::Found(j, list.len()))
     });
 
@@ -146,6 +153,23 @@ pub fn handle(ctx: &Ctx, env: &Envelope, frame: &[u8]) -> Result<Answer, OpError
             echo_table(j, &table_number)
         }),
     }
+}
+
+/// What a getBill answer depends on besides the mirror: the fields as they arrived (the
+/// table number is echoed as it came).
+fn answer_key(table: Option<&str>, bill: Option<&str>) -> Vec<u8> {
+    let mut key = b"getBill".to_vec();
+    for field in [table, bill] {
+        match field {
+            None => key.push(0),
+            Some(f) => {
+                key.push(1);
+                key.extend_from_slice(&(f.len() as u64).to_le_bytes());
+                key.extend_from_slice(f.as_bytes());
+            }
+        }
+    }
+    key
 }
 
 enum Lookup {

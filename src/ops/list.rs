@@ -1,11 +1,13 @@
 //! The shape shared by the list operations (tablesInfo, hallplansInfo, usersInfo,
 //! categoriesInfo, stopList): `{"rID":…,"<key>":[…]}`, one element per mirror row, streamed
 //! straight from SQLite into the capped body. Each operation keeps its SQL and its element's
-//! fields; this file keeps the loop, the `max_rows` cap and the FAIL answer.
+//! fields; this file keeps the loop, the `max_rows` cap, the FAIL answer, and the answers kept
+//! per mirror version (`kept.rs`): a list asked again while the mirror has not changed is
+//! served from them.
 
 use rusqlite::Row;
 
-use super::{fail_body, substate, Answer, Ctx, OpError};
+use super::{fail_body, kept, substate, Answer, Ctx, OpError};
 use crate::json::JsonBuf;
 use crate::mirror::MirrorError;
 
@@ -19,10 +21,15 @@ pub fn answer(
     sql: &str,
     mut element: impl FnMut(&mut JsonBuf, &Row<'_>) -> rusqlite::Result<()>,
 ) -> Result<Answer, OpError> {
-    let mut j = ctx.body();
-    j.begin_obj().f_str("rID", rid).key(key).begin_arr();
     let max_rows = ctx.max_rows();
+    let kept_as = [b"list:".as_slice(), key.as_bytes(), b"\0", sql.as_bytes()].concat();
     let res = ctx.mirror.with(|c| {
+        let version = c.version()?;
+        if let Some(found) = kept::serve(ctx, version, &kept_as, rid) {
+            return Ok(found);
+        }
+        let (mut j, rest) = kept::begin(ctx, rid);
+        j.key(key).begin_arr();
         let mut st = c.prepare_cached(sql)?;
         let mut rows = st.query([])?;
         let mut n = 0usize;
@@ -36,13 +43,12 @@ pub fn answer(
                 break; // finish() reports it; no point reading further rows
             }
         }
-        Ok(n)
+        j.end_arr().end_obj();
+        kept::keep(ctx, version, &kept_as, &j, rest, n);
+        Ok((j, n))
     });
     match res {
-        Ok(n) => {
-            j.end_arr().end_obj();
-            Answer::callback(j, format!("SUCCESS {key}={n}"))
-        }
+        Ok((j, n)) => Answer::callback(j, format!("SUCCESS {key}={n}")),
         Err(e) => fail_body(ctx, rid, substate::POS_UNAVAILABLE, &e.to_string(), |_| {}),
     }
 }

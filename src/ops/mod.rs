@@ -14,6 +14,7 @@ pub mod create_order_on_table;
 pub mod get_bill;
 pub mod hallplans_info;
 pub mod journaled;
+pub mod kept;
 pub mod list;
 pub mod menu_info;
 pub mod menu_stream;

@@ -35,7 +35,7 @@ pub async fn run(
     let cloud = start_cloud().await?;
     let config = dir.join("config.toml");
     // getBill only reads: the generated mirror itself serves.
-    write_config(&config, &cloud, mirror_path, &state)?;
+    write_config(&config, &cloud, mirror_path, &state, &extra.config_extra)?;
     let mut f = Figures::new();
     let mut notes = Vec::new();
     let agent =

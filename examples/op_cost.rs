@@ -3,8 +3,13 @@
 //! the plumbing (WebSocket, HTTP, wake-ups), which `examples/bench` measures as a whole.
 //!
 //! ```text
-//! cargo run --release --example op_cost -- <mirror.sqlite> [requests per operation] [operation]
+//! cargo run --release --example op_cost -- <mirror.sqlite> [requests per operation] [operation|all] [kept|fresh|both]
 //! ```
+//!
+//! `kept` runs with the answers kept per mirror version on (`[limits] answer_cache_kib`, as
+//! shipped: the mirror does not change here, so every request after the first of its table is
+//! served from them); `fresh` with them off (every request read and written afresh). Default:
+//! both, one row each.
 //!
 //! Prints, per operation, the CPU time of this thread per request (`getrusage(RUSAGE_THREAD)`,
 //! user + system) and the mean body size. Use a mirror with open bills, e.g. the one
@@ -43,7 +48,7 @@ fn main() -> Result<(), String> {
     let mut args = std::env::args().skip(1);
     let mirror = args
         .next()
-        .ok_or("usage: op_cost <mirror.sqlite> [requests]")?;
+        .ok_or("usage: op_cost <mirror.sqlite> [requests] [operation|all] [kept|fresh|both]")?;
     let n: u32 = match args.next() {
         Some(s) => s.parse().map_err(|e| format!("requests: {e}"))?,
         None => 5_000,
@@ -58,7 +63,21 @@ fn main() -> Result<(), String> {
         &tmp,
     );
     cfg.limits.max_rows = 1_000_000;
-    let ctx = Ctx::new(Arc::new(cfg), Arc::new(NoDeliver));
+    let only = args.next().filter(|o| o != "all");
+    // Answers kept per mirror version (as shipped) and off (every request computed afresh).
+    let modes: &[&str] = match args.next().as_deref() {
+        None | Some("both") => &["kept", "fresh"],
+        Some("kept") => &["kept"],
+        Some("fresh") => &["fresh"],
+        Some(other) => return Err(format!("mode {other}: kept, fresh or both")),
+    };
+    let ctx_for = |mode: &str| {
+        let mut cfg = cfg.clone();
+        if mode == "fresh" {
+            cfg.limits.answer_cache_kib = 0;
+        }
+        Ctx::new(Arc::new(cfg), Arc::new(NoDeliver))
+    };
     let tables: Vec<String> = {
         let c = rusqlite::Connection::open(&mirror).map_err(|e| e.to_string())?;
         let mut s = c
@@ -82,13 +101,18 @@ fn main() -> Result<(), String> {
             _ => format!(r#"{{"rID":"r-{i}","operation":"{}"}}"#, op.name()),
         }
     };
-    println!("| operation | requests | CPU per request | mean body bytes |");
-    println!("|---|---:|---:|---:|");
-    let only = args.next();
-    for op in [Op::CheckWork, Op::GetBill, Op::TablesInfo] {
+    println!(
+        "| operation | answers | requests | served kept | CPU per request | mean body bytes |"
+    );
+    println!("|---|---|---:|---:|---:|---:|");
+    for (op, mode) in [Op::CheckWork, Op::GetBill, Op::TablesInfo]
+        .into_iter()
+        .flat_map(|op| modes.iter().map(move |m| (op, *m)))
+    {
         if only.as_deref().is_some_and(|o| o != op.name()) {
             continue;
         }
+        let ctx = ctx_for(mode);
         let frames: Vec<String> = (0..n).map(|i| frame(op, i)).collect();
         let (t0, mut bytes) = (thread_cpu(), 0usize);
         for f in &frames {
@@ -103,7 +127,12 @@ fn main() -> Result<(), String> {
             }
         }
         let per = (thread_cpu() - t0) / n;
-        println!("| {} | {n} | {per:?} | {} |", op.name(), bytes / n as usize);
+        let (kept, _) = ctx.answers.counts();
+        println!(
+            "| {} | {mode} | {n} | {kept} | {per:?} | {} |",
+            op.name(),
+            bytes / n as usize
+        );
     }
     Ok(())
 }

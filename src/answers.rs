@@ -97,10 +97,12 @@ impl Answers {
         let found = inner.entries.iter_mut().find(|e| *e.key == *key);
         let Some(e) = found else {
             self.misses.fetch_add(1, Ordering::Relaxed);
+            crate::metrics::answer_served(false);
             return None;
         };
         e.used = tick;
         self.hits.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::answer_served(true);
         Some(f(&e.rest, e.count))
     }
 
@@ -140,6 +142,11 @@ impl Answers {
         }
         inner.bytes += entry.size();
         inner.entries.push(entry);
+    }
+
+    /// Whether the store keeps anything (its cap is not 0).
+    pub fn is_on(&self) -> bool {
+        self.cap > 0
     }
 
     /// Answers served from the store, and requests that looked and found nothing, since start.

@@ -26,6 +26,7 @@
 //! | `expirenza_callback_failures_total` | counter | |
 //! | `expirenza_journal_backlog` | gauge | `status` (`pending`, `claimed`, `review`) |
 //! | `expirenza_cache_pushes_total` | counter | `result` (`ok`, `failed`) |
+//! | `expirenza_answers_total` | counter | `source` (`kept`, `read`) |
 //! | `expirenza_process_resident_memory_bytes` | gauge | |
 //!
 //! The process-wide registry matches the process model (one agent per process). Tests that
@@ -102,6 +103,12 @@ pub fn callback_attempt(ok: bool) {
 /// One ORDERS_CACHE push finished.
 pub fn cache_push(ok: bool) {
     GLOBAL.cache_push(ok);
+}
+
+/// A request that may be answered from the answers kept per mirror version: `kept` when it
+/// was, else read afresh.
+pub fn answer_served(kept: bool) {
+    GLOBAL.answer_served(kept);
 }
 
 #[cfg(test)]

@@ -66,6 +66,8 @@ pub struct Registry {
     callback_failures: AtomicU64,
     cache_ok: AtomicU64,
     cache_failed: AtomicU64,
+    answers_kept: AtomicU64,
+    answers_read: AtomicU64,
 }
 
 /// Values gathered at write time rather than recorded on events.
@@ -104,6 +106,8 @@ impl Registry {
             callback_failures: ZERO,
             cache_ok: ZERO,
             cache_failed: ZERO,
+            answers_kept: ZERO,
+            answers_read: ZERO,
         }
     }
 
@@ -162,6 +166,17 @@ impl Registry {
             &self.cache_ok
         } else {
             &self.cache_failed
+        };
+        c.fetch_add(1, Relaxed);
+    }
+
+    /// A request that may be answered from the answers kept per mirror version was: `kept`
+    /// when it was, else it was read afresh (and kept for next time).
+    pub fn answer_served(&self, kept: bool) {
+        let c = if kept {
+            &self.answers_kept
+        } else {
+            &self.answers_read
         };
         c.fetch_add(1, Relaxed);
     }
@@ -324,6 +339,22 @@ impl Registry {
             "expirenza_cache_pushes_total{{result=\"failed\"}} {}",
             v(&self.cache_failed)
         );
+        family(
+            &mut o,
+            "answers_total",
+            "counter",
+            "getBill and list answers, by source: kept (the mirror had not changed since the same request) or read.",
+        );
+        let _ = writeln!(
+            o,
+            "expirenza_answers_total{{source=\"kept\"}} {}",
+            v(&self.answers_kept)
+        );
+        let _ = writeln!(
+            o,
+            "expirenza_answers_total{{source=\"read\"}} {}",
+            v(&self.answers_read)
+        );
         if let Some(rss) = g.rss_bytes {
             family(
                 &mut o,
@@ -392,6 +423,18 @@ mod tests {
         assert!(text.contains("expirenza_link_connects_total 1\n"));
         assert!(text.contains("expirenza_link_disconnects_total 1\n"));
         assert!(text.contains("expirenza_link_up 0\n"));
+    }
+
+    #[test]
+    fn answers_are_counted_by_source() {
+        let r = Registry::new();
+        r.answer_served(true);
+        r.answer_served(true);
+        r.answer_served(false);
+        let text = r.render(&Gauges::default());
+        assert!(text.contains("# TYPE expirenza_answers_total counter\n"));
+        assert!(text.contains("expirenza_answers_total{source=\"kept\"} 2\n"));
+        assert!(text.contains("expirenza_answers_total{source=\"read\"} 1\n"));
     }
 
     #[test]

@@ -6,7 +6,17 @@
 
 use super::Ctx;
 use crate::json::JsonBuf;
-use crate::mirror::Version;
+use crate::mirror::{Conn, MirrorError, Version};
+
+/// The version of the mirror `c` reads, when answers are kept (`None` when they are off: the
+/// query is not even made).
+pub fn version(ctx: &Ctx, c: &Conn<'_>) -> Result<Option<Version>, MirrorError> {
+    if ctx.answers.is_on() {
+        c.version()
+    } else {
+        Ok(None)
+    }
+}
 
 /// The answer kept for `key` at `version`, as a body for `rid`, with its count.
 pub fn serve(

@@ -24,7 +24,7 @@ pub fn answer(
     let max_rows = ctx.max_rows();
     let kept_as = [b"list:".as_slice(), key.as_bytes(), b"\0", sql.as_bytes()].concat();
     let res = ctx.mirror.with(|c| {
-        let version = c.version()?;
+        let version = kept::version(ctx, c)?;
         if let Some(found) = kept::serve(ctx, version, &kept_as, rid) {
             return Ok(found);
         }

@@ -390,6 +390,13 @@ pub fn human(o: &Outcome, m: &Machine, bins: &[(String, PathBuf, u64)]) -> Strin
             }
         );
     }
+    let _ = writeln!(
+        s,
+        "\nUnless --config-extra turned them off, getBill and tablesInfo are answered from the \
+         answers the agent keeps per mirror version ([limits] answer_cache_kib) after their first \
+         request (for getBill, of each table): this mirror does not change while they run. `--config-extra $'[limits]\\nanswer_cache_kib = 0'` \
+         measures every request computed afresh (docs/performance.md gives both)."
+    );
     let notes: Vec<String> = o
         .runs
         .iter()

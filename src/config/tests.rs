@@ -28,12 +28,23 @@ fn minimal_config_gets_defaults() {
         std::thread::available_parallelism().map_or(2, |n| n.get())
     );
     assert_eq!(c.limits.max_pending_bytes, 4 << 20);
+    assert_eq!(c.limits.answer_cache_kib, 512);
     assert_eq!(c.callback.dns_ttl_secs, 300);
     assert_eq!(c.journal.pos_ack_timeout_secs, 60);
     assert_eq!(
         c.mirror_path,
         Path::new(DEFAULT_STATE_DIR).join("mirror.sqlite")
     );
+}
+
+#[test]
+fn kept_answers_can_be_turned_off() {
+    let c = load(
+        "resto_id = \"r1\"\nsecret_key = \"s\"\n[limits]\nanswer_cache_kib = 0\n",
+        &env(&[]),
+    )
+    .unwrap();
+    assert_eq!(c.limits.answer_cache_kib, 0);
 }
 
 #[test]
@@ -127,6 +138,7 @@ fn contradictory_limits_are_refused() {
             "[limits]\nsqlite_heap_limit_kib = 0\n",
             "sqlite_heap_limit_kib",
         ),
+        ("[limits]\nanswer_cache_kib = 65537\n", "answer_cache_kib"),
         ("[callback]\ndeadline_secs = 120\n", "deadline_secs"),
         (
             "[journal]\npos_ack_timeout_secs = 79\n",

@@ -112,15 +112,16 @@ impl Answers {
         let Some(version) = version.filter(|_| self.cap > 0) else {
             return;
         };
+        // Measured before anything is copied: an answer too big to keep costs nothing.
+        if key.len() + rest.len() + ENTRY_OVERHEAD > self.cap / 8 {
+            return;
+        }
         let entry = Entry {
             key: key.into(),
             rest: rest.into(),
             count,
             used: 0,
         };
-        if entry.size() > self.cap / 8 {
-            return;
-        }
         let mut inner = self.lock();
         inner.at(version);
         inner.tick += 1;
@@ -130,7 +131,7 @@ impl Answers {
         };
         if let Some(at) = inner.entries.iter().position(|e| *e.key == *key) {
             let old = inner.entries.swap_remove(at);
-            inner.bytes -= old.size();
+            inner.bytes = inner.bytes.saturating_sub(old.size());
         }
         while inner.bytes + entry.size() > self.cap {
             let lru = inner.entries.iter().enumerate().min_by_key(|(_, e)| e.used);
@@ -138,7 +139,7 @@ impl Answers {
                 break;
             };
             let old = inner.entries.swap_remove(lru);
-            inner.bytes -= old.size();
+            inner.bytes = inner.bytes.saturating_sub(old.size());
         }
         inner.bytes += entry.size();
         inner.entries.push(entry);

@@ -12,7 +12,7 @@
 //! Never pass the secret to these macros; the `Secret` type prints `<redacted>` if you do.
 
 use std::io::Write;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Once;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -51,6 +51,8 @@ pub const DEPENDENCY_LEVEL: Level = Level::Warn;
 pub const MAX_LINE: usize = 2048;
 
 static MAX: AtomicU8 = AtomicU8::new(Level::Info as u8);
+/// Lines without the syslog prefix, for one-shot commands run by a person or a script.
+static PLAIN: AtomicBool = AtomicBool::new(false);
 static INSTALL: Once = Once::new();
 
 /// The agent's logger: stderr, syslog prefixes, one capped line per record.
@@ -112,6 +114,12 @@ pub fn set_level(l: Level) {
     ::log::set_max_level(level_filter());
 }
 
+/// Plain lines (`error: …`, `warning: …`) instead of syslog prefixes: one-shot commands print
+/// for a person or a script, not for journald. The service keeps the prefixes.
+pub fn set_plain(plain: bool) {
+    PLAIN.store(plain, Ordering::Relaxed);
+}
+
 pub fn enabled(l: Level) -> bool {
     (l as u8) <= MAX.load(Ordering::Relaxed)
 }
@@ -126,13 +134,23 @@ pub fn write(l: Level, args: std::fmt::Arguments<'_>) {
 /// `<prio>` + `target: ` (dependencies only) + the message, cut at [`MAX_LINE`], newlines made
 /// visible, written with one `write_all`.
 fn write_line(l: Level, target: &str, args: &std::fmt::Arguments<'_>) {
-    let mut line = format_line(l, target, args);
+    let mut line = format_line(l, target, args, PLAIN.load(Ordering::Relaxed));
     line.push('\n');
     let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
 
-fn format_line(l: Level, target: &str, args: &std::fmt::Arguments<'_>) -> String {
-    let mut line = format!("<{}>", l as u8);
+fn format_line(l: Level, target: &str, args: &std::fmt::Arguments<'_>, plain: bool) -> String {
+    let mut line = if plain {
+        match l {
+            Level::Error => "error: ",
+            Level::Warn => "warning: ",
+            Level::Info => "",
+            Level::Debug => "debug: ",
+        }
+        .to_string()
+    } else {
+        format!("<{}>", l as u8)
+    };
     if !target.is_empty() {
         line.push_str(target);
         line.push_str(": ");
@@ -166,15 +184,28 @@ mod tests {
     #[test]
     fn lines_carry_the_priority_are_capped_and_stay_one_line() {
         assert_eq!(
-            format_line(Level::Warn, "", &format_args!("a\nb\rc")),
+            format_line(Level::Warn, "", &format_args!("a\nb\rc"), false),
             "<4>a⏎b⏎c"
         );
         assert_eq!(
-            format_line(Level::Error, "rustls::conn", &format_args!("bad cert")),
+            format_line(
+                Level::Error,
+                "rustls::conn",
+                &format_args!("bad cert"),
+                false
+            ),
             "<3>rustls::conn: bad cert"
         );
+        assert_eq!(
+            format_line(Level::Error, "", &format_args!("no journal"), true),
+            "error: no journal"
+        );
+        assert_eq!(
+            format_line(Level::Info, "", &format_args!("a\nb"), true),
+            "a⏎b"
+        );
         let long = "é".repeat(MAX_LINE);
-        let l = format_line(Level::Info, "", &format_args!("{long}"));
+        let l = format_line(Level::Info, "", &format_args!("{long}"), false);
         assert!(l.len() <= MAX_LINE + '…'.len_utf8(), "{}", l.len());
         assert!(l.starts_with("<6>é") && l.ends_with('…'));
     }

@@ -11,6 +11,7 @@
 //! context gets a throw-away journal in a temporary directory, removed afterwards.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use crate::callback::CallbackClient;
@@ -122,6 +123,58 @@ pub fn answer(cfg: &Config, op: Op, frame: &[u8]) -> Result<SignedBody, PreviewE
             message: e.to_string(),
         }),
     }
+}
+
+pub const COMMAND: super::Command = super::Command {
+    name: "preview",
+    summary: "Print the exact callback body `run` would send for a read operation. No network.",
+    usage: USAGE,
+    main,
+};
+
+const USAGE: &str = "\
+expirenza-agent preview OPERATION [--table N] [--bill ID] [--config PATH]
+
+Print to stdout the exact callback body `run` would send for a read operation (checkWork,
+versionInfo, tablesInfo, hallplansInfo, getBill, usersInfo, categoriesInfo, menuInfo,
+stopList), computed from the local mirror with rID `preview`; the `signature` header it would
+carry goes to stderr. Needs the secret (it signs). No network.
+
+OPTIONS:
+    --table N   getBill: the table number
+    --bill ID   getBill: the bill id
+";
+
+/// The body on stdout (exact bytes; a newline only for a terminal), the signature header on
+/// stderr.
+fn main(parser: &mut lexopt::Parser, mut common: super::Common) -> anyhow::Result<ExitCode> {
+    use lexopt::prelude::*;
+    use std::io::Write;
+    let (mut operation, mut table, mut bill) = (None, None, None);
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Long("table") => table = Some(parser.value()?.string()?),
+            Long("bill") => bill = Some(parser.value()?.string()?),
+            Value(v) if operation.is_none() => operation = Some(v.string()?),
+            other => common.other(other.into(), parser, USAGE)?,
+        }
+    }
+    common.set_log_level(false);
+    let Some(operation) = operation else {
+        return Err(super::usage_error("preview needs an OPERATION", USAGE));
+    };
+    let cfg = common.load_config(crate::config::SecretNeed::Required)?;
+    let op = read_op(&operation)?;
+    let frame = request_frame(op, table.as_deref(), bill.as_deref())?;
+    let signed = answer(&cfg, op, &frame)?;
+    let mut out = std::io::stdout().lock();
+    out.write_all(signed.body())?;
+    if std::io::IsTerminal::is_terminal(&out) {
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    eprintln!("signature: {}", signed.signature());
+    Ok(ExitCode::SUCCESS)
 }
 
 /// A private temporary directory, removed on drop.

@@ -22,9 +22,20 @@ mod secret_source;
 mod sections;
 mod validate;
 
-use secret_source::load_secret;
+use secret_source::{load_secret, SecretError};
 pub use sections::*;
 pub use validate::{is_loopback_host, parse_endpoint, Endpoint};
+
+/// Whether a command needs the secret. Only what connects or signs does (`run`, `preview`,
+/// `check --online`); read-only commands (`check`, `status`, `journal`) run where the secret is
+/// out of reach, as it is for a technician when it is a systemd credential of the service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretNeed {
+    Required,
+    /// Loaded when it can be read; otherwise the config carries an empty secret and
+    /// [`Config::secret_source`] says why (never the value).
+    IfAvailable,
+}
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/expirenza-agent/config.toml";
 pub const DEFAULT_WS_URL: &str = "wss://api.shaketopay.com.ua/restaurantEntryPoint";
@@ -36,18 +47,13 @@ pub const DEFAULT_RUNTIME_DIR: &str = "/run/expirenza-agent";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    // The io error is in the message, not a `source`: `{:#}` would print it twice.
+    #[error("cannot read config file {path}: {err}")]
+    Read { path: PathBuf, err: std::io::Error },
     #[error("config file {path} is not valid: {message}")]
     Parse { path: PathBuf, message: String },
-    #[error("cannot read the secret from {path}: {source}")]
-    SecretFile {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("cannot read the secret from {path}: {err}")]
+    SecretFile { path: PathBuf, err: std::io::Error },
     #[error("invalid configuration: {0}")]
     Invalid(String),
 }
@@ -116,7 +122,8 @@ pub struct Config {
     pub compat: CompatConfig,
     pub status: StatusConfig,
     pub metrics: crate::metrics::MetricsConfig,
-    /// Where the secret came from, for `check` (never the secret itself).
+    /// Where the secret came from, for `check` (never the secret itself); when it was not
+    /// loaded ([`SecretNeed::IfAvailable`]), why not.
     pub secret_source: String,
 }
 
@@ -135,27 +142,55 @@ impl Env for ProcessEnv {
 impl Config {
     /// Load `path`, apply environment overrides, load the secret, validate.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        Self::load_with(path, SecretNeed::Required)
+    }
+
+    /// [`Config::load`], with the secret required or only loaded when it can be read.
+    pub fn load_with(path: &Path, need: SecretNeed) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|err| ConfigError::Read {
             path: path.into(),
-            source,
+            err,
         })?;
-        Self::from_toml(&text, path, &ProcessEnv)
+        Self::from_toml_with(&text, path, &ProcessEnv, need)
     }
 
     pub fn from_toml(text: &str, path: &Path, env: &dyn Env) -> Result<Config, ConfigError> {
+        Self::from_toml_with(text, path, env, SecretNeed::Required)
+    }
+
+    pub fn from_toml_with(
+        text: &str,
+        path: &Path,
+        env: &dyn Env,
+        need: SecretNeed,
+    ) -> Result<Config, ConfigError> {
         let file: FileConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.into(),
             message: parse_error_without_source(&e, text),
         })?;
-        Self::from_file_config(file, env)
+        Self::from_file_config(file, env, need)
     }
 
-    fn from_file_config(f: FileConfig, env: &dyn Env) -> Result<Config, ConfigError> {
+    fn from_file_config(
+        f: FileConfig,
+        env: &dyn Env,
+        need: SecretNeed,
+    ) -> Result<Config, ConfigError> {
         let resto_id = env
             .var("EXPIRENZA_RESTO_ID")
             .or(f.resto_id)
             .unwrap_or_default();
-        let (secret, secret_source) = load_secret(&f.secret_key, &f.secret_key_file, env)?;
+        let (secret, secret_source) = match load_secret(&f.secret_key, &f.secret_key_file, env) {
+            Ok(found) => found,
+            Err(SecretError::Unavailable(why)) if need == SecretNeed::IfAvailable => {
+                let why = match why {
+                    ConfigError::Invalid(m) => m,
+                    other => other.to_string(),
+                };
+                (Secret::new(""), format!("not loaded here: {why}"))
+            }
+            Err(e) => return Err(e.into()),
+        };
         let state_dir = f
             .state_dir
             .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
@@ -194,7 +229,7 @@ impl Config {
             metrics: f.metrics,
             secret_source,
         };
-        cfg.validate()?;
+        cfg.validate_with(need)?;
         Ok(cfg)
     }
 

@@ -6,17 +6,35 @@ use std::path::{Path, PathBuf};
 use super::{ConfigError, Env};
 use crate::secret::Secret;
 
+/// Why no secret was loaded: a mistake in the config itself, or a secret that cannot be read
+/// here (none configured, or a file this user may not read). Only the second is tolerated by
+/// commands that need no secret.
+#[derive(Debug)]
+pub(super) enum SecretError {
+    Config(ConfigError),
+    Unavailable(ConfigError),
+}
+
+impl From<SecretError> for ConfigError {
+    fn from(e: SecretError) -> Self {
+        match e {
+            SecretError::Config(e) => e,
+            SecretError::Unavailable(e) => e,
+        }
+    }
+}
+
 /// Secret sources, first match wins: `EXPIRENZA_SECRET_KEY`, the systemd credential
 /// `$CREDENTIALS_DIRECTORY/secret_key`, `secret_key_file`, `secret_key`.
 pub(super) fn load_secret(
     inline: &Option<String>,
     file: &Option<PathBuf>,
     env: &dyn Env,
-) -> Result<(Secret, String), ConfigError> {
+) -> Result<(Secret, String), SecretError> {
     if inline.is_some() && file.is_some() {
-        return Err(ConfigError::Invalid(
+        return Err(SecretError::Config(ConfigError::Invalid(
             "set either secret_key or secret_key_file, not both".into(),
-        ));
+        )));
     }
     if let Some(s) = env.var("EXPIRENZA_SECRET_KEY") {
         return Ok((
@@ -39,25 +57,25 @@ pub(super) fn load_secret(
     if let Some(s) = inline {
         return Ok((Secret::new(s.trim()), "config secret_key".into()));
     }
-    Err(ConfigError::Invalid(
+    Err(SecretError::Unavailable(ConfigError::Invalid(
         "no secret: set secret_key or secret_key_file, EXPIRENZA_SECRET_KEY, or a systemd credential 'secret_key'".into(),
-    ))
+    )))
 }
 
-fn read_secret_file(p: &Path) -> Result<Secret, ConfigError> {
-    let meta = std::fs::metadata(p).map_err(|source| ConfigError::SecretFile {
-        path: p.into(),
-        source,
-    })?;
+fn read_secret_file(p: &Path) -> Result<Secret, SecretError> {
+    let unreadable = |err| {
+        SecretError::Unavailable(ConfigError::SecretFile {
+            path: p.into(),
+            err,
+        })
+    };
+    let meta = std::fs::metadata(p).map_err(unreadable)?;
     if meta.len() > 4096 {
-        return Err(ConfigError::Invalid(format!(
+        return Err(SecretError::Config(ConfigError::Invalid(format!(
             "secret file {} is larger than 4 KiB",
             p.display()
-        )));
+        ))));
     }
-    let s = std::fs::read_to_string(p).map_err(|source| ConfigError::SecretFile {
-        path: p.into(),
-        source,
-    })?;
+    let s = std::fs::read_to_string(p).map_err(unreadable)?;
     Ok(Secret::new(s.trim()))
 }

@@ -125,6 +125,48 @@ fn environment_overrides_and_secret_sources() {
 }
 
 #[test]
+fn commands_that_need_no_secret_load_without_one() {
+    use super::SecretNeed;
+    let path = Path::new("config.toml");
+    let c = Config::from_toml_with(
+        "resto_id = \"r\"\n",
+        path,
+        &env(&[]),
+        SecretNeed::IfAvailable,
+    )
+    .unwrap();
+    assert!(c.secret.is_empty());
+    assert!(
+        c.secret_source.starts_with("not loaded here: no secret"),
+        "{}",
+        c.secret_source
+    );
+    // A secret file this user cannot read is "not here", not an error, for such commands...
+    let text = "resto_id = \"r\"\nsecret_key_file = \"/nonexistent/secret_key\"\n";
+    let c = Config::from_toml_with(text, path, &env(&[]), SecretNeed::IfAvailable).unwrap();
+    assert!(
+        c.secret_source.contains("/nonexistent/secret_key"),
+        "{}",
+        c.secret_source
+    );
+    // ...and an error for those that connect or sign.
+    let e = Config::from_toml_with(text, path, &env(&[]), SecretNeed::Required).unwrap_err();
+    assert!(e.to_string().contains("cannot read the secret"), "{e}");
+    // A secret that is there is loaded either way; a mistake in the file is still one.
+    let c = Config::from_toml_with(
+        "resto_id = \"r\"\nsecret_key = \"s\"\n",
+        path,
+        &env(&[]),
+        SecretNeed::IfAvailable,
+    )
+    .unwrap();
+    assert_eq!(c.secret.expose(), "s");
+    let both = "resto_id = \"r\"\nsecret_key = \"a\"\nsecret_key_file = \"/x\"\n";
+    let e = Config::from_toml_with(both, path, &env(&[]), SecretNeed::IfAvailable).unwrap_err();
+    assert!(e.to_string().contains("not both"), "{e}");
+}
+
+#[test]
 fn contradictory_limits_are_refused() {
     let base = "resto_id = \"r1\"\nsecret_key = \"s\"\n";
     for (extra, needle) in [

@@ -1,11 +1,17 @@
 //! [`Config::validate`]: the checks serde cannot express, and the endpoint rule (TLS for every
 //! non-loopback host: the secret travels with every connection).
 
-use super::{Config, ConfigError};
+use super::{Config, ConfigError, SecretNeed};
 
 impl Config {
     /// Checks that serde cannot express. Every message names the key to fix.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_with(SecretNeed::Required)
+    }
+
+    /// [`Config::validate`]; with [`SecretNeed::IfAvailable`] an empty secret is allowed (a
+    /// config loaded for a command that neither connects nor signs).
+    pub fn validate_with(&self, need: SecretNeed) -> Result<(), ConfigError> {
         let bad = |m: String| Err(ConfigError::Invalid(m));
         if self.resto_id.trim().is_empty() {
             return bad("resto_id is required (or set EXPIRENZA_RESTO_ID)".into());
@@ -13,7 +19,7 @@ impl Config {
         if self.resto_id.contains(':') || self.resto_id.chars().any(char::is_control) {
             return bad("resto_id must not contain ':' or control characters (it is the Basic-auth user name)".into());
         }
-        if self.secret.is_empty() {
+        if self.secret.is_empty() && need == SecretNeed::Required {
             return bad("the secret key is empty".into());
         }
         if self.pos_system.is_empty()

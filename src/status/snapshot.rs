@@ -38,13 +38,11 @@ pub struct Status {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StatusError {
+    // The io error is in the message, not a `source`: `{:#}` would print it twice.
     #[error(
-        "cannot read the status file {path}: {source} (is the agent running? it writes this file)"
+        "cannot read the status file {path}: {err} (is the agent running? it writes this file)"
     )]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, err: std::io::Error },
     #[error("the status file {0} is larger than 64 KiB; it is not an agent status file")]
     TooLarge(PathBuf),
     #[error("the status file is not UTF-8")]
@@ -62,9 +60,9 @@ pub fn write(path: &Path, s: &Status) -> std::io::Result<()> {
 
 /// Read and parse a status file, refusing anything larger than 64 KiB.
 pub fn read(path: &Path) -> Result<Status, StatusError> {
-    let io = |source| StatusError::Io {
+    let io = |err| StatusError::Io {
         path: path.into(),
-        source,
+        err,
     };
     let f = std::fs::File::open(path).map_err(io)?;
     let mut buf = Vec::new();

@@ -11,7 +11,8 @@
 #   1. `expirenza-agent --version`
 #   2. `expirenza-agent init-mirror <tmp>/mirror.sqlite --demo`, then
 #      `expirenza-agent check --config <generated loopback config>`
-#   3. end-to-end: `cargo run --example sandbox -- --agent-cmd "<qemu> -cpu <cpu> <bin>"`
+#   3. past 2038: a journal row dated 2040 listed in local time (TZ=Europe/Kyiv)
+#   4. end-to-end: `cargo run --example sandbox -- --agent-cmd "<qemu> -cpu <cpu> <bin>"`
 #      (fake cloud on loopback, the ARM agent as a separate process, every callback's
 #      signature verified). SMOKE_SANDBOX=auto (default) runs it when examples/sandbox.rs
 #      exists and says SKIPPED loudly otherwise; =require fails without it; =skip skips it.
@@ -100,7 +101,24 @@ TOML
     { cat "$d/check.log"; echo "FAIL $t: check --config" >&2; exit 1; }
   echo "   init-mirror --demo + check: ok ($(grep -c . "$d/check.log") lines of report)"
 
-  # 3. end-to-end against the fake cloud (examples/sandbox.rs, written by the lead)
+  # 3. past 2038: a journal row of 2040-07-01 12:00 UTC is listed in the restaurant's local time
+  #    (Europe/Kyiv: UTC+3 in summer). A 32-bit time_t would wrap it to 1904 and local mean time.
+  #    The journal is made with the schema the agent uses (src/journal/schema.sql) by python3.
+  python3 - "$d/state/journal.sqlite" src/journal/schema.sql <<'PY'
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1])
+c.executescript(open(sys.argv[2]).read())
+c.execute("INSERT INTO commands (rid, operation, bill_id, request, sum_kop, status, created_at)"
+          " VALUES ('smoke-2040', 'payBill', 'bill-2040', '{}', 12920, 'applied', 2224756800000)")
+c.commit()
+PY
+  jl="$(TZ=Europe/Kyiv timeout "$STEP_TIMEOUT" "${run[@]}" journal --config "$d/config.toml" --since 2040-07-01 2>&1)" ||
+    { echo "$jl"; echo "FAIL $t: journal --since 2040-07-01" >&2; exit 1; }
+  grep -q '2040\.07\.01 15:00:00' <<<"$jl" ||
+    { echo "$jl"; echo "FAIL $t: a 2040 date is not listed as 2040.07.01 15:00:00 (Europe/Kyiv)" >&2; exit 1; }
+  echo "   past 2038: the 2040-07-01 12:00 UTC row is listed as 2040.07.01 15:00:00 in Europe/Kyiv"
+
+  # 4. end-to-end against the fake cloud (examples/sandbox.rs, written by the lead)
   if [ $have_sandbox = 1 ]; then
     # = `cargo run --locked --example sandbox -- --agent-cmd ...`, but running the
     # binary built above so that a source edit cannot trigger a rebuild between targets

@@ -40,18 +40,57 @@ pub fn local_midnight(y: i64, m: u32, d: u32) -> i64 {
 
 /// Seconds since the Unix epoch (0 if the clock is before 1970).
 pub fn now_unix() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    u64::try_from(unix_now().0).unwrap_or(0)
 }
 
-/// Seconds and nanoseconds since the Unix epoch (0 if the clock is before 1970).
+/// Seconds and nanoseconds since the Unix epoch (0 if the clock is before 1970). Every wall-clock
+/// read of the agent goes through here (TLS certificate checks too, `tls.rs`).
 pub fn unix_now() -> (i64, u32) {
+    realtime()
+}
+
+/// The wall clock through `SystemTime`, on every target whose standard library reads it with
+/// 64-bit seconds.
+#[cfg(not(all(target_env = "musl", target_pointer_width = "32")))]
+fn realtime() -> (i64, u32) {
     let d = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
-    (d.as_secs() as i64, d.subsec_nanos())
+    (
+        i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        d.subsec_nanos(),
+    )
+}
+
+/// On 32-bit musl (the armv6 and armv7 builds) the standard library calls `clock_gettime`, which
+/// there is musl's compatibility symbol for a 32-bit `time_t`: past 2038-01-19 it fails with
+/// EOVERFLOW, and `SystemTime::now` panics. musl 1.2's `__clock_gettime64` is called instead.
+#[cfg(all(target_env = "musl", target_pointer_width = "32"))]
+#[allow(unsafe_code)]
+fn realtime() -> (i64, u32) {
+    #[cfg(not(target_endian = "little"))]
+    compile_error!("the 64-bit timespec below is laid out for little-endian targets");
+    /// musl's `struct timespec` with a 64-bit `time_t` on a 32-bit little-endian target.
+    #[repr(C)]
+    struct Timespec64 {
+        tv_sec: i64,
+        tv_nsec: i32,
+        _pad: i32,
+    }
+    extern "C" {
+        fn __clock_gettime64(clock: libc::clockid_t, ts: *mut Timespec64) -> libc::c_int;
+    }
+    let mut ts = Timespec64 {
+        tv_sec: 0,
+        tv_nsec: 0,
+        _pad: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec of the layout musl 1.2 writes for this call.
+    let rc = unsafe { __clock_gettime64(libc::CLOCK_REALTIME, &mut ts) };
+    if rc != 0 || ts.tv_sec < 0 {
+        return (0, 0);
+    }
+    (ts.tv_sec, u32::try_from(ts.tv_nsec).unwrap_or(0))
 }
 
 /// `2024-10-06T23:01:01.453026800Z`
@@ -85,21 +124,48 @@ pub fn utc_iso_now() -> String {
 }
 
 /// UTC offset of the local zone at `secs`, in seconds.
-// `libc::time_t` is marked deprecated on musl (its width changes in a future libc release);
-// it is still the type `localtime_r` takes, so the allowance is scoped to this call.
-#[allow(deprecated)]
+///
+/// Through `localtime_r`, except on 32-bit musl (the armv6 and armv7 builds): there the `libc`
+/// crate still declares the 32-bit `time_t` of musl before 1.2, and `localtime_r` is musl's
+/// compatibility symbol for it, so an instant past 2038-01-19 would wrap to 1901. musl 1.2 (the
+/// libc of every static build) exports the 64-bit `__localtime64_r`, which is called instead.
+/// `struct tm` is the same either way. Tested under qemu for both ARM builds (docs/testing.md).
 #[allow(unsafe_code)]
 pub fn local_offset(secs: i64) -> i64 {
-    let t: libc::time_t = secs as libc::time_t;
-    // SAFETY: `libc::tm` is plain old data, so all-zero is a valid value; localtime_r only
-    // reads `t` and writes into the `tm` we own, and both pointers are valid for the call.
+    // SAFETY: `libc::tm` is plain old data, so all-zero is a valid value; the call only reads
+    // the time we pass and writes into the `tm` we own, and both pointers are valid for it.
     unsafe {
         let mut tm: libc::tm = std::mem::zeroed();
-        if libc::localtime_r(&t, &mut tm).is_null() {
+        if localtime64(secs, &mut tm).is_null() {
             return 0;
         }
-        tm.tm_gmtoff as i64
+        // `c_long`: 32 bits on the ARM builds, 64 elsewhere.
+        #[allow(clippy::useless_conversion)]
+        i64::from(tm.tm_gmtoff)
     }
+}
+
+#[cfg(all(target_env = "musl", target_pointer_width = "32"))]
+#[allow(unsafe_code)]
+unsafe fn localtime64(secs: i64, tm: *mut libc::tm) -> *mut libc::tm {
+    extern "C" {
+        fn __localtime64_r(t: *const i64, tm: *mut libc::tm) -> *mut libc::tm;
+    }
+    // SAFETY: musl 1.2's 64-bit entry point: `t` points at a 64-bit time, `tm` is the caller's.
+    unsafe { __localtime64_r(&secs, tm) }
+}
+
+// `libc::time_t` is marked deprecated on musl (its width changes in a future libc release); it is
+// 64 bits wide on every target this branch is built for.
+#[cfg(not(all(target_env = "musl", target_pointer_width = "32")))]
+// On 64-bit targets the conversion cannot fail; on a 32-bit glibc it can.
+#[allow(unsafe_code, deprecated, irrefutable_let_patterns)]
+unsafe fn localtime64(secs: i64, tm: *mut libc::tm) -> *mut libc::tm {
+    let Ok(t) = libc::time_t::try_from(secs) else {
+        return std::ptr::null_mut();
+    };
+    // SAFETY: `t` and `tm` are valid for the call; localtime_r writes only into `tm`.
+    unsafe { libc::localtime_r(&t, tm) }
 }
 
 /// `yyyy.MM.dd HH:mm:ss` for `secs` shifted by `offset` seconds.
@@ -141,5 +207,39 @@ mod tests {
         assert_eq!(utc_datetime(0), "1970-01-01 00:00:00 UTC");
         assert_eq!(utc_datetime(951_782_400), "2000-02-29 00:00:00 UTC");
         assert_eq!(utc_datetime(1_790_000_000), "2026-09-21 14:13:20 UTC");
+    }
+
+    /// Past 2038-01-19 the local offset is the one the zone's rules give, not the one of the
+    /// instant a 32-bit `time_t` would wrap to (1901-1904: local mean time, or a zone's first
+    /// rule). The zone's rules are the same in 2030 and 2040 for the zones this runs in, so
+    /// the offsets must agree in winter and in summer. Run with a zone that has DST and a
+    /// mean-time past (CI: `TZ=Europe/Kyiv`) under qemu for the armv6/armv7 builds.
+    #[test]
+    fn local_time_past_2038() {
+        let jan_2030 = days_from_civil(2030, 1, 15) * 86_400 + 12 * 3600;
+        let jan_2040 = days_from_civil(2040, 1, 15) * 86_400 + 12 * 3600;
+        let jul_2030 = days_from_civil(2030, 7, 1) * 86_400 + 12 * 3600;
+        let jul_2040 = days_from_civil(2040, 7, 1) * 86_400 + 12 * 3600;
+        assert!(jan_2040 > i64::from(i32::MAX));
+        assert_eq!(local_offset(jan_2040), local_offset(jan_2030));
+        assert_eq!(local_offset(jul_2040), local_offset(jul_2030));
+        // Through the formatter the journal listing and createOrderOnTable use.
+        let off = local_offset(jul_2040);
+        assert!(pos_datetime(jul_2040, off).starts_with("2040.07.01 "));
+        // The wall clock read by the agent's own call agrees with the standard library's
+        // (which, on 32-bit musl, reads it through the 32-bit compatibility symbol: fine today).
+        let std_now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let now = now_unix();
+        assert!(now.abs_diff(std_now) <= 1, "{now} vs {std_now}");
+        if std::env::var("TZ").as_deref() == Ok("Europe/Kyiv") {
+            assert_eq!(
+                (local_offset(jan_2040), local_offset(jul_2040)),
+                (7200, 10_800)
+            );
+            assert_eq!(pos_datetime(jul_2040, off), "2040.07.01 15:00:00");
+        }
     }
 }

@@ -3,12 +3,14 @@
 //! The secret is needed in exactly two places: the WebSocket handshake (Basic auth) and the
 //! HMAC of every callback. Everywhere else it must be invisible: `Debug` and `Display` print
 //! `<redacted>`, and the only way to the bytes is [`Secret::expose`], which is easy to grep for.
+//! Two secrets are compared only in constant time ([`Secret::ct_eq`]); there is no `PartialEq`,
+//! so `==` on secrets does not compile.
 
 use std::fmt;
 
 use zeroize::Zeroize;
 
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Secret(String);
 
 impl Secret {
@@ -24,6 +26,12 @@ impl Secret {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// Equal, in time that does not depend on where the two differ (only on their lengths).
+    pub fn ct_eq(&self, other: &Secret) -> bool {
+        use subtle::ConstantTimeEq;
+        self.0.as_bytes().ct_eq(other.0.as_bytes()).into()
+    }
 }
 
 impl fmt::Debug for Secret {
@@ -35,6 +43,13 @@ impl fmt::Debug for Secret {
 impl fmt::Display for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("<redacted>")
+    }
+}
+
+/// Read from the config file as a plain string (`secret_key = "…"`).
+impl<'de> serde::Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Secret)
     }
 }
 
@@ -56,5 +71,14 @@ mod tests {
         assert!(!format!("{s:?}").contains("my-secret"));
         assert!(!format!("{s}").contains("my-secret"));
         assert_eq!(s.expose(), "my-secret-key-123");
+    }
+
+    #[test]
+    fn compared_in_constant_time_only() {
+        let a = Secret::new("k-123");
+        assert!(a.ct_eq(&Secret::new("k-123")));
+        assert!(!a.ct_eq(&Secret::new("k-124")));
+        assert!(!a.ct_eq(&Secret::new("k-1234")));
+        assert!(!a.ct_eq(&Secret::new("")));
     }
 }

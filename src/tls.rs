@@ -80,10 +80,24 @@ pub fn root_store(ca_file: Option<&Path>) -> Result<RootCertStore, TlsError> {
     Ok(roots)
 }
 
+/// The time certificates are checked against: the agent's wall clock (`clock::unix_now`). The
+/// default, `SystemTime::now`, panics past 2038 on the 32-bit ARM builds (see `clock.rs`).
+#[derive(Debug)]
+struct WallClock;
+
+impl rustls::time_provider::TimeProvider for WallClock {
+    fn current_time(&self) -> Option<rustls::pki_types::UnixTime> {
+        let secs = u64::try_from(crate::clock::unix_now().0).ok()?;
+        Some(rustls::pki_types::UnixTime::since_unix_epoch(
+            std::time::Duration::from_secs(secs),
+        ))
+    }
+}
+
 /// The rustls client configuration of the WebSocket link.
 pub fn link_client_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, TlsError> {
     let roots = root_store(ca_file)?;
-    let config = rustls::ClientConfig::builder_with_provider(provider())
+    let config = rustls::ClientConfig::builder_with_details(provider(), Arc::new(WallClock))
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::Setup(e.to_string()))?
         .with_root_certificates(roots)

@@ -63,7 +63,7 @@ pub enum ConfigError {
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     resto_id: Option<String>,
-    secret_key: Option<String>,
+    secret_key: Option<Secret>,
     secret_key_file: Option<PathBuf>,
     #[serde(default = "default_pos_system")]
     pos_system: String,
@@ -147,10 +147,13 @@ impl Config {
 
     /// [`Config::load`], with the secret required or only loaded when it can be read.
     pub fn load_with(path: &Path, need: SecretNeed) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|err| ConfigError::Read {
-            path: path.into(),
-            err,
-        })?;
+        // The text may hold `secret_key = "…"`: wiped once parsed.
+        let text = zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|err| {
+            ConfigError::Read {
+                path: path.into(),
+                err,
+            }
+        })?);
         Self::from_toml_with(&text, path, &ProcessEnv, need)
     }
 

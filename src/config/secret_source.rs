@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use zeroize::Zeroizing;
+
 use super::{ConfigError, Env};
 use crate::secret::Secret;
 
@@ -27,7 +29,7 @@ impl From<SecretError> for ConfigError {
 /// Secret sources, first match wins: `EXPIRENZA_SECRET_KEY`, the systemd credential
 /// `$CREDENTIALS_DIRECTORY/secret_key`, `secret_key_file`, `secret_key`.
 pub(super) fn load_secret(
-    inline: &Option<String>,
+    inline: &Option<Secret>,
     file: &Option<PathBuf>,
     env: &dyn Env,
 ) -> Result<(Secret, String), SecretError> {
@@ -37,6 +39,7 @@ pub(super) fn load_secret(
         )));
     }
     if let Some(s) = env.var("EXPIRENZA_SECRET_KEY") {
+        let s = Zeroizing::new(s);
         return Ok((
             Secret::new(s.trim()),
             "environment EXPIRENZA_SECRET_KEY".into(),
@@ -55,7 +58,7 @@ pub(super) fn load_secret(
         return Ok((read_secret_file(p)?, format!("file {}", p.display())));
     }
     if let Some(s) = inline {
-        return Ok((Secret::new(s.trim()), "config secret_key".into()));
+        return Ok((Secret::new(s.expose().trim()), "config secret_key".into()));
     }
     Err(SecretError::Unavailable(ConfigError::Invalid(
         "no secret: set secret_key or secret_key_file, EXPIRENZA_SECRET_KEY, or a systemd credential 'secret_key'".into(),
@@ -76,6 +79,7 @@ fn read_secret_file(p: &Path) -> Result<Secret, SecretError> {
             p.display()
         ))));
     }
-    let s = std::fs::read_to_string(p).map_err(unreadable)?;
+    // The file's text is wiped once the trimmed copy is in the `Secret` (wiped on drop too).
+    let s = Zeroizing::new(std::fs::read_to_string(p).map_err(unreadable)?);
     Ok(Secret::new(s.trim()))
 }

@@ -269,10 +269,9 @@ impl Journal {
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    let (s, ns) = crate::clock::unix_now();
+    s.saturating_mul(1000)
+        .saturating_add(i64::from(ns / 1_000_000))
 }
 
 #[cfg(test)]

@@ -73,10 +73,11 @@ impl XorShift {
 
 /// A seed that differs between restaurants and restarts.
 pub fn seed() -> u64 {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    t ^ (u64::from(std::process::id()) << 32)
+    let (s, ns) = crate::clock::unix_now();
+    (s as u64)
+        .wrapping_mul(1_000_000_000)
+        .wrapping_add(u64::from(ns))
+        ^ (u64::from(std::process::id()) << 32)
 }
 
 #[cfg(test)]

@@ -20,11 +20,18 @@ pub enum HandshakeError {
     Tls(#[from] crate::tls::TlsError),
 }
 
-/// `base64("RESTO_ID:SECRET_KEY")` as an HTTP header value, marked sensitive.
+/// `base64("RESTO_ID:SECRET_KEY")` as an HTTP header value, marked sensitive (never printed by
+/// `http`'s `Debug`). The intermediate strings are wiped on drop; the header value itself is
+/// `http`'s immutable `Bytes`, which cannot be wiped: it lives until the handshake request is
+/// dropped, once the connection is up or has failed.
 pub fn basic_auth(cfg: &Config) -> HeaderValue {
-    let raw = format!("{}:{}", cfg.resto_id, cfg.secret.expose());
-    let mut v = HeaderValue::from_str(&format!("Basic {}", STANDARD.encode(raw)))
-        .expect("base64 is a valid header");
+    use zeroize::Zeroizing;
+    let raw = Zeroizing::new(format!("{}:{}", cfg.resto_id, cfg.secret.expose()));
+    // Room for all of it up front: a reallocation would leave an unwiped copy behind.
+    let mut line = Zeroizing::new(String::with_capacity(6 + raw.len().div_ceil(3) * 4));
+    line.push_str("Basic ");
+    STANDARD.encode_string(raw.as_bytes(), &mut line);
+    let mut v = HeaderValue::from_str(&line).expect("base64 is a valid header");
     v.set_sensitive(true);
     v
 }

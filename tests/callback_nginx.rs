@@ -43,8 +43,12 @@ fn nginx_binary() -> Option<PathBuf> {
         .chain([PathBuf::from("/usr/sbin/nginx")])
         .chain(
             std::env::var_os("PATH")
-                .map(|p| std::env::split_paths(&p).map(|d| d.join("nginx")).collect())
-                .unwrap_or_else(Vec::new),
+                .map(|p| {
+                    std::env::split_paths(&p)
+                        .map(|d| d.join("nginx"))
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default(),
         );
     for c in candidates {
         if c.is_file() {

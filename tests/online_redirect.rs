@@ -45,7 +45,7 @@ async fn check_online(dir: &Path, ws_url: &str, callback_url: &str, ca: &Path) -
             ca.display()
         ),
     );
-    let args = vec![
+    let args = [
         "check".to_string(),
         "--online".into(),
         "--config".into(),

@@ -1,8 +1,8 @@
 //! A response head read from bytes, with no I/O (so it can be fuzzed on its own).
 //!
-//! - [`status_line`]: the status code as soon as the first line is in. A 2xx status line is a
-//!   delivery, whatever follows it (docs/protocol.md §2.3), so it is known before the rest of
-//!   the head, which may never come or may not parse.
+//! - [`status_line`]: the status code as soon as its digits and the byte after them are in. A
+//!   2xx status line is a delivery, whatever follows it (docs/protocol.md §2.3), so it is known
+//!   before the rest of the head, which may never come, may not parse or may not fit.
 //! - [`parse`]: the whole head with `httparse` (at most [`MAX_HEADERS`] header lines in at most
 //!   [`MAX_HEAD`] bytes) and the body's framing by RFC 9112 §6.3: no body for 1xx, 204 and 304;
 //!   `Transfer-Encoding` wins over `Content-Length` (and the connection is then closed after the
@@ -61,8 +61,10 @@ pub enum HeadError {
     TooLarge,
 }
 
-/// The status code of the response at the start of `buf`: `Ok(None)` until its first line is
-/// complete. `HTTP/1.x` followed by a three-digit code from 100 to 599.
+/// The status code of the response at the start of `buf`: `Ok(None)` until it is known.
+/// `HTTP/1.x`, a space, a three-digit code from 100 to 599, then a space (before the reason
+/// phrase) or the end of the line: the code is known once the byte after it is in, whatever
+/// the reason phrase turns out to be.
 pub fn status_line(buf: &[u8]) -> Result<Option<u16>, HeadError> {
     const PREFIX: &[u8] = b"HTTP/1.";
     let n = buf.len().min(PREFIX.len());
@@ -75,23 +77,24 @@ pub fn status_line(buf: &[u8]) -> Result<Option<u16>, HeadError> {
             Err(HeadError::StatusLine)
         };
     }
-    let Some(end) = buf.iter().position(|&b| b == b'\n') else {
-        return if buf.len() >= MAX_HEAD {
-            Err(HeadError::TooLarge)
-        } else {
+    // "HTTP/1.1 200" and the byte after the code.
+    let (Some(&minor), Some(&space), Some(code), Some(&after)) =
+        (buf.get(7), buf.get(8), buf.get(9..12), buf.get(12))
+    else {
+        // Too short to tell; what is there must still fit the shape.
+        let fits = buf.get(7).is_none_or(u8::is_ascii_digit)
+            && buf.get(8).is_none_or(|&b| b == b' ')
+            && buf.get(9..).unwrap_or_default().iter().all(u8::is_ascii_digit);
+        return if fits {
             Ok(None)
+        } else {
+            Err(HeadError::StatusLine)
         };
     };
-    let line = buf.get(..end).unwrap_or_default();
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    // "HTTP/1.1 200" then the end of the line or a space and the reason phrase.
-    let (Some(&minor), Some(&b' '), Some(code)) = (line.get(7), line.get(8), line.get(9..12))
-    else {
-        return Err(HeadError::StatusLine);
-    };
     if !minor.is_ascii_digit()
+        || space != b' '
         || !code.iter().all(u8::is_ascii_digit)
-        || !matches!(line.get(12), None | Some(b' '))
+        || !matches!(after, b' ' | b'\r' | b'\n')
     {
         return Err(HeadError::StatusLine);
     }
@@ -266,6 +269,11 @@ mod tests {
     fn status_line_is_known_before_the_rest_of_the_head() {
         assert_eq!(status_line(b""), Ok(None));
         assert_eq!(status_line(b"HTTP/1.1 20"), Ok(None));
+        assert_eq!(status_line(b"HTTP/1.1 200"), Ok(None), "could be 2000");
+        assert_eq!(status_line(b"HTTP/1.1 200 "), Ok(Some(200)));
+        assert_eq!(status_line(b"HTTP/1.1 200\r"), Ok(Some(200)));
+        assert_eq!(status_line(b"HTTP/1.1 2x"), Err(HeadError::StatusLine));
+        assert_eq!(status_line(b"HTTP/1.x"), Err(HeadError::StatusLine));
         assert_eq!(status_line(b"HTTP/1.1 200 OK\r\nX-"), Ok(Some(200)));
         assert_eq!(status_line(b"HTTP/1.0 404\r\n"), Ok(Some(404)));
         assert_eq!(status_line(b"HTTP/1.1 204\n"), Ok(Some(204)));
@@ -397,8 +405,10 @@ mod tests {
         let mut big = b"HTTP/1.1 200 OK\r\nX: ".to_vec();
         big.resize(MAX_HEAD + 10, b'a');
         assert_eq!(parse(&big), Err(HeadError::TooLarge));
-        let mut line = b"HTTP/1.1 200".to_vec();
-        line.resize(MAX_HEAD, b'a');
-        assert_eq!(status_line(&line), Err(HeadError::TooLarge));
+        // A reason phrase past the cap: the head is refused, the status is known.
+        let mut line = b"HTTP/1.1 200 ".to_vec();
+        line.resize(MAX_HEAD + 10, b'a');
+        assert_eq!(parse(&line), Err(HeadError::TooLarge));
+        assert_eq!(status_line(&line), Ok(Some(200)));
     }
 }

@@ -209,7 +209,7 @@ impl CallbackClient {
                 return Err(CallbackError::DeadlinePassed { attempts, last });
             }
             // Waiting for a free connection is not part of an attempt (see the module's doc).
-            let Ok(mut lease) = self.pool.lease(deadline).await else {
+            let Ok(lease) = self.pool.lease(deadline).await else {
                 let mut why = format!(
                     "no free connection to the callback host before the deadline (all {} in use: \
                      the cloud answers slowly, or [callback] max_connections is too low)",
@@ -225,7 +225,7 @@ impl CallbackClient {
             };
             let until = (tokio::time::Instant::now() + per_attempt).min(deadline);
             attempts += 1;
-            let outcome = self.attempt(&mut lease, path, body, until).await;
+            let outcome = self.attempt(&lease, path, body, until).await;
             drop(lease);
             crate::metrics::callback_attempt(matches!(outcome, Outcome::Delivered(_)));
             match outcome {
@@ -247,7 +247,7 @@ impl CallbackClient {
     /// One attempt, by `until`: the request on a pooled connection, then on each 307/308 hop.
     async fn attempt(
         &self,
-        lease: &mut Lease,
+        lease: &Lease,
         path: &str,
         body: Payload<'_>,
         until: tokio::time::Instant,
@@ -306,22 +306,24 @@ impl CallbackClient {
         }
     }
 
-    /// The exchange on the lease's connection (an idle one, or a new one). Sent once more on a
-    /// new connection when a reused one turns out closed before any response byte.
+    /// The exchange on a connection of the pool (an idle one, or a new one), under the
+    /// attempt's lease. Sent once more on a new connection when a reused one turns out closed
+    /// before any response byte.
     async fn pooled(
         &self,
-        lease: &mut Lease,
+        _lease: &Lease,
         head: &[u8],
         body: Payload<'_>,
         until: tokio::time::Instant,
     ) -> Result<Response, Outcome> {
         let mut resent = false;
         loop {
-            let mut conn = match lease.conn.take() {
-                Some(c) => c,
-                None if resent => self.pool.connect(until).await.map_err(connect_failed)?,
-                None => self.pool.checkout(until).await.map_err(connect_failed)?,
+            let next = if resent {
+                self.pool.connect(until).await
+            } else {
+                self.pool.checkout(until).await
             };
+            let mut conn = next.map_err(connect_failed)?;
             let r = exchange(&mut conn, head, body, self.cfg.max_response_bytes, until).await;
             match r {
                 Ok(resp) => {

@@ -116,9 +116,8 @@ impl Conn {
     }
 }
 
-/// The right to have one request on the wire; its connection, once it has one.
+/// The right to have one request on the wire (held for the whole attempt, hops included).
 pub struct Lease {
-    pub conn: Option<Conn>,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -201,10 +200,7 @@ impl Pool {
     /// when the deadline passed first.
     pub async fn lease(&self, deadline: Instant) -> Result<Lease, ()> {
         if let Ok(permit) = self.open.clone().try_acquire_owned() {
-            return Ok(Lease {
-                conn: None,
-                _permit: permit,
-            });
+            return Ok(Lease { _permit: permit });
         }
         let w = &self.waits;
         w.waiting.fetch_add(1, Relaxed);
@@ -223,12 +219,7 @@ impl Pool {
             w.gave_up.fetch_add(1, Relaxed);
         }
         crate::metrics::callback_pool_waited(waited, permit.is_none());
-        permit
-            .map(|p| Lease {
-                conn: None,
-                _permit: p,
-            })
-            .ok_or(())
+        permit.map(|p| Lease { _permit: p }).ok_or(())
     }
 
     pub fn stats(&self) -> PoolStats {

@@ -84,7 +84,11 @@ pub fn status_line(buf: &[u8]) -> Result<Option<u16>, HeadError> {
         // Too short to tell; what is there must still fit the shape.
         let fits = buf.get(7).is_none_or(u8::is_ascii_digit)
             && buf.get(8).is_none_or(|&b| b == b' ')
-            && buf.get(9..).unwrap_or_default().iter().all(u8::is_ascii_digit);
+            && buf
+                .get(9..)
+                .unwrap_or_default()
+                .iter()
+                .all(u8::is_ascii_digit);
         return if fits {
             Ok(None)
         } else {

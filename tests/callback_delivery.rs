@@ -7,6 +7,8 @@
 //!   without close_notify; TCP: the server never closes): delivered, one POST;
 //! - a 408 sent on an idle keep-alive connection before the server closes it: the next callback
 //!   goes on a new connection, one POST, delivered (it is not read as the 408);
+//! - a kept connection the server closes as the next request arrives, before a byte of answer:
+//!   the request is sent again at once on a new connection, within the same attempt;
 //! - Content-Length and Transfer-Encoding together: Transfer-Encoding wins;
 //! - an early 413, sent while the 8 MiB body is still being written: final, one POST;
 //! - 150 response headers: read;
@@ -166,6 +168,34 @@ async fn a_408_on_an_idle_connection(t: Transport) {
     assert_eq!(posts.len(), 1, "{posts:?}");
     assert_eq!(posts[0].conn, 2, "sent on a new connection");
     assert_eq!(s.posts("idle-1").len(), 1);
+}
+
+on_tcp_and_tls!(a_kept_connection_closed_as_the_request_goes_out);
+async fn a_kept_connection_closed_as_the_request_goes_out(t: Transport) {
+    let pki = TestPki::new();
+    // The server closes the kept connection when the next request arrives, without a byte of
+    // answer (what a server timing out an idle connection does when the request crosses its
+    // close on the wire).
+    let s = Server::start(t, &pki, vec![], |a: Ask| {
+        if a.seen.rid.as_deref() == Some("k-2") && a.of_rid == 0 {
+            Reply::new(Vec::new(), Then::Close)
+        } else {
+            Reply::ok()
+        }
+    });
+    let c = client(&s.url("/callback"), &pki, |_| {});
+    post(&c, "k-1").await.unwrap();
+    // Sent again at once on a new connection, within the same attempt.
+    let d = post(&c, "k-2").await.unwrap();
+    assert_eq!(
+        d,
+        Delivered {
+            attempts: 1,
+            status: 200
+        }
+    );
+    let conns: Vec<u64> = s.posts("k-2").iter().map(|p| p.conn).collect();
+    assert_eq!(conns, [1, 2]);
 }
 
 on_tcp_and_tls!(content_length_and_transfer_encoding);

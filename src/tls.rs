@@ -4,7 +4,11 @@
 //! certificate in `ca_file` (PEM), if set. Both clients use the same roots and the same crypto
 //! provider (rustls on ring, never aws-lc-rs):
 //! - the WebSocket link gets a `rustls::ClientConfig` ([`link_client_config`]);
-//! - the callback client (tokio-rustls) gets the same kind ([`callback_client_config`]).
+//! - the callback client (tokio-rustls) gets the same kind, offering ALPN `http/1.1`
+//!   ([`callback_client_config`]).
+//!
+//! A failed handshake is described in one place ([`describe_handshake_error`]) for the
+//! callback client and `check --online`; the `ca_file` hint goes only with an unknown issuer.
 //!
 //! A `ca_file` that cannot be read, holds no certificate or holds one rustls cannot parse is
 //! an error at start, never a silent fallback to the public roots alone.
@@ -105,12 +109,82 @@ pub fn link_client_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientCo
     Ok(Arc::new(config))
 }
 
+/// The ALPN protocols the callback client offers: HTTP/1.1 only.
+pub const CALLBACK_ALPN: &[u8] = b"http/1.1";
+
 /// The rustls client configuration of the callback client (tokio-rustls): the same roots and
-/// provider as the link. No ALPN: callbacks speak HTTP/1.1.
+/// provider as the link, offering ALPN `http/1.1`, so a server that speaks only HTTP/2 says so
+/// in the handshake ([`refused_http11`]) instead of answering a request it cannot read.
 pub fn callback_client_config(
     ca_file: Option<&Path>,
 ) -> Result<Arc<rustls::ClientConfig>, TlsError> {
-    link_client_config(ca_file)
+    let mut config = Arc::unwrap_or_clone(link_client_config(ca_file)?);
+    config.alpn_protocols = vec![CALLBACK_ALPN.to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// The rustls error inside an I/O error of a handshake, if it is one.
+pub fn rustls_error(e: &std::io::Error) -> Option<&rustls::Error> {
+    e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>())
+}
+
+/// The server refused every protocol we offered in ALPN (`no_application_protocol`), or chose
+/// one we did not offer (`h2`): it does not speak HTTP/1.1.
+pub fn refused_http11(e: &std::io::Error) -> bool {
+    use rustls::{AlertDescription, Error, PeerMisbehaved};
+    matches!(
+        rustls_error(e),
+        Some(Error::AlertReceived(
+            AlertDescription::NoApplicationProtocol
+        )) | Some(Error::PeerMisbehaved(
+            PeerMisbehaved::SelectedUnofferedApplicationProtocol
+        ))
+    )
+}
+
+/// `" (for a private CA, set ca_file)"` when the certificate's issuer is unknown (the one
+/// problem `ca_file` fixes), else nothing.
+pub fn ca_hint(e: &std::io::Error) -> &'static str {
+    match rustls_error(e) {
+        Some(rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)) => {
+            " (for a private CA, set ca_file)"
+        }
+        _ => "",
+    }
+}
+
+/// A failed TLS handshake with `host` in words a technician can act on: the certificate
+/// problem and its remedy where there is an obvious one, or a server that speaks only HTTP/2.
+pub fn describe_handshake_error(e: &std::io::Error, host: &str) -> String {
+    use rustls::CertificateError as C;
+    if refused_http11(e) {
+        return format!(
+            "TLS handshake failed: {host} does not speak HTTP/1.1 (it refused ALPN http/1.1: \
+             an HTTP/2-only server); the agent speaks HTTP/1.1"
+        );
+    }
+    let Some(tls) = rustls_error(e) else {
+        return format!("TLS handshake failed: {e}");
+    };
+    match tls {
+        rustls::Error::InvalidCertificate(c) => match c {
+            C::UnknownIssuer => "certificate not trusted: it is not signed by a known CA (unknown issuer); for a private CA set ca_file".into(),
+            C::NotValidForName | C::NotValidForNameContext { .. } => {
+                format!("certificate does not name {host} (wrong host in the URL, or an intercepting proxy)")
+            }
+            C::Expired | C::ExpiredContext { .. } => {
+                "certificate has expired (or this board's clock is wrong: check timedatectl)".into()
+            }
+            C::NotValidYet | C::NotValidYetContext { .. } => {
+                "certificate is not valid yet (this board's clock is probably wrong: check timedatectl)".into()
+            }
+            C::Revoked => "certificate has been revoked".into(),
+            C::BadSignature => "certificate has a bad signature".into(),
+            C::BadEncoding => "certificate is malformed".into(),
+            other => format!("certificate rejected: {other:?}"),
+        },
+        other => format!("TLS handshake failed: {other}"),
+    }
 }
 
 #[cfg(test)]

@@ -1,25 +1,32 @@
-//! One HTTP/1.1 exchange on an open connection: write the request, read a bounded response.
+//! One HTTP/1.1 exchange on an open connection: write the request while watching for an early
+//! answer, then read a bounded response ([`super::response`]).
 //!
 //! The request head is written byte for byte as the protocol's clients write it: `restoId`,
 //! `signature`, `Content-Type` and `Content-Length` keep their exact casing on the wire (a
-//! generic client built on the `http` crate lowercases every header name). The response is
-//! read with `httparse`: a head of at most [`MAX_HEAD`] bytes, then the body by
-//! `Content-Length`, by chunks, or to the end of the stream, keeping at most `max_body` bytes
-//! (for the log line of a refusal). A response whose body is longer than that, or that asks
-//! for `Connection: close`, or that has no length, leaves the connection unusable for reuse.
+//! generic client built on the `http` crate lowercases every header name).
+//!
+//! The response is read *while* the body is written: a server may answer before it has read
+//! the whole body (an early 413 or another 4xx), and then usually stops reading. Writing and
+//! reading are polled together in one future (no task, no thread); as soon as a final status
+//! line has arrived the rest of the body is not sent and the connection is not reused. Every
+//! wait is bounded by the attempt's end (`until`).
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
 
-/// Largest response head (status line + headers) accepted from the cloud.
-pub const MAX_HEAD: usize = 16 * 1024;
-/// Most headers parsed in a response.
-const MAX_HEADERS: usize = 32;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::head::{self, MAX_HEAD};
+use crate::body_stream::{StreamBody, StreamError};
 
 /// An I/O stream a request can run on (TCP, or TLS over TCP).
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
-/// What the cloud answered.
+/// What the server answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
     pub status: u16,
@@ -27,22 +34,37 @@ pub struct Response {
     pub body: String,
     /// The connection may carry the next request.
     pub reusable: bool,
+    /// The `Location` header (redirects).
+    pub location: Option<String>,
+    /// What went wrong after the status line (the status stands): for the log.
+    pub note: Option<String>,
 }
 
-/// Why an exchange failed. `sent_nothing` errors on a reused connection are safe to repeat
-/// at once on a fresh one (the server closed an idle keep-alive connection).
+/// How an exchange failed before a usable status line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The connection turned out closed (end of stream, reset, broken pipe) before any byte of
+    /// a response: on a reused connection, the server closed it while it was idle.
+    Closed,
+    /// No response byte arrived (timeout, other network error, our streamed body aborted).
+    NoResponse,
+    /// Bytes arrived that are not an HTTP/1.x status line, or the head was cut short.
+    Garbled,
+    /// The server answered in HTTP/2.
+    Http2,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct ExchangeError {
     pub message: String,
-    /// No response byte arrived: the peer may have closed an idle connection.
-    pub no_response: bool,
+    pub failure: Failure,
 }
 
-fn err(message: impl Into<String>, no_response: bool) -> ExchangeError {
+pub(super) fn err(message: impl Into<String>, failure: Failure) -> ExchangeError {
     ExchangeError {
         message: message.into(),
-        no_response,
+        failure,
     }
 }
 
@@ -63,456 +85,338 @@ pub fn request_head(
     .into_bytes()
 }
 
-/// A read buffer kept with its connection (bytes past one response are never expected, but a
-/// read may return more than the head; they are kept for the body).
+/// How the read side of a connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum End {
+    Eof,
+    Error(std::io::ErrorKind),
+}
+
+/// Why a read returned no bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Stop {
+    Ended(End),
+    TimedOut,
+}
+
+/// A read buffer kept with its connection. Bytes of one response only: a connection whose
+/// buffer still holds bytes after a response is not reused.
 #[derive(Default)]
 pub struct ReadBuf {
-    buf: Vec<u8>,
+    pub(super) buf: Vec<u8>,
+    /// The read side has ended; nothing more will be read.
+    pub(super) end: Option<End>,
 }
 
 impl ReadBuf {
-    async fn fill(&mut self, io: &mut dyn Io, limit: usize) -> Result<usize, std::io::Error> {
+    /// Read what is available (at most up to `limit` bytes in the buffer, and at least one).
+    pub(super) fn poll_fill(
+        &mut self,
+        io: &mut dyn Io,
+        cx: &mut Context<'_>,
+        limit: usize,
+    ) -> Poll<Result<usize, End>> {
+        if let Some(end) = self.end {
+            return Poll::Ready(Err(end));
+        }
         let mut chunk = [0u8; 4096];
         let room = limit.saturating_sub(self.buf.len()).clamp(1, chunk.len());
-        let n = io.read(chunk.get_mut(..room).unwrap_or_default()).await?;
-        self.buf
-            .extend_from_slice(chunk.get(..n).unwrap_or_default());
-        Ok(n)
+        let mut rb = tokio::io::ReadBuf::new(chunk.get_mut(..room).unwrap_or_default());
+        let r = ready!(Pin::new(io).poll_read(cx, &mut rb));
+        let end = match r {
+            Ok(()) if rb.filled().is_empty() => End::Eof,
+            Ok(()) => {
+                self.buf.extend_from_slice(rb.filled());
+                return Poll::Ready(Ok(rb.filled().len()));
+            }
+            Err(e) => End::Error(e.kind()),
+        };
+        self.end = Some(end);
+        Poll::Ready(Err(end))
     }
-    fn consume(&mut self, n: usize) {
+
+    /// [`ReadBuf::poll_fill`] until `until`.
+    pub(super) async fn fill(
+        &mut self,
+        io: &mut dyn Io,
+        limit: usize,
+        until: Instant,
+    ) -> Result<usize, Stop> {
+        match tokio::time::timeout_at(until, poll_fn(|cx| self.poll_fill(io, cx, limit))).await {
+            Ok(Ok(n)) => Ok(n),
+            Ok(Err(end)) => Err(Stop::Ended(end)),
+            Err(_) => Err(Stop::TimedOut),
+        }
+    }
+
+    pub(super) fn consume(&mut self, n: usize) {
         self.buf.drain(..n.min(self.buf.len()));
     }
-}
 
-/// Write `head` + `body`, then read the response.
-pub async fn exchange(
-    io: &mut dyn Io,
-    rb: &mut ReadBuf,
-    head: &[u8],
-    body: &[u8],
-    max_body: usize,
-) -> Result<Response, ExchangeError> {
-    rb.buf.clear();
-    let w = |e: std::io::Error| err(format!("network error while sending: {}", e.kind()), true);
-    write_all_two(io, head, body).await.map_err(w)?;
-    io.flush().await.map_err(w)?;
-    read_response(io, rb, max_body).await
-}
-
-/// `head` then `body`, gathered into one write where the stream can (`writev` on TCP): one
-/// segment and one wake-up of the receiver for a body that fits, not one for the head and
-/// another for the body.
-async fn write_all_two(io: &mut dyn Io, head: &[u8], body: &[u8]) -> std::io::Result<()> {
-    let (mut head, mut body) = (head, body);
-    while !head.is_empty() || !body.is_empty() {
-        let parts = [std::io::IoSlice::new(head), std::io::IoSlice::new(body)];
-        let n = io.write_vectored(&parts).await?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
+    /// Whether an idle connection's read side is quiet: no byte waiting, not closed. Looks
+    /// without waiting (one poll with a no-op waker). `Err` says what was found.
+    pub fn check_idle(&mut self, io: &mut dyn Io) -> Result<(), String> {
+        if !self.buf.is_empty() {
+            return Err(format!("{} bytes left over", self.buf.len()));
         }
-        let from_head = n.min(head.len());
-        head = head.get(from_head..).unwrap_or_default();
-        body = body.get(n - from_head..).unwrap_or_default();
-    }
-    Ok(())
-}
-
-/// Write `head`, then the streamed body as its second pass produces it (chunk by chunk, never
-/// more than `CHUNKS_IN_FLIGHT` of them in memory), then read the response. If the pass fails
-/// or its bytes differ from the signed first pass, the body is left incomplete (the last
-/// chunk is held back) and the error ends the exchange: the caller drops the connection, so
-/// the cloud never receives a complete body that is not the signed one.
-pub async fn exchange_stream(
-    io: &mut dyn Io,
-    rb: &mut ReadBuf,
-    head: &[u8],
-    body: &crate::body_stream::StreamBody,
-    max_body: usize,
-) -> Result<Response, ExchangeError> {
-    rb.buf.clear();
-    let w = |e: std::io::Error| err(format!("network error while sending: {}", e.kind()), true);
-    io.write_all(head).await.map_err(w)?;
-    let mut chunks = body.chunks();
-    let mut sent = 0usize;
-    while let Some(chunk) = chunks.recv().await {
-        let chunk = chunk.map_err(|e| err(format!("streamed body aborted: {e}"), false))?;
-        sent += chunk.len();
-        io.write_all(&chunk).await.map_err(w)?;
-    }
-    if sent != body.len() {
-        return Err(err(
-            format!("streamed body aborted after {sent} of {} bytes", body.len()),
-            false,
-        ));
-    }
-    io.flush().await.map_err(w)?;
-    read_response(io, rb, max_body).await
-}
-
-async fn read_response(
-    io: &mut dyn Io,
-    rb: &mut ReadBuf,
-    max_body: usize,
-) -> Result<Response, ExchangeError> {
-    loop {
-        let (status, head_len, framing, close) = read_head(io, rb).await?;
-        rb.consume(head_len);
-        if (100..200).contains(&status) {
-            continue; // 100 Continue and friends: the real answer follows.
-        }
-        let (bytes, complete) = match framing {
-            Framing::Length(n) => read_length(io, rb, n, max_body).await?,
-            Framing::Chunked => read_chunked(io, rb, max_body).await?,
-            Framing::None if status == 204 || status == 304 => (Vec::new(), true),
-            Framing::None => (read_to_end(io, rb, max_body).await?, false),
-        };
-        return Ok(Response {
-            status,
-            body: String::from_utf8_lossy(&bytes).into_owned(),
-            reusable: complete && !close,
-        });
-    }
-}
-
-enum Framing {
-    Length(usize),
-    Chunked,
-    None,
-}
-
-async fn read_head(
-    io: &mut dyn Io,
-    rb: &mut ReadBuf,
-) -> Result<(u16, usize, Framing, bool), ExchangeError> {
-    loop {
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut resp = httparse::Response::new(&mut headers);
-        match resp.parse(&rb.buf) {
-            Ok(httparse::Status::Complete(len)) => {
-                let status = resp.code.unwrap_or(0);
-                let mut framing = Framing::None;
-                let mut close = resp.version == Some(0);
-                for h in resp.headers.iter() {
-                    let v = std::str::from_utf8(h.value).unwrap_or("").trim();
-                    if h.name.eq_ignore_ascii_case("content-length") {
-                        let n = v
-                            .parse::<usize>()
-                            .map_err(|_| err(format!("bad Content-Length {v:?}"), false))?;
-                        framing = Framing::Length(n);
-                    } else if h.name.eq_ignore_ascii_case("transfer-encoding")
-                        && v.to_ascii_lowercase().ends_with("chunked")
-                    {
-                        framing = Framing::Chunked;
-                    } else if h.name.eq_ignore_ascii_case("connection") {
-                        close |= v.eq_ignore_ascii_case("close");
-                    }
-                }
-                return Ok((status, len, framing, close));
-            }
-            Ok(httparse::Status::Partial) => {}
-            Err(e) => return Err(err(format!("malformed response head: {e}"), false)),
-        }
-        if rb.buf.len() >= MAX_HEAD {
-            return Err(err(format!("response head over {MAX_HEAD} bytes"), false));
-        }
-        let first = rb.buf.is_empty();
-        match rb.fill(io, MAX_HEAD).await {
-            Ok(0) => return Err(err("connection closed before a response", first)),
-            Ok(_) => {}
-            Err(e) => {
-                return Err(err(
-                    format!("network error while reading: {}", e.kind()),
-                    first,
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        match self.poll_fill(io, &mut cx, 256) {
+            Poll::Pending => Ok(()),
+            Poll::Ready(Err(End::Eof)) => Err("closed by the server".into()),
+            Poll::Ready(Err(End::Error(k))) => Err(format!("network error: {k}")),
+            Poll::Ready(Ok(_)) => {
+                let first = self.buf.split(|&b| b == b'\n').next().unwrap_or_default();
+                let first = String::from_utf8_lossy(first.get(..80).unwrap_or(first));
+                Err(format!(
+                    "unsolicited bytes from the server ({:?})",
+                    first.trim_end()
                 ))
             }
         }
     }
 }
 
-fn read_err(e: std::io::Error) -> ExchangeError {
-    err(format!("network error while reading: {}", e.kind()), false)
+/// The body after the head.
+#[derive(Clone, Copy)]
+pub enum Body<'a> {
+    Bytes(&'a [u8]),
+    /// Generated again for each exchange (its second pass), chunk by chunk.
+    Stream(&'a StreamBody),
 }
 
-/// Read a body of `n` bytes, keeping `max` of them. Complete only if all `n` were read.
-async fn read_length(
-    io: &mut dyn Io,
-    rb: &mut ReadBuf,
-    n: usize,
-    max: usize,
-) -> Result<(Vec<u8>, bool), ExchangeError> {
-    let want = n.min(max);
-    while rb.buf.len() < want {
-        if rb.fill(io, want).await.map_err(read_err)? == 0 {
-            return Err(err("connection closed inside the response body", false));
+/// Writes the head and the body, as far as the stream accepts them.
+struct Sender<'a> {
+    head: &'a [u8],
+    body: Source<'a>,
+    flushed: bool,
+}
+
+enum Source<'a> {
+    Bytes(&'a [u8]),
+    Stream {
+        rx: mpsc::Receiver<Result<Vec<u8>, StreamError>>,
+        chunk: Vec<u8>,
+        pos: usize,
+        received: usize,
+        want: usize,
+        ended: bool,
+    },
+}
+
+/// Why the request could not be written whole.
+enum SendError {
+    Io(std::io::ErrorKind),
+    /// The streamed body's second pass failed or did not match the first.
+    Aborted(String),
+}
+
+impl<'a> Sender<'a> {
+    fn new(head: &'a [u8], body: Body<'a>) -> Sender<'a> {
+        let body = match body {
+            Body::Bytes(b) => Source::Bytes(b),
+            Body::Stream(s) => Source::Stream {
+                rx: s.chunks(),
+                chunk: Vec::new(),
+                pos: 0,
+                received: 0,
+                want: s.len(),
+                ended: false,
+            },
+        };
+        Sender {
+            head,
+            body,
+            flushed: false,
         }
     }
-    let kept = rb.buf.get(..want).unwrap_or_default().to_vec();
-    Ok((kept, n <= max))
-}
 
-/// Read a chunked body, keeping at most `max` bytes of data; complete only if it ended within
-/// that bound.
-async fn read_chunked(
-    io: &mut dyn Io,
-    rb: &mut ReadBuf,
-    max: usize,
-) -> Result<(Vec<u8>, bool), ExchangeError> {
-    let mut out = Vec::new();
-    let limit = max.saturating_add(MAX_HEAD);
-    loop {
-        let (used, size) = loop {
-            match httparse::parse_chunk_size(&rb.buf) {
-                Ok(httparse::Status::Complete((used, size))) => break (used, size),
-                Ok(httparse::Status::Partial) => {}
-                Err(_) => return Err(err("malformed chunked response", false)),
-            }
-            if rb.buf.len() >= MAX_HEAD {
-                return Err(err("malformed chunked response", false));
-            }
-            if rb.fill(io, limit).await.map_err(read_err)? == 0 {
-                return Err(err("connection closed inside a chunked response", false));
-            }
-        };
-        rb.consume(used);
-        let size = usize::try_from(size).unwrap_or(usize::MAX);
-        if size == 0 {
-            // Trailers (rare) end with an empty line; without them the CRLF follows at once.
-            while !rb.buf.starts_with(b"\r\n") && find(&rb.buf, b"\r\n\r\n").is_none() {
-                if rb.buf.len() >= MAX_HEAD || rb.fill(io, limit).await.map_err(read_err)? == 0 {
-                    return Ok((out, false));
+    fn poll_send(&mut self, io: &mut dyn Io, cx: &mut Context<'_>) -> Poll<Result<(), SendError>> {
+        let io_err = |e: std::io::Error| SendError::Io(e.kind());
+        loop {
+            match &mut self.body {
+                Source::Bytes(body) => {
+                    if self.head.is_empty() && body.is_empty() {
+                        break;
+                    }
+                    // Head and body gathered into one write where the stream can (`writev` on
+                    // TCP): one segment for a body that fits, not one for each part.
+                    let parts = [
+                        std::io::IoSlice::new(self.head),
+                        std::io::IoSlice::new(body),
+                    ];
+                    let n = ready!(Pin::new(&mut *io).poll_write_vectored(cx, &parts))
+                        .map_err(io_err)?;
+                    if n == 0 {
+                        return Poll::Ready(Err(SendError::Io(std::io::ErrorKind::WriteZero)));
+                    }
+                    let from_head = n.min(self.head.len());
+                    self.head = self.head.get(from_head..).unwrap_or_default();
+                    *body = body.get(n - from_head..).unwrap_or_default();
+                }
+                Source::Stream {
+                    rx,
+                    chunk,
+                    pos,
+                    received,
+                    want,
+                    ended,
+                } => {
+                    let pending = if self.head.is_empty() {
+                        chunk.get(*pos..).unwrap_or_default()
+                    } else {
+                        self.head
+                    };
+                    if !pending.is_empty() {
+                        let n =
+                            ready!(Pin::new(&mut *io).poll_write(cx, pending)).map_err(io_err)?;
+                        if n == 0 {
+                            return Poll::Ready(Err(SendError::Io(std::io::ErrorKind::WriteZero)));
+                        }
+                        if self.head.is_empty() {
+                            *pos += n;
+                        } else {
+                            self.head = self.head.get(n..).unwrap_or_default();
+                        }
+                        continue;
+                    }
+                    if *ended {
+                        break;
+                    }
+                    match ready!(rx.poll_recv(cx)) {
+                        Some(Ok(c)) => {
+                            *received += c.len();
+                            *chunk = c;
+                            *pos = 0;
+                        }
+                        Some(Err(e)) => {
+                            return Poll::Ready(Err(SendError::Aborted(format!(
+                                "streamed body aborted: {e}"
+                            ))))
+                        }
+                        None if *received != *want => {
+                            return Poll::Ready(Err(SendError::Aborted(format!(
+                                "streamed body aborted after {received} of {want} bytes"
+                            ))))
+                        }
+                        None => *ended = true,
+                    }
                 }
             }
-            return Ok((out, true));
         }
-        if out.len().saturating_add(size) > max {
-            return Ok((out, false)); // too long to keep: the connection is not reused
+        if !self.flushed {
+            ready!(Pin::new(&mut *io).poll_flush(cx)).map_err(io_err)?;
+            self.flushed = true;
         }
-        let need = size.saturating_add(2);
-        while rb.buf.len() < need {
-            if rb.fill(io, need).await.map_err(read_err)? == 0 {
-                return Err(err("connection closed inside a chunked response", false));
-            }
-        }
-        out.extend_from_slice(rb.buf.get(..size).unwrap_or_default());
-        rb.consume(need);
+        Poll::Ready(Ok(()))
     }
 }
 
-/// A body without length: read until the peer closes, keeping at most `max` bytes.
-async fn read_to_end(
+/// How the sending phase ended.
+enum Sent {
+    /// The whole request is written and flushed.
+    All,
+    /// The server answered, closed or failed before the request was written whole.
+    Interrupted,
+    Failed(SendError),
+}
+
+/// Write the request (`head`, then `body`) while reading whatever the server sends, then read
+/// the response; everything by `until`. Once a status line has arrived, every later problem
+/// (a timeout, a closed connection, invalid framing) is a [`Response::note`] of a response
+/// that keeps its status, and the connection is not reused.
+pub async fn exchange(
     io: &mut dyn Io,
     rb: &mut ReadBuf,
-    max: usize,
-) -> Result<Vec<u8>, ExchangeError> {
-    while rb.buf.len() < max {
-        if rb.fill(io, max).await.map_err(read_err)? == 0 {
-            break;
+    head: &[u8],
+    body: Body<'_>,
+    max_body: usize,
+    until: Instant,
+) -> Result<Response, ExchangeError> {
+    rb.buf.clear();
+    rb.end = None;
+    let mut sender = Sender::new(head, body);
+    let sending = poll_fn(|cx| {
+        // The read side first: an answer that is already there stops the writing.
+        while rb.end.is_none() && rb.buf.len() < MAX_HEAD {
+            match rb.poll_fill(io, cx, MAX_HEAD) {
+                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Err(_)) | Poll::Pending => break,
+            }
+        }
+        if rb.end.is_some() || rb.buf.len() >= MAX_HEAD || final_answer_started(&rb.buf) {
+            return Poll::Ready(Sent::Interrupted);
+        }
+        match sender.poll_send(io, cx) {
+            Poll::Ready(Ok(())) => Poll::Ready(Sent::All),
+            Poll::Ready(Err(e)) => Poll::Ready(Sent::Failed(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    });
+    let sent = match tokio::time::timeout_at(until, sending).await {
+        Ok(s) => s,
+        Err(_) => {
+            return Err(err(
+                "timed out while sending the request (no answer)",
+                Failure::NoResponse,
+            ))
+        }
+    };
+    let (complete, write_failed) = match sent {
+        Sent::All => (true, None),
+        Sent::Interrupted => (false, None),
+        Sent::Failed(SendError::Aborted(m)) => return Err(err(m, Failure::NoResponse)),
+        // The server may have answered before it closed (an early 413): what it sent is read
+        // (a dead connection ends the read at once).
+        Sent::Failed(SendError::Io(kind)) => (false, Some(kind)),
+    };
+    match super::response::read(io, rb, max_body, until).await {
+        Ok(mut resp) => {
+            resp.reusable &= complete;
+            Ok(resp)
+        }
+        Err(mut e) => {
+            if let Some(kind) = write_failed {
+                if matches!(e.failure, Failure::Closed | Failure::NoResponse) {
+                    e.message = format!("network error while sending: {kind}");
+                    e.failure = if closed_kind(kind) {
+                        Failure::Closed
+                    } else {
+                        Failure::NoResponse
+                    };
+                }
+            }
+            Err(e)
         }
     }
-    rb.buf.truncate(max);
-    Ok(std::mem::take(&mut rb.buf))
 }
 
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
+/// An I/O error that means the peer closed or reset the connection.
+pub(super) fn closed_kind(kind: std::io::ErrorKind) -> bool {
+    use std::io::ErrorKind as K;
+    matches!(
+        kind,
+        K::ConnectionReset
+            | K::ConnectionAborted
+            | K::BrokenPipe
+            | K::UnexpectedEof
+            | K::NotConnected
+    )
+}
+
+/// A final (non-1xx) status line, or bytes that cannot be one, at the start of `buf` after
+/// any complete interim (1xx) heads.
+fn final_answer_started(mut buf: &[u8]) -> bool {
+    loop {
+        match head::parse(buf) {
+            Ok(Some(h)) if h.status < 200 && h.status != 101 => {
+                buf = buf.get(h.len..).unwrap_or_default();
+            }
+            Ok(Some(_)) | Err(_) => return true,
+            Ok(None) => return !matches!(head::status_line(buf), Ok(None) | Ok(Some(100..=199))),
+        }
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use tokio::io::{duplex, AsyncWriteExt};
-
-    async fn run(answer: &'static [u8], max: usize) -> (Result<Response, ExchangeError>, Vec<u8>) {
-        let (mut a, mut b) = duplex(64 * 1024);
-        let server = tokio::spawn(async move {
-            let mut got = vec![0u8; 512];
-            let n = b.read(&mut got).await.unwrap();
-            got.truncate(n);
-            b.write_all(answer).await.unwrap();
-            drop(b);
-            got
-        });
-        let head = request_head("/callback/checkWork", "h:1", "r-1", "c2ln", 2);
-        let mut rb = ReadBuf::default();
-        let r = exchange(&mut a, &mut rb, &head, b"{}", max).await;
-        (r, server.await.unwrap())
-    }
-
-    /// A stream that takes at most `per_call` bytes per write, gathering across slices, and
-    /// counts its write calls.
-    struct Gather {
-        got: Vec<u8>,
-        calls: usize,
-        per_call: usize,
-    }
-    impl tokio::io::AsyncWrite for Gather {
-        fn poll_write(
-            self: std::pin::Pin<&mut Self>,
-            cx: &mut std::task::Context<'_>,
-            buf: &[u8],
-        ) -> std::task::Poll<std::io::Result<usize>> {
-            self.poll_write_vectored(cx, &[std::io::IoSlice::new(buf)])
-        }
-        fn poll_write_vectored(
-            mut self: std::pin::Pin<&mut Self>,
-            _: &mut std::task::Context<'_>,
-            bufs: &[std::io::IoSlice<'_>],
-        ) -> std::task::Poll<std::io::Result<usize>> {
-            self.calls += 1;
-            let mut n = 0;
-            for b in bufs {
-                let take = b.len().min(self.per_call - n);
-                self.got.extend_from_slice(&b[..take]);
-                n += take;
-            }
-            std::task::Poll::Ready(Ok(n))
-        }
-        fn is_write_vectored(&self) -> bool {
-            true
-        }
-        fn poll_flush(
-            self: std::pin::Pin<&mut Self>,
-            _: &mut std::task::Context<'_>,
-        ) -> std::task::Poll<std::io::Result<()>> {
-            std::task::Poll::Ready(Ok(()))
-        }
-        fn poll_shutdown(
-            self: std::pin::Pin<&mut Self>,
-            _: &mut std::task::Context<'_>,
-        ) -> std::task::Poll<std::io::Result<()>> {
-            std::task::Poll::Ready(Ok(()))
-        }
-    }
-    impl tokio::io::AsyncRead for Gather {
-        fn poll_read(
-            self: std::pin::Pin<&mut Self>,
-            _: &mut std::task::Context<'_>,
-            _: &mut tokio::io::ReadBuf<'_>,
-        ) -> std::task::Poll<std::io::Result<()>> {
-            std::task::Poll::Ready(Ok(()))
-        }
-    }
-
-    #[tokio::test]
-    async fn head_and_body_go_out_in_one_write_when_they_fit_and_whole_when_they_do_not() {
-        let (head, body) = (
-            b"POST / HTTP/1.1\r\n\r\n".as_slice(),
-            b"{\"a\":1}".as_slice(),
-        );
-        let mut whole = head.to_vec();
-        whole.extend_from_slice(body);
-        let mut g = Gather {
-            got: Vec::new(),
-            calls: 0,
-            per_call: usize::MAX / 2,
-        };
-        write_all_two(&mut g, head, body).await.unwrap();
-        assert_eq!((g.got.as_slice(), g.calls), (whole.as_slice(), 1));
-        for per_call in [1, 5, head.len(), head.len() + 1] {
-            let mut g = Gather {
-                got: Vec::new(),
-                calls: 0,
-                per_call,
-            };
-            write_all_two(&mut g, head, body).await.unwrap();
-            assert_eq!(g.got, whole, "{per_call} bytes per write");
-        }
-        let mut g = Gather {
-            got: Vec::new(),
-            calls: 0,
-            per_call: 0,
-        };
-        let e = write_all_two(&mut g, head, body).await.unwrap_err();
-        assert_eq!(e.kind(), std::io::ErrorKind::WriteZero);
-    }
-
-    #[tokio::test]
-    async fn exact_header_spelling_on_the_wire() {
-        let (r, sent) = run(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 64).await;
-        let text = String::from_utf8(sent).unwrap();
-        assert!(text.starts_with("POST /callback/checkWork HTTP/1.1\r\n"));
-        for h in [
-            "\r\nrestoId: r-1\r\n",
-            "\r\nsignature: c2ln\r\n",
-            "\r\nContent-Type: application/json\r\n",
-            "\r\nContent-Length: 2\r\n",
-        ] {
-            assert!(text.contains(h), "{h:?} missing in {text:?}");
-        }
-        assert!(text.ends_with("\r\n\r\n{}"));
-        assert_eq!(
-            r.unwrap(),
-            Response {
-                status: 200,
-                body: String::new(),
-                reusable: true
-            }
-        );
-    }
-
-    #[tokio::test]
-    async fn bodies_by_length_chunks_and_close() {
-        let (r, _) = run(b"HTTP/1.1 400 Bad\r\nContent-Length: 5\r\n\r\nhello", 64).await;
-        assert_eq!(
-            r.unwrap(),
-            Response {
-                status: 400,
-                body: "hello".into(),
-                reusable: true
-            }
-        );
-        let (r, _) = run(
-            b"HTTP/1.1 500 X\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
-            64,
-        )
-        .await;
-        assert_eq!(
-            r.unwrap(),
-            Response {
-                status: 500,
-                body: "abcde".into(),
-                reusable: true
-            }
-        );
-        let (r, _) = run(b"HTTP/1.1 404 X\r\nContent-Length: 10\r\n\r\n0123456789", 4).await;
-        assert_eq!(
-            r.unwrap(),
-            Response {
-                status: 404,
-                body: "0123".into(),
-                reusable: false
-            }
-        );
-        let (r, _) = run(b"HTTP/1.1 200 X\r\nConnection: close\r\n\r\nbye", 64).await;
-        assert_eq!(
-            r.unwrap(),
-            Response {
-                status: 200,
-                body: "bye".into(),
-                reusable: false
-            }
-        );
-        let (r, _) = run(
-            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n",
-            64,
-        )
-        .await;
-        assert_eq!(r.unwrap().status, 201);
-    }
-
-    #[tokio::test]
-    async fn errors_are_reported_not_panicked() {
-        let (r, _) = run(b"", 64).await;
-        assert!(r.unwrap_err().no_response);
-        let (r, _) = run(b"garbage\r\n\r\n", 64).await;
-        assert!(!r.unwrap_err().no_response);
-        let (r, _) = run(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc", 64).await;
-        assert!(r.is_err());
-        let (r, _) = run(
-            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
-            64,
-        )
-        .await;
-        assert!(r.is_err());
-    }
-}
+#[path = "http_tests.rs"]
+mod tests;

@@ -1,34 +1,57 @@
 //! Delivering answers: a signed HTTP POST to `<callback_url>/<operation>`.
 //!
 //! The body arrives here already serialised and signed ([`SignedBody`]); this module only moves
-//! those exact bytes. Policy (protocol reference §2.3, [inferred] where the docs are silent):
-//! - per-attempt timeout `[callback] attempt_timeout_secs` (10 s), clipped to the deadline;
-//! - network errors and 5xx are retried with doubling delays (tokio timers: a waiting retry
-//!   holds no thread and no connection) until the deadline, which is `deadline_secs` (80 s)
-//!   after the request arrived; nothing is sent after it;
-//! - 4xx is final: the cloud's error body is logged (bounded) and not retried;
-//! - a body above `max_body_bytes` is refused before any byte is sent.
+//! those exact bytes. Policy (docs/protocol.md §2.3; [inferred] where the cloud's docs are
+//! silent):
+//! - **Delivered means a 2xx status line.** Once one is read, nothing is posted again for that
+//!   callback, whatever happens to the rest of the response (no length, a missing TLS
+//!   close_notify, invalid framing, a timeout).
+//! - **An attempt** is one request on the wire and its response (connect, TLS, write, read,
+//!   any 307/308 hops), bounded by `[callback] attempt_timeout_secs` (10 s) and the deadline.
+//!   Its timer starts when the request has a connection slot: the wait for a free slot
+//!   (`max_connections`) is not part of it. That wait is bounded by the callback's deadline,
+//!   counted (metrics, `status`), and never causes a repost.
+//! - **Retried**, after a doubling delay on tokio timers (no thread or connection held) until
+//!   the deadline, `deadline_secs` (80 s) after the request arrived: no response (network
+//!   error, timeout, a connection closed before any response byte), a response that is not
+//!   HTTP/1.x, 5xx, 408 and 429 (the server did not process the request). Nothing is sent
+//!   after the deadline.
+//! - **Resent at once, within the attempt**, only when the server cannot have seen the request:
+//!   a reused keep-alive connection turned out closed before any response byte (an idle
+//!   connection is also looked at before reuse, `pool.rs`). Never after a response byte.
+//! - **Final**: any other 4xx (the error body is logged, bounded); 3xx other than 307/308;
+//!   307/308 that cannot be followed ([`redirect`]); a server that speaks only HTTP/2.
+//! - A body above `max_body_bytes` is refused before any byte is sent.
 //!
-//! The transport is our own small async HTTP/1.1 client ([`http`], [`pool`]) on tokio and
-//! tokio-rustls rather than a general-purpose blocking client: the header names go on the wire
-//! exactly as the protocol spells them (`restoId`), the host is resolved once per TTL rather
-//! than on a new thread per request, and no thread is held while a request or a retry waits.
-//! docs/design.md gives the reasons in full.
+//! The transport is our own small async HTTP/1.1 client on tokio and tokio-rustls rather than
+//! a general-purpose blocking client: the header names go on the wire exactly as the protocol
+//! spells them (`restoId`), the host is resolved once per TTL rather than on a new thread per
+//! request, and no thread is held while a request or a retry waits. docs/design.md gives the
+//! reasons in full. Files: [`pool`] (connections, the wait for one), [`connect`] (addresses
+//! raced, TLS), [`http`] (one exchange), [`response`] and [`head`] (reading the answer),
+//! [`redirect`].
 //!
 //! [`Deliver`] is the seam the dispatcher calls through; tests and the fuzz target plug a stub.
 
+pub mod connect;
+pub mod head;
 pub mod http;
 pub mod pool;
+pub mod redirect;
+pub mod response;
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::body_stream::StreamBody;
-use crate::config::Config;
+use crate::config::{Config, Endpoint};
 use crate::sign::SignedBody;
-use pool::{Endpoint, Pool};
+use connect::ConnectError;
+use http::{Body, ExchangeError, Failure, Response};
+pub use pool::PoolStats;
+use pool::{Lease, Pool};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CallbackError {
@@ -36,6 +59,10 @@ pub enum CallbackError {
     TooLarge { size: usize, cap: usize },
     #[error("cloud refused the callback with HTTP {status}: {body}")]
     Rejected { status: u16, body: String },
+    #[error("cloud redirected the callback: {0}")]
+    Redirected(String),
+    #[error("callback host does not speak HTTP/1.1: {0}")]
+    Protocol(String),
     #[error("deadline passed after {attempts} attempt(s); last error: {last}")]
     DeadlinePassed { attempts: u32, last: String },
     #[error(transparent)]
@@ -50,10 +77,10 @@ pub struct Delivered {
     pub status: u16,
 }
 
-/// What a callback carries: a signed body in memory, or a body too large to hold (issue 14: a
-/// menu of any size), generated twice from one read transaction: the first pass computed the
-/// HMAC and the length, each attempt's second pass streams the same bytes after a head with
-/// that `Content-Length` ([`crate::body_stream`]). The transport writes the head from
+/// What a callback carries: a signed body in memory, or a body too large to hold (a menu of
+/// any size), generated twice from one read transaction: the first pass computed the HMAC and
+/// the length, each exchange's second pass streams the same bytes after a head with that
+/// `Content-Length` ([`crate::body_stream`]). The transport writes the head from
 /// [`Payload::signature`] and [`Payload::len`] and then the bytes.
 #[derive(Clone, Copy)]
 pub enum Payload<'a> {
@@ -75,6 +102,12 @@ impl Payload<'_> {
         match self {
             Payload::Bytes(b) => b.signature(),
             Payload::Stream(s) => s.signature(),
+        }
+    }
+    fn body(&self) -> Body<'_> {
+        match self {
+            Payload::Bytes(b) => Body::Bytes(b.body()),
+            Payload::Stream(s) => Body::Stream(s),
         }
     }
 }
@@ -101,6 +134,11 @@ pub trait Deliver: Send + Sync {
         let size = body.len();
         Box::pin(async move { Err(CallbackError::TooLarge { size, cap: 0 }) })
     }
+
+    /// How callbacks waited for a free connection (the real client only).
+    fn pool_stats(&self) -> Option<PoolStats> {
+        None
+    }
 }
 
 pub struct CallbackClient {
@@ -108,13 +146,24 @@ pub struct CallbackClient {
     resto_id: String,
     cfg: crate::config::CallbackConfig,
     max_body: usize,
+    /// The last redirect warned about: a redirect is logged as a warning once, not per callback.
+    warned: Mutex<Option<String>>,
+}
+
+/// How one attempt ended.
+enum Outcome {
+    Delivered(u16),
+    Retry(String),
+    Final(CallbackError),
 }
 
 impl CallbackClient {
     pub fn new(cfg: &Config) -> Result<Arc<Self>, CallbackError> {
-        let ep = Endpoint::parse(&cfg.callback_url).map_err(CallbackError::Setup)?;
-        // Built even for an http:// callback_url, so a bad ca_file is refused at start.
-        let tls = Some(crate::tls::callback_client_config(cfg.ca_file.as_deref())?);
+        let ep = Endpoint::parse(&cfg.callback_url)
+            .map_err(|e| CallbackError::Setup(format!("callback_url: {e}")))?;
+        // Built even for an http:// callback_url, so a bad ca_file is refused at start (and an
+        // https redirect can be followed).
+        let tls = crate::tls::callback_client_config(cfg.ca_file.as_deref())?;
         let pool = Pool::new(
             ep,
             tls,
@@ -127,13 +176,13 @@ impl CallbackClient {
             resto_id: cfg.resto_id.clone(),
             cfg: cfg.callback.clone(),
             max_body: cfg.limits.max_body_bytes,
+            warned: Mutex::new(None),
         }))
     }
 
     pub fn url_for(&self, path: &str) -> String {
         let ep = self.pool.endpoint();
-        let scheme = if ep.tls { "https" } else { "http" };
-        format!("{scheme}://{}{}", ep.authority, ep.target(path))
+        ep.url_for(&ep.target(path))
     }
 
     /// POST `body` to `<callback_url>/<path>`, retrying until `deadline`.
@@ -149,14 +198,6 @@ impl CallbackClient {
                 cap: self.max_body,
             });
         }
-        let ep = self.pool.endpoint();
-        let head = http::request_head(
-            &ep.target(path),
-            &ep.authority,
-            &self.resto_id,
-            body.signature(),
-            body.len(),
-        );
         let deadline = tokio::time::Instant::from_std(deadline);
         let mut delay = Duration::from_millis(self.cfg.retry_initial_ms);
         let max_delay = Duration::from_millis(self.cfg.retry_max_ms);
@@ -164,29 +205,35 @@ impl CallbackClient {
         let mut attempts = 0u32;
         let mut last = String::from("no attempt made");
         loop {
-            let now = tokio::time::Instant::now();
-            if now >= deadline {
+            if tokio::time::Instant::now() >= deadline {
                 return Err(CallbackError::DeadlinePassed { attempts, last });
             }
-            let budget = per_attempt.min(deadline - now);
+            // Waiting for a free connection is not part of an attempt (see the module's doc).
+            let Ok(lease) = self.pool.lease(deadline).await else {
+                let mut why = format!(
+                    "no free connection to the callback host before the deadline (all {} in use: \
+                     the cloud answers slowly, or [callback] max_connections is too low)",
+                    self.pool.stats().max_connections
+                );
+                if attempts > 0 {
+                    why = format!("{why}; before that: {last}");
+                }
+                return Err(CallbackError::DeadlinePassed {
+                    attempts,
+                    last: why,
+                });
+            };
+            let until = (tokio::time::Instant::now() + per_attempt).min(deadline);
             attempts += 1;
-            let r = tokio::time::timeout(budget, self.attempt(&head, body, budget)).await;
-            let r = r.unwrap_or_else(|_| Err(format!("timed out after {budget:?}")));
-            crate::metrics::callback_attempt(matches!(&r, Ok((s, _)) if (200..300).contains(s)));
-            match r {
-                Ok((status, _)) if (200..300).contains(&status) => {
-                    return Ok(Delivered { attempts, status })
-                }
-                Ok((status, body)) if (400..500).contains(&status) => {
-                    return Err(CallbackError::Rejected { status, body });
-                }
-                Ok((status, body)) => {
-                    last = format!("HTTP {status} {body}");
-                    log_warn!("callback {path}: attempt {attempts} got HTTP {status}, retrying");
-                }
-                Err(e) => {
-                    last = e;
-                    log_warn!("callback {path}: attempt {attempts} failed: {last}");
+            let outcome = self.attempt(&lease, path, body, until).await;
+            drop(lease);
+            crate::metrics::callback_attempt(matches!(outcome, Outcome::Delivered(_)));
+            match outcome {
+                Outcome::Delivered(status) => return Ok(Delivered { attempts, status }),
+                Outcome::Final(e) => return Err(e),
+                Outcome::Retry(why) => {
+                    log_warn!("callback {path}: attempt {attempts} failed: {why}; retrying");
+                    last = why;
                 }
             }
             if tokio::time::Instant::now() + delay >= deadline {
@@ -197,46 +244,160 @@ impl CallbackClient {
         }
     }
 
-    /// One POST: `(status, error body)`. A request that got no response on a reused
-    /// keep-alive connection (the server closed it while idle) is sent once more at once on a
-    /// fresh connection, within the same attempt.
+    /// One attempt, by `until`: the request on a pooled connection, then on each 307/308 hop.
     async fn attempt(
         &self,
+        lease: &Lease,
+        path: &str,
+        body: Payload<'_>,
+        until: tokio::time::Instant,
+    ) -> Outcome {
+        let home = self.pool.endpoint();
+        let mut hop: Option<redirect::Hop> = None;
+        let mut hops = 0;
+        loop {
+            let (ep, target) = match &hop {
+                None => (home, home.target(path)),
+                Some(h) => (&h.to, h.target.clone()),
+            };
+            let head = http::request_head(
+                &target,
+                &ep.authority,
+                &self.resto_id,
+                body.signature(),
+                body.len(),
+            );
+            let r = if ep.same_origin(home) {
+                self.pooled(lease, &head, body, until).await
+            } else {
+                self.elsewhere(ep, &head, body, until).await
+            };
+            let resp = match r {
+                Ok(resp) => resp,
+                Err(o) => return o,
+            };
+            if let Some(note) = &resp.note {
+                log_debug!("callback {path}: HTTP {} ({note})", resp.status);
+            }
+            let status = resp.status;
+            match status {
+                200..=299 => return Outcome::Delivered(status),
+                307 | 308 => match redirect::follow(status, resp.location.as_deref(), ep, hops) {
+                    Ok(next) => {
+                        self.warn_redirect(path, status, &ep.url_for(&target), &next.url());
+                        hops += 1;
+                        hop = Some(next);
+                    }
+                    Err(why) => return Outcome::Final(CallbackError::Redirected(why)),
+                },
+                300..=399 => {
+                    let why = redirect::refused(status, resp.location.as_deref());
+                    return Outcome::Final(CallbackError::Redirected(why));
+                }
+                408 | 429 => return Outcome::Retry(format!("HTTP {status} {}", resp.body)),
+                400..=499 => {
+                    return Outcome::Final(CallbackError::Rejected {
+                        status,
+                        body: resp.body,
+                    })
+                }
+                _ => return Outcome::Retry(format!("HTTP {status} {}", resp.body)),
+            }
+        }
+    }
+
+    /// The exchange on a connection of the pool (an idle one, or a new one), under the
+    /// attempt's lease. Sent once more on a new connection when a reused one turns out closed
+    /// before any response byte.
+    async fn pooled(
+        &self,
+        _lease: &Lease,
         head: &[u8],
         body: Payload<'_>,
-        budget: Duration,
-    ) -> Result<(u16, String), String> {
-        let mut lease = self.pool.get(budget).await?;
-        let max = self.cfg.max_response_bytes;
-        let mut r = send(&mut lease, head, body, max).await;
-        if matches!(&r, Err(e) if e.no_response && lease.conn.reused) {
-            self.pool.fresh(&mut lease, budget).await?;
-            r = send(&mut lease, head, body, max).await;
+        until: tokio::time::Instant,
+    ) -> Result<Response, Outcome> {
+        let mut resent = false;
+        loop {
+            let next = if resent {
+                self.pool.connect(until).await
+            } else {
+                self.pool.checkout(until).await
+            };
+            let mut conn = next.map_err(connect_failed)?;
+            let r = exchange(&mut conn, head, body, self.cfg.max_response_bytes, until).await;
+            match r {
+                Ok(resp) => {
+                    if resp.reusable {
+                        self.pool.put(conn);
+                    }
+                    return Ok(resp);
+                }
+                Err(e) if e.failure == Failure::Closed && conn.reused && !resent => {
+                    log_debug!(
+                        "callback: a kept connection was closed by the server ({}); sent again on a new one",
+                        e.message
+                    );
+                    resent = true;
+                }
+                Err(e) => return Err(exchange_failed(e)),
+            }
         }
-        let resp = r.map_err(|e| e.message)?;
-        if resp.reusable {
-            self.pool.put(lease);
-        }
-        let text = if resp.status >= 400 {
-            resp.body
+    }
+
+    /// The exchange on a connection of its own, to another origin (a redirect's target).
+    async fn elsewhere(
+        &self,
+        ep: &Endpoint,
+        head: &[u8],
+        body: Payload<'_>,
+        until: tokio::time::Instant,
+    ) -> Result<Response, Outcome> {
+        let mut conn = self
+            .pool
+            .connect_to(ep, until)
+            .await
+            .map_err(connect_failed)?;
+        exchange(&mut conn, head, body, self.cfg.max_response_bytes, until)
+            .await
+            .map_err(exchange_failed)
+    }
+
+    /// A followed redirect is a warning once (per distinct target), then a debug line.
+    fn warn_redirect(&self, path: &str, status: u16, from: &str, to: &str) {
+        let mut warned = self.warned.lock().unwrap_or_else(|p| p.into_inner());
+        if warned.as_deref() == Some(to) {
+            log_debug!("callback {path}: HTTP {status} redirect from {from} to {to}, followed");
         } else {
-            String::new()
-        };
-        Ok((resp.status, text))
+            log_warn!(
+                "callback {path}: HTTP {status} redirect from {from} to {to}, followed (same body and signature); \
+                 set callback_url to the new location"
+            );
+            *warned = Some(to.to_string());
+        }
     }
 }
 
-/// One exchange on a leased connection; a streamed body is generated again for it.
-async fn send(
-    lease: &mut pool::Lease,
+async fn exchange(
+    conn: &mut pool::Conn,
     head: &[u8],
     body: Payload<'_>,
     max: usize,
-) -> Result<http::Response, http::ExchangeError> {
-    let (io, rb) = (&mut *lease.conn.io, &mut lease.conn.rb);
-    match body {
-        Payload::Bytes(b) => http::exchange(io, rb, head, b.body(), max).await,
-        Payload::Stream(s) => http::exchange_stream(io, rb, head, s, max).await,
+    until: tokio::time::Instant,
+) -> Result<Response, ExchangeError> {
+    http::exchange(&mut *conn.io, &mut conn.rb, head, body.body(), max, until).await
+}
+
+fn connect_failed(e: ConnectError) -> Outcome {
+    match e {
+        ConnectError::Retry(m) => Outcome::Retry(m),
+        ConnectError::Final(m) => Outcome::Final(CallbackError::Protocol(m)),
+    }
+}
+
+fn exchange_failed(e: ExchangeError) -> Outcome {
+    match e.failure {
+        Failure::Http2 => Outcome::Final(CallbackError::Protocol(e.message)),
+        _ => Outcome::Retry(e.message),
     }
 }
 
@@ -256,5 +417,8 @@ impl Deliver for CallbackClient {
         deadline: Instant,
     ) -> BoxFuture<'a, Result<Delivered, CallbackError>> {
         Box::pin(self.post(path, Payload::Stream(body), deadline))
+    }
+    fn pool_stats(&self) -> Option<PoolStats> {
+        Some(self.pool.stats())
     }
 }

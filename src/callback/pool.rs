@@ -1,89 +1,52 @@
 //! Where callbacks go and the connections that carry them.
 //!
-//! - [`Endpoint`]: `callback_url` split once into scheme, host, port and base path.
-//! - The host is resolved once, with a timeout (the attempt's budget), and again after
+//! - The endpoint is `callback_url` parsed once by [`Endpoint::parse`] (the agent's one URL
+//!   parser, `config/endpoint.rs`).
+//! - The host is resolved once, with a timeout (the attempt's), and again after
 //!   `[callback] dns_ttl_secs` (default 300 s) or after a failed connect. An IP literal is never
 //!   resolved. One lookup runs at a time; the others wait for its result. (A lookup takes one
 //!   thread of tokio's blocking pool for its duration: once per TTL, not once per request.)
-//! - [`Pool`]: at most `[callback] max_connections` (default 4) connections are open at once;
-//!   idle keep-alive connections are kept for reuse up to [`IDLE_FOR`]. `TCP_NODELAY` is set
-//!   once per connection, never per request.
+//! - [`Pool`]: at most `[callback] max_connections` (default 4) requests are on the wire at
+//!   once, each holding a [`Lease`]. Waiting for a lease is not part of any attempt: it is
+//!   bounded by the callback's own deadline and counted ([`PoolStats`], the metrics and
+//!   `status`), so a saturated pool is visible and never causes a repost.
+//! - Idle keep-alive connections are kept up to [`IDLE_FOR`] and looked at before reuse
+//!   ([`ReadBuf::check_idle`]): one that the server closed, or that holds bytes nobody asked
+//!   for (a 408 sent before closing), is dropped and the next one (or a new one) is taken.
+//!   Nothing was sent on it, so this is not a resend. `TCP_NODELAY` is set once per connection.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rustls::pki_types::ServerName;
-use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
+use super::connect::{self, ConnectError, MAX_ADDRS};
 use super::http::{Io, ReadBuf};
+use crate::config::Endpoint;
 
 /// An idle connection older than this is closed rather than reused (servers commonly close
 /// idle keep-alive connections after 60 s or more).
 pub const IDLE_FOR: Duration = Duration::from_secs(30);
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoint {
-    pub tls: bool,
-    /// Host name or IP, without IPv6 brackets.
-    pub host: String,
-    pub port: u16,
-    /// `Host:` header value.
-    pub authority: String,
-    /// Path prefix without a trailing slash (`/callback`), possibly empty.
-    pub base_path: String,
-}
-
-impl Endpoint {
-    /// Parse `http(s)://host[:port][/path]`. `Config::validate` has checked the scheme.
-    pub fn parse(url: &str) -> Result<Endpoint, String> {
-        let bad = || format!("callback_url {url:?} is not http(s)://host[:port]/path");
-        let (scheme, rest) = url.split_once("://").ok_or_else(bad)?;
-        let tls = match scheme.to_ascii_lowercase().as_str() {
-            "https" => true,
-            "http" => false,
-            _ => return Err(bad()),
-        };
-        let (authority, path) = match rest.find('/') {
-            Some(i) => rest.split_at(i),
-            None => (rest, ""),
-        };
-        if authority.is_empty() || authority.contains('@') {
-            return Err(bad());
-        }
-        let default_port = if tls { 443 } else { 80 };
-        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let (h, after) = v6.split_once(']').ok_or_else(bad)?;
-            let port = match after.strip_prefix(':') {
-                Some(p) => p.parse().map_err(|_| bad())?,
-                None if after.is_empty() => default_port,
-                None => return Err(bad()),
-            };
-            (h.to_string(), port)
-        } else {
-            match authority.rsplit_once(':') {
-                Some((h, p)) => (h.to_string(), p.parse().map_err(|_| bad())?),
-                None => (authority.to_string(), default_port),
-            }
-        };
-        if host.is_empty() {
-            return Err(bad());
-        }
-        Ok(Endpoint {
-            tls,
-            host,
-            port,
-            authority: authority.to_string(),
-            base_path: path.trim_end_matches('/').to_string(),
-        })
+/// Resolve `host` (an IP literal is not looked up), by `until`.
+pub async fn lookup(host: &str, port: u16, until: Instant) -> Result<Vec<SocketAddr>, String> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
     }
-
-    /// The request target for `<callback_url>/<path>`.
-    pub fn target(&self, path: &str) -> String {
-        format!("{}/{}", self.base_path, path.trim_start_matches('/'))
+    let found = tokio::time::timeout_at(until, tokio::net::lookup_host((host, port))).await;
+    let addrs: Vec<SocketAddr> = match found {
+        Err(_) => return Err(format!("resolving {host} timed out")),
+        Ok(Err(e)) => return Err(format!("cannot resolve {host}: {e}")),
+        Ok(Ok(a)) => a.take(MAX_ADDRS).collect(),
+    };
+    if addrs.is_empty() {
+        return Err(format!("{host} has no address"));
     }
+    Ok(addrs)
 }
 
 /// The callback host's addresses, cached for a TTL.
@@ -106,26 +69,20 @@ impl Resolver {
         }
     }
 
-    /// The addresses, resolving if the cache is empty or older than the TTL.
-    pub async fn addrs(&self, budget: Duration) -> Result<Vec<SocketAddr>, String> {
+    /// The addresses, resolving (by `until`) if the cache is empty or older than the TTL.
+    pub async fn addrs(&self, until: Instant) -> Result<Vec<SocketAddr>, String> {
         if let Some(ip) = self.literal {
             return Ok(vec![SocketAddr::new(ip, self.port)]);
         }
-        let mut cached = self.cached.lock().await;
+        let mut cached = tokio::time::timeout_at(until, self.cached.lock())
+            .await
+            .map_err(|_| format!("resolving {} timed out", self.host))?;
         if let Some((addrs, at)) = cached.as_ref() {
             if at.elapsed() < self.ttl {
                 return Ok(addrs.clone());
             }
         }
-        let lookup = tokio::net::lookup_host((self.host.as_str(), self.port));
-        let addrs: Vec<SocketAddr> = match tokio::time::timeout(budget, lookup).await {
-            Err(_) => return Err(format!("resolving {} timed out", self.host)),
-            Ok(Err(e)) => return Err(format!("cannot resolve {}: {e}", self.host)),
-            Ok(Ok(a)) => a.take(16).collect(),
-        };
-        if addrs.is_empty() {
-            return Err(format!("{} has no address", self.host));
-        }
+        let addrs = lookup(&self.host, self.port, until).await?;
         *cached = Some((addrs.clone(), Instant::now()));
         Ok(addrs)
     }
@@ -142,48 +99,96 @@ impl Resolver {
 pub struct Conn {
     pub io: Box<dyn Io>,
     pub rb: ReadBuf,
-    /// It carried a request before (a failure with no response may be a stale keep-alive).
+    /// It carried a request before (a close before any response byte means the server closed
+    /// it while idle: the request is sent once more on a new connection).
     pub reused: bool,
     idle_since: Instant,
 }
 
-/// A connection checked out of the pool; the permit bounds open connections.
+impl Conn {
+    fn new(io: Box<dyn Io>) -> Conn {
+        Conn {
+            io,
+            rb: ReadBuf::default(),
+            reused: false,
+            idle_since: Instant::now(),
+        }
+    }
+}
+
+/// The right to have one request on the wire (held for the whole attempt, hops included).
 pub struct Lease {
-    pub conn: Conn,
     _permit: OwnedSemaphorePermit,
+}
+
+/// How callbacks waited for a free connection, since the start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    pub max_connections: u64,
+    /// Callbacks that found every connection busy and waited.
+    pub waited: u64,
+    /// Their waits added up, in milliseconds.
+    pub wait_ms_total: u64,
+    /// The longest single wait, in milliseconds.
+    pub longest_wait_ms: u64,
+    /// Callbacks whose deadline passed while they waited (they failed without an attempt).
+    pub gave_up: u64,
+    /// Callbacks waiting now.
+    pub waiting: u64,
+}
+
+#[derive(Default)]
+struct Waits {
+    waited: AtomicU64,
+    micros: AtomicU64,
+    longest_micros: AtomicU64,
+    gave_up: AtomicU64,
+    waiting: AtomicU64,
+}
+
+/// Counts one waiter while it lives (a cancelled wait is uncounted too).
+struct Waiting<'a>(&'a Waits);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, Relaxed);
+        crate::metrics::callback_pool_waiting(-1);
+    }
 }
 
 pub struct Pool {
     ep: Endpoint,
     resolver: Resolver,
+    config: Arc<rustls::ClientConfig>,
     tls: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
     open: Arc<Semaphore>,
-    max_idle: usize,
+    max: usize,
     idle: Mutex<Vec<Conn>>,
+    waits: Waits,
 }
 
 impl Pool {
     pub fn new(
         ep: Endpoint,
-        tls: Option<Arc<rustls::ClientConfig>>,
+        config: Arc<rustls::ClientConfig>,
         max_connections: usize,
         dns_ttl: Duration,
     ) -> Result<Pool, String> {
-        let tls = match tls {
-            Some(cfg) if ep.tls => {
-                let name = ServerName::try_from(ep.host.clone())
-                    .map_err(|e| format!("callback_url host {:?}: {e}", ep.host))?;
-                Some((tokio_rustls::TlsConnector::from(cfg), name))
-            }
-            _ => None,
+        let tls = if ep.tls() {
+            Some(connector(&config, &ep.host)?)
+        } else {
+            None
         };
+        let max = max_connections.max(1);
         Ok(Pool {
             resolver: Resolver::new(&ep, dns_ttl),
             ep,
+            config,
             tls,
-            open: Arc::new(Semaphore::new(max_connections.max(1))),
-            max_idle: max_connections.max(1),
+            open: Arc::new(Semaphore::new(max)),
+            max,
             idle: Mutex::new(Vec::new()),
+            waits: Waits::default(),
         })
     }
 
@@ -191,28 +196,56 @@ impl Pool {
         &self.ep
     }
 
-    /// A connection within `budget`: an idle one, else a new one.
-    pub async fn get(&self, budget: Duration) -> Result<Lease, String> {
-        let start = Instant::now();
-        let permit = tokio::time::timeout(budget, self.open.clone().acquire_owned())
-            .await
-            .map_err(|_| "timed out waiting for a free connection".to_string())?
-            .map_err(|_| "connection pool closed".to_string())?;
-        if let Some(conn) = self.take_idle() {
-            return Ok(Lease {
-                conn,
-                _permit: permit,
-            });
+    /// A lease, waiting for one until `deadline` (the callback's, not an attempt's). `Err`
+    /// when the deadline passed first.
+    pub async fn lease(&self, deadline: Instant) -> Result<Lease, ()> {
+        if let Ok(permit) = self.open.clone().try_acquire_owned() {
+            return Ok(Lease { _permit: permit });
         }
-        let left = budget.saturating_sub(start.elapsed());
-        let conn = self.connect(left).await?;
-        Ok(Lease {
-            conn,
-            _permit: permit,
-        })
+        let w = &self.waits;
+        w.waiting.fetch_add(1, Relaxed);
+        crate::metrics::callback_pool_waiting(1);
+        let counted = Waiting(w);
+        let start = Instant::now();
+        let got = tokio::time::timeout_at(deadline, self.open.clone().acquire_owned()).await;
+        let waited = start.elapsed();
+        drop(counted);
+        let micros = u64::try_from(waited.as_micros()).unwrap_or(u64::MAX);
+        w.waited.fetch_add(1, Relaxed);
+        w.micros.fetch_add(micros, Relaxed);
+        w.longest_micros.fetch_max(micros, Relaxed);
+        let permit = got.ok().and_then(Result::ok);
+        if permit.is_none() {
+            w.gave_up.fetch_add(1, Relaxed);
+        }
+        crate::metrics::callback_pool_waited(waited, permit.is_none());
+        permit.map(|p| Lease { _permit: p }).ok_or(())
     }
 
-    fn take_idle(&self) -> Option<Conn> {
+    pub fn stats(&self) -> PoolStats {
+        let w = &self.waits;
+        PoolStats {
+            max_connections: self.max as u64,
+            waited: w.waited.load(Relaxed),
+            wait_ms_total: w.micros.load(Relaxed) / 1000,
+            longest_wait_ms: w.longest_micros.load(Relaxed) / 1000,
+            gave_up: w.gave_up.load(Relaxed),
+            waiting: w.waiting.load(Relaxed),
+        }
+    }
+
+    /// A connection by `until`: an idle one that is still quiet, else a new one.
+    pub async fn checkout(&self, until: Instant) -> Result<Conn, ConnectError> {
+        while let Some(mut c) = self.pop_idle() {
+            match c.rb.check_idle(&mut *c.io) {
+                Ok(()) => return Ok(c),
+                Err(why) => log_debug!("callback: idle connection dropped before reuse: {why}"),
+            }
+        }
+        self.connect(until).await
+    }
+
+    fn pop_idle(&self) -> Option<Conn> {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         while let Some(c) = idle.pop() {
             if c.idle_since.elapsed() < IDLE_FOR {
@@ -222,93 +255,56 @@ impl Pool {
         None
     }
 
-    /// Return a connection that may carry the next request.
-    pub fn put(&self, lease: Lease) {
-        let mut conn = lease.conn;
+    /// Keep a connection that may carry the next request.
+    pub fn put(&self, mut conn: Conn) {
         conn.reused = true;
         conn.idle_since = Instant::now();
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        if idle.len() < self.max_idle {
+        if idle.len() < self.max {
             idle.push(conn);
         }
     }
 
-    /// A fresh connection (never a pooled one), for the retry after a stale keep-alive.
-    pub async fn fresh(&self, lease: &mut Lease, budget: Duration) -> Result<(), String> {
-        lease.conn = self.connect(budget).await?;
-        Ok(())
-    }
-
-    async fn connect(&self, budget: Duration) -> Result<Conn, String> {
-        let start = Instant::now();
-        let addrs = self.resolver.addrs(budget).await?;
-        let mut last = String::from("no address");
-        for addr in addrs {
-            let left = budget.saturating_sub(start.elapsed());
-            match tokio::time::timeout(left, TcpStream::connect(addr)).await {
-                Ok(Ok(tcp)) => {
-                    let _ = tcp.set_nodelay(true);
-                    return self.wrap(tcp, budget.saturating_sub(start.elapsed())).await;
-                }
-                Ok(Err(e)) => last = format!("connecting to {addr}: {}", e.kind()),
-                Err(_) => last = format!("connecting to {addr} timed out"),
-            }
-        }
-        self.resolver.invalidate();
-        Err(last)
-    }
-
-    async fn wrap(&self, tcp: TcpStream, budget: Duration) -> Result<Conn, String> {
-        let io: Box<dyn Io> = match &self.tls {
-            None => Box::new(tcp),
-            Some((connector, name)) => {
-                let hs = connector.connect(name.clone(), tcp);
-                match tokio::time::timeout(budget, hs).await {
-                    Err(_) => return Err("TLS handshake timed out".into()),
-                    Ok(Err(e)) => {
-                        return Err(format!(
-                            "TLS handshake failed: {e} (for a private CA, set ca_file)"
-                        ))
-                    }
-                    Ok(Ok(s)) => Box::new(s),
-                }
+    /// A new connection to the callback host (never a pooled one), by `until`.
+    pub async fn connect(&self, until: Instant) -> Result<Conn, ConnectError> {
+        let addrs = self
+            .resolver
+            .addrs(until)
+            .await
+            .map_err(ConnectError::Retry)?;
+        let tcp = match connect::tcp(&addrs, until).await {
+            Ok(t) => t,
+            Err(e) => {
+                self.resolver.invalidate();
+                return Err(ConnectError::Retry(e));
             }
         };
-        Ok(Conn {
-            io,
-            rb: ReadBuf::default(),
-            reused: false,
-            idle_since: Instant::now(),
-        })
+        let io = connect::wrap(tcp, self.tls.as_ref(), &self.ep.host, until).await?;
+        Ok(Conn::new(io))
+    }
+
+    /// A connection to another origin (a redirect's target), never pooled, by `until`.
+    pub async fn connect_to(&self, ep: &Endpoint, until: Instant) -> Result<Conn, ConnectError> {
+        let addrs = lookup(&ep.host, ep.port, until)
+            .await
+            .map_err(ConnectError::Retry)?;
+        let tcp = connect::tcp(&addrs, until)
+            .await
+            .map_err(ConnectError::Retry)?;
+        let tls = match ep.tls() {
+            true => Some(connector(&self.config, &ep.host).map_err(ConnectError::Final)?),
+            false => None,
+        };
+        let io = connect::wrap(tcp, tls.as_ref(), &ep.host, until).await?;
+        Ok(Conn::new(io))
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn endpoints() {
-        let e = Endpoint::parse("https://api.example.com/callback/").unwrap();
-        assert_eq!(
-            (e.tls, e.host.as_str(), e.port, e.base_path.as_str()),
-            (true, "api.example.com", 443, "/callback")
-        );
-        assert_eq!(e.target("getBill"), "/callback/getBill");
-        let e = Endpoint::parse("http://127.0.0.1:8080/cb").unwrap();
-        assert_eq!((e.port, e.authority.as_str()), (8080, "127.0.0.1:8080"));
-        let e = Endpoint::parse("http://[::1]:9/x").unwrap();
-        assert_eq!((e.host.as_str(), e.port), ("::1", 9));
-        assert_eq!(Endpoint::parse("HTTP://h").unwrap().target("/a"), "/a");
-        for bad in [
-            "ftp://h/x",
-            "http://",
-            "http://u@h/",
-            "http://h:x/",
-            "http://[::1/",
-            "nope",
-        ] {
-            assert!(Endpoint::parse(bad).is_err(), "{bad}");
-        }
-    }
+fn connector(
+    config: &Arc<rustls::ClientConfig>,
+    host: &str,
+) -> Result<(tokio_rustls::TlsConnector, ServerName<'static>), String> {
+    let name = ServerName::try_from(host.to_string())
+        .map_err(|e| format!("{host:?} is not a valid TLS server name: {e}"))?;
+    Ok((tokio_rustls::TlsConnector::from(config.clone()), name))
 }

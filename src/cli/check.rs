@@ -28,7 +28,8 @@ to check it too, run as root with
 
 OPTIONS:
     --online    then connect to ws_url with the configured credentials (DNS, TCP, TLS, HTTP
-                upgrade, each timed) and reach callback_url's host (TCP, TLS; nothing posted).
+                upgrade, each timed) and reach callback_url's host (DNS, TCP, TLS, and one
+                HEAD without credentials to report a redirect; nothing is posted).
                 Needs the secret. Exit 0 only when everything passed, the upgrade included.
 ";
 

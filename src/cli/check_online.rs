@@ -18,10 +18,9 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
-use tokio_tungstenite::tungstenite::http::Uri;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-use crate::config::Config;
+use crate::config::{Config, Endpoint};
 use crate::link::handshake;
 
 /// The result of one step, as printed.
@@ -74,11 +73,109 @@ pub async fn run<W: Write>(cfg: &Config, out: &mut W) -> Vec<Step> {
     }
     let _ = writeln!(
         r.out,
-        "online       callback_url {} (connect only, nothing posted)",
+        "online       callback_url {} (connect and one HEAD for redirects; nothing posted)",
         cfg.callback_url
     );
-    let _ = reach(cfg, &cfg.callback_url, limit, &mut r).await;
+    match reach(cfg, &cfg.callback_url, limit, &mut r).await {
+        Some(Stream::Plain(s)) => redirects(cfg, s, limit, &mut r).await,
+        Some(Stream::Tls(s)) => redirects(cfg, *s, limit, &mut r).await,
+        None => {}
+    }
     r.steps
+}
+
+/// Send `req`, read the head of the final answer (bounded by `head::MAX_HEAD`).
+async fn head_of<S>(
+    stream: &mut S,
+    req: &[u8],
+) -> std::io::Result<Result<crate::callback::head::Head, crate::callback::head::HeadError>>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    use crate::callback::head;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream.write_all(req).await?;
+    stream.flush().await?;
+    let mut buf = Vec::new();
+    loop {
+        match head::parse(&buf) {
+            Ok(Some(h)) if h.status >= 200 => return Ok(Ok(h)),
+            Ok(Some(h)) => drop(buf.drain(..h.len)),
+            Ok(None) => {
+                let mut chunk = [0u8; 4096];
+                let n = stream.read(&mut chunk).await?;
+                if n == 0 {
+                    return Err(std::io::ErrorKind::UnexpectedEof.into());
+                }
+                buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
+            }
+            Err(e) => return Ok(Err(e)),
+        }
+    }
+}
+
+/// One `HEAD` of `<callback_url>/checkWork` (no body, no credentials, no signature: nothing is
+/// posted) on the stream `reach` opened, to see whether the callback host redirects. A 307 or
+/// 308 the agent can follow passes with a note (callbacks reach the new place, but
+/// `callback_url` should name it); another 3xx, a redirect the agent does not follow, or an
+/// answer in HTTP/2 fails: callbacks would fail. No answer at all is reported, not failed (the
+/// steps before showed the host is there).
+async fn redirects<S, W>(cfg: &Config, mut stream: S, limit: Duration, r: &mut Report<'_, W>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    W: Write,
+{
+    use crate::callback::redirect;
+    let start = Instant::now();
+    let Ok(ep) = Endpoint::parse(&cfg.callback_url) else {
+        return;
+    };
+    let target = ep.target("checkWork");
+    let req = format!(
+        "HEAD {target} HTTP/1.1\r\nHost: {}\r\nUser-Agent: expirenza-agent/{} (check --online)\r\n\
+         Connection: close\r\n\r\n",
+        ep.authority,
+        env!("CARGO_PKG_VERSION")
+    );
+    let answer = timeout(limit, head_of(&mut stream, req.as_bytes())).await;
+    let head = match answer {
+        Err(_) => {
+            let d = format!("no answer to HEAD {target} within {limit:?}: redirects not checked");
+            r.step("redirects", start, true, d);
+            return;
+        }
+        Ok(Err(e)) => {
+            let d = format!("no answer to HEAD {target} ({e}): redirects not checked");
+            r.step("redirects", start, true, d);
+            return;
+        }
+        Ok(Ok(Err(e))) => {
+            r.step("redirects", start, false, e.to_string());
+            return;
+        }
+        Ok(Ok(Ok(h))) => h,
+    };
+    let (ok, detail) = match head.status {
+        s @ (307 | 308) => match redirect::follow(s, head.location.as_deref(), &ep, 0) {
+            Ok(hop) => (
+                true,
+                format!(
+                    "HTTP {s}: callbacks are redirected to {}; the agent follows (same body and signature), but set callback_url to it",
+                    hop.url()
+                ),
+            ),
+            Err(why) => (false, format!("callbacks would fail: {why}")),
+        },
+        s @ 300..=399 => (
+            false,
+            format!(
+                "callbacks would fail: {}",
+                redirect::refused(s, head.location.as_deref())
+            ),
+        ),
+        s => (true, format!("HTTP {s} to HEAD {target}: no redirect")),
+    };
+    r.step("redirects", start, ok, detail);
 }
 
 /// Whether `steps` (from [`run`]) passed: all ok, the upgrade among them.
@@ -86,21 +183,11 @@ pub fn passed(steps: &[Step]) -> bool {
     steps.iter().all(|s| s.ok) && steps.iter().any(|s| s.name == "upgrade" && s.ok)
 }
 
-/// Scheme, host (without IPv6 brackets), port of an http(s)/ws(s) URL.
+/// Scheme, host (without IPv6 brackets), port of an http(s)/ws(s) URL, by the agent's one URL
+/// parser.
 fn endpoint(url: &str) -> Result<(bool, String, u16), String> {
-    let uri: Uri = url.parse().map_err(|e| format!("not a valid URL: {e}"))?;
-    let tls = match uri.scheme_str().map(str::to_ascii_lowercase).as_deref() {
-        Some("wss") | Some("https") => true,
-        Some("ws") | Some("http") => false,
-        _ => return Err("the scheme must be ws, wss, http or https".into()),
-    };
-    let host = uri.host().ok_or("the URL has no host")?;
-    let host = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_string();
-    let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
-    Ok((tls, host, port))
+    let ep = Endpoint::parse(url).map_err(|e| e.to_string())?;
+    Ok((ep.tls(), ep.host, ep.port))
 }
 
 /// DNS + TCP (+ TLS when the scheme says so) to `url`'s host. The stream on success.
@@ -110,6 +197,7 @@ async fn reach<W: Write>(
     limit: Duration,
     r: &mut Report<'_, W>,
 ) -> Option<Stream> {
+    let callback = url == cfg.callback_url;
     let start = Instant::now();
     let (tls, host, port) = match endpoint(url) {
         Ok(e) => e,
@@ -172,7 +260,14 @@ async fn reach<W: Write>(
     }
 
     let start = Instant::now();
-    let config = match crate::tls::link_client_config(cfg.ca_file.as_deref()) {
+    // The callback host is reached with the callback client's TLS (ALPN http/1.1), so an
+    // HTTP/2-only server is named here.
+    let config = if callback {
+        crate::tls::callback_client_config(cfg.ca_file.as_deref())
+    } else {
+        crate::tls::link_client_config(cfg.ca_file.as_deref())
+    };
+    let config = match config {
         Ok(c) => c,
         Err(e) => {
             r.step("TLS", start, false, e.to_string());
@@ -209,7 +304,12 @@ async fn reach<W: Write>(
             Some(Stream::Tls(Box::new(s)))
         }
         Ok(Err(e)) => {
-            r.step("TLS", start, false, tls_error(&e, &host));
+            r.step(
+                "TLS",
+                start,
+                false,
+                crate::tls::describe_handshake_error(&e, &host),
+            );
             None
         }
         Err(_) => {
@@ -311,33 +411,6 @@ fn tcp_error(e: &std::io::Error) -> String {
             "connection refused (nothing listens there, or a firewall rejects it)".into()
         }
         _ => e.to_string(),
-    }
-}
-
-/// Name the certificate problem; the remedy where there is an obvious one.
-fn tls_error(e: &std::io::Error, host: &str) -> String {
-    use rustls::CertificateError as C;
-    let Some(tls) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) else {
-        return format!("TLS handshake failed: {e}");
-    };
-    match tls {
-        rustls::Error::InvalidCertificate(c) => match c {
-            C::UnknownIssuer => "certificate not trusted: it is not signed by a known CA (unknown issuer); for a private CA set ca_file".into(),
-            C::NotValidForName | C::NotValidForNameContext { .. } => {
-                format!("certificate does not name {host} (wrong host in the URL, or an intercepting proxy)")
-            }
-            C::Expired | C::ExpiredContext { .. } => {
-                "certificate has expired (or this board's clock is wrong: check timedatectl)".into()
-            }
-            C::NotValidYet | C::NotValidYetContext { .. } => {
-                "certificate is not valid yet (this board's clock is probably wrong: check timedatectl)".into()
-            }
-            C::Revoked => "certificate has been revoked".into(),
-            C::BadSignature => "certificate has a bad signature".into(),
-            C::BadEncoding => "certificate is malformed".into(),
-            other => format!("certificate rejected: {other:?}"),
-        },
-        other => format!("TLS handshake failed: {other}"),
     }
 }
 

@@ -9,6 +9,8 @@
 //! - `mod.rs`: the file as written, the effective [`Config`], loading and environment overrides;
 //! - `sections.rs`: one struct per `[section]`, each with its documented defaults;
 //! - `validate.rs`: [`Config::validate`] and the endpoint (TLS / loopback) rule;
+//! - `endpoint.rs`: [`Endpoint`], the one URL parser (`ws_url`, `callback_url`, a redirect's
+//!   `Location`);
 //! - `secret_source.rs`: the secret's four sources.
 
 use std::path::{Path, PathBuf};
@@ -18,13 +20,14 @@ use serde::Deserialize;
 
 use crate::secret::Secret;
 
+mod endpoint;
 mod secret_source;
 mod sections;
 mod validate;
 
+pub use endpoint::{is_loopback_host, Endpoint, Scheme, UrlError};
 use secret_source::{load_secret, SecretError};
 pub use sections::*;
-pub use validate::{is_loopback_host, parse_endpoint, Endpoint};
 
 /// Whether a command needs the secret. Only what connects or signs does (`run`, `preview`,
 /// `check --online`); read-only commands (`check`, `status`, `journal`) run where the secret is

@@ -1,6 +1,8 @@
 //! [`Config::validate`]: the checks serde cannot express, and the endpoint rule (TLS for every
-//! non-loopback host: the secret travels with every connection).
+//! non-loopback host: the secret travels with every connection). URLs are parsed by
+//! [`Endpoint::parse`] (`endpoint.rs`), the one parser of the agent.
 
+use super::endpoint::Endpoint;
 use super::{Config, ConfigError, SecretNeed};
 
 impl Config {
@@ -135,37 +137,6 @@ impl Config {
     }
 }
 
-/// Parsed endpoint pieces, enough for the loopback rule.
-pub struct Endpoint<'a> {
-    pub scheme: &'a str,
-    pub host: &'a str,
-}
-
-pub fn parse_endpoint(url: &str) -> Option<Endpoint<'_>> {
-    let (scheme, rest) = url.split_once("://")?;
-    let authority = rest.split(['/', '?', '#']).next()?;
-    if authority.contains('@') {
-        return None; // credentials in URLs are refused: the secret has its own place
-    }
-    let host = if let Some(r) = authority.strip_prefix('[') {
-        r.split(']').next()?
-    } else {
-        authority.rsplit_once(':').map_or(authority, |(h, _)| h)
-    };
-    if host.is_empty() {
-        return None;
-    }
-    Some(Endpoint { scheme, host })
-}
-
-pub fn is_loopback_host(host: &str) -> bool {
-    if host.eq_ignore_ascii_case("localhost") {
-        return true;
-    }
-    host.parse::<std::net::IpAddr>()
-        .is_ok_and(|ip| ip.is_loopback())
-}
-
 /// `scheme://user:pass@host/…` → `scheme://<redacted>@host/…`: a URL refused for carrying
 /// credentials must not print them in the error.
 pub(super) fn redact_userinfo(url: &str) -> String {
@@ -186,18 +157,18 @@ pub(super) fn check_endpoint(
     tls: &str,
     plain: &str,
 ) -> Result<(), ConfigError> {
-    let Some(ep) = parse_endpoint(url) else {
-        return Err(ConfigError::Invalid(format!(
-            "{key} is not a valid URL: {}",
+    let ep = Endpoint::parse(url).map_err(|e| {
+        ConfigError::Invalid(format!(
+            "{key} is not a valid URL: {}: {e}",
             redact_userinfo(url)
-        )));
-    };
-    let scheme = ep.scheme.to_ascii_lowercase();
+        ))
+    })?;
+    let scheme = ep.scheme.as_str();
     if scheme == tls {
         return Ok(());
     }
     if scheme == plain {
-        if is_loopback_host(ep.host) {
+        if ep.is_loopback() {
             return Ok(());
         }
         return Err(ConfigError::Invalid(format!(
@@ -207,7 +178,6 @@ pub(super) fn check_endpoint(
         )));
     }
     Err(ConfigError::Invalid(format!(
-        "{key} must start with {tls}:// (got '{}://')",
-        ep.scheme
+        "{key} must start with {tls}:// (got '{scheme}://')"
     )))
 }

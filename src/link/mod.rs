@@ -73,7 +73,7 @@ fn describe_connect_error(e: &WsError) -> String {
         WsError::Http(resp) => format!("handshake refused with HTTP {}", resp.status().as_u16()),
         // rustls errors surface wrapped in io::Error (InvalidData): name them as TLS failures.
         WsError::Io(io) if io.get_ref().is_some_and(|e| e.is::<rustls::Error>()) => {
-            format!("TLS handshake failed: {io} (for a private CA, set ca_file)")
+            format!("TLS handshake failed: {io}{}", crate::tls::ca_hint(io))
         }
         WsError::Io(io) => format!("network error: {} ({})", io.kind(), io),
         WsError::Tls(t) => format!("TLS error: {t}"),

@@ -24,6 +24,10 @@
 //! | `expirenza_operation_duration_seconds` | histogram | |
 //! | `expirenza_callback_attempts_total` | counter | |
 //! | `expirenza_callback_failures_total` | counter | |
+//! | `expirenza_callback_pool_waits_total` | counter | |
+//! | `expirenza_callback_pool_wait_seconds_total` | counter | |
+//! | `expirenza_callback_pool_wait_timeouts_total` | counter | |
+//! | `expirenza_callback_pool_waiting` | gauge | |
 //! | `expirenza_journal_backlog` | gauge | `status` (`pending`, `claimed`, `review`) |
 //! | `expirenza_cache_pushes_total` | counter | `result` (`ok`, `failed`) |
 //! | `expirenza_answers_total` | counter | `source` (`kept`, `read`) |
@@ -98,6 +102,16 @@ pub fn op_finished(operation: &'static str, outcome: Outcome, latency: Duration)
 /// One callback POST finished; `ok` when the cloud answered 2xx.
 pub fn callback_attempt(ok: bool) {
     GLOBAL.callback_attempt(ok);
+}
+
+/// A callback waited `waited` for a free connection; `gave_up` when its deadline passed first.
+pub fn callback_pool_waited(waited: Duration, gave_up: bool) {
+    GLOBAL.callback_pool_waited(waited, gave_up);
+}
+
+/// A callback started (+1) or stopped (-1) waiting for a free connection.
+pub fn callback_pool_waiting(delta: i64) {
+    GLOBAL.callback_pool_waiting(delta);
 }
 
 /// One ORDERS_CACHE push finished.

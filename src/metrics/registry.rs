@@ -64,6 +64,10 @@ pub struct Registry {
     latency_sum_micros: AtomicU64,
     callback_attempts: AtomicU64,
     callback_failures: AtomicU64,
+    pool_waits: AtomicU64,
+    pool_wait_micros: AtomicU64,
+    pool_wait_timeouts: AtomicU64,
+    pool_waiting: AtomicU64,
     cache_ok: AtomicU64,
     cache_failed: AtomicU64,
     answers_kept: AtomicU64,
@@ -104,6 +108,10 @@ impl Registry {
             latency_sum_micros: ZERO,
             callback_attempts: ZERO,
             callback_failures: ZERO,
+            pool_waits: ZERO,
+            pool_wait_micros: ZERO,
+            pool_wait_timeouts: ZERO,
+            pool_waiting: ZERO,
             cache_ok: ZERO,
             cache_failed: ZERO,
             answers_kept: ZERO,
@@ -158,6 +166,29 @@ impl Registry {
         self.callback_attempts.fetch_add(1, Relaxed);
         if !ok {
             self.callback_failures.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// A callback found every connection busy and waited `waited`; `gave_up` when its deadline
+    /// passed first.
+    pub fn callback_pool_waited(&self, waited: Duration, gave_up: bool) {
+        self.pool_waits.fetch_add(1, Relaxed);
+        let micros = u64::try_from(waited.as_micros()).unwrap_or(u64::MAX);
+        self.pool_wait_micros.fetch_add(micros, Relaxed);
+        if gave_up {
+            self.pool_wait_timeouts.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Callbacks waiting for a free connection: +1 when one starts waiting, -1 when it stops.
+    pub fn callback_pool_waiting(&self, delta: i64) {
+        if delta >= 0 {
+            self.pool_waiting.fetch_add(delta.unsigned_abs(), Relaxed);
+        } else {
+            let d = delta.unsigned_abs();
+            let _ = self
+                .pool_waiting
+                .fetch_update(Relaxed, Relaxed, |n| Some(n.saturating_sub(d)));
         }
     }
 
@@ -308,6 +339,50 @@ impl Registry {
             "expirenza_callback_failures_total {}",
             v(&self.callback_failures)
         );
+        family(
+            &mut o,
+            "callback_pool_waits_total",
+            "counter",
+            "Callbacks that found every callback connection busy ([callback] max_connections) and waited for one.",
+        );
+        let _ = writeln!(
+            o,
+            "expirenza_callback_pool_waits_total {}",
+            v(&self.pool_waits)
+        );
+        family(
+            &mut o,
+            "callback_pool_wait_seconds_total",
+            "counter",
+            "Time callbacks spent waiting for a free callback connection.",
+        );
+        let _ = writeln!(
+            o,
+            "expirenza_callback_pool_wait_seconds_total {}",
+            v(&self.pool_wait_micros) as f64 / 1e6
+        );
+        family(
+            &mut o,
+            "callback_pool_wait_timeouts_total",
+            "counter",
+            "Callbacks whose deadline passed while they waited for a free connection.",
+        );
+        let _ = writeln!(
+            o,
+            "expirenza_callback_pool_wait_timeouts_total {}",
+            v(&self.pool_wait_timeouts)
+        );
+        family(
+            &mut o,
+            "callback_pool_waiting",
+            "gauge",
+            "Callbacks waiting for a free callback connection now.",
+        );
+        let _ = writeln!(
+            o,
+            "expirenza_callback_pool_waiting {}",
+            v(&self.pool_waiting)
+        );
         if let Some(backlog) = &g.journal_backlog {
             family(
                 &mut o,
@@ -435,6 +510,26 @@ mod tests {
         assert!(text.contains("# TYPE expirenza_answers_total counter\n"));
         assert!(text.contains("expirenza_answers_total{source=\"kept\"} 2\n"));
         assert!(text.contains("expirenza_answers_total{source=\"read\"} 1\n"));
+    }
+
+    #[test]
+    fn waits_for_a_callback_connection_are_counted() {
+        let r = Registry::new();
+        r.callback_pool_waiting(1);
+        r.callback_pool_waiting(1);
+        r.callback_pool_waiting(-1);
+        r.callback_pool_waited(Duration::from_millis(1500), false);
+        r.callback_pool_waited(Duration::from_millis(500), true);
+        let text = r.render(&Gauges::default());
+        assert!(text.contains("# TYPE expirenza_callback_pool_waiting gauge\n"));
+        assert!(text.contains("expirenza_callback_pool_waiting 1\n"));
+        assert!(text.contains("expirenza_callback_pool_waits_total 2\n"));
+        assert!(text.contains("expirenza_callback_pool_wait_seconds_total 2\n"));
+        assert!(text.contains("expirenza_callback_pool_wait_timeouts_total 1\n"));
+        r.callback_pool_waiting(-5);
+        assert!(r
+            .render(&Gauges::default())
+            .contains("expirenza_callback_pool_waiting 0\n"));
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! POS has not finished (pending or claimed). The count is one indexed query, run on the
 //! blocking pool so a slow SD card never stalls the event loop; a journal that cannot be read
 //! leaves the last figure and is logged once per distinct error. The same tick copies the
-//! ORDERS_CACHE pusher's state (disabled / ok / failing) to the board.
+//! ORDERS_CACHE pusher's state (disabled / ok / failing) and the callback client's waits for a
+//! free connection to the board.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,6 +40,7 @@ pub async fn feed(
                 (true, false) => "failing or not pushed yet (see the log)",
             },
         );
+        callback_pool(&board, &ctx);
         let c = ctx.clone();
         let n = tokio::task::spawn_blocking(move || c.journal.pending_count()).await;
         match n {
@@ -55,5 +57,18 @@ pub async fn feed(
             }
             Err(_) => {}
         }
+    }
+}
+
+/// Copy the callback client's waits for a free connection to the board.
+pub fn callback_pool(board: &StatusBoard, ctx: &Ctx) {
+    if let Some(p) = ctx.callback.pool_stats() {
+        board.set_callback_pool(super::snapshot::CallbackPool {
+            max_connections: p.max_connections,
+            waited: p.waited,
+            longest_wait_ms: p.longest_wait_ms,
+            gave_up: p.gave_up,
+            waiting: p.waiting,
+        });
     }
 }

@@ -6,7 +6,7 @@
 
 use std::sync::Mutex;
 
-use super::snapshot::Status;
+use super::snapshot::{CallbackPool, Status};
 use crate::clock::now_unix;
 
 /// Longest reason / cache string kept (longer ones are cut at a char boundary with `…`).
@@ -48,6 +48,7 @@ struct Inner {
     last_disconnect_reason: Option<String>,
     buckets: [Bucket; BUCKETS],
     journal_pending: u64,
+    callback_pool: CallbackPool,
     cache: String,
 }
 
@@ -77,6 +78,7 @@ impl StatusBoard {
                 last_disconnect_reason: None,
                 buckets: [Bucket::default(); BUCKETS],
                 journal_pending: 0,
+                callback_pool: CallbackPool::default(),
                 cache: "disabled".into(),
             }),
         }
@@ -146,6 +148,11 @@ impl StatusBoard {
         self.lock().journal_pending = n;
     }
 
+    /// How callbacks waited for a free connection (from the callback client).
+    pub fn set_callback_pool(&self, p: CallbackPool) {
+        self.lock().callback_pool = p;
+    }
+
     /// State of the ORDERS_CACHE push: `"disabled"`, `"ok"`, `"failing: <why>"`, ...
     pub fn set_cache_state(&self, s: &str) {
         self.lock().cache = clip(s);
@@ -177,6 +184,7 @@ impl StatusBoard {
             answered_last_hour: answered,
             failed_last_hour: failed,
             journal_pending: g.journal_pending,
+            callback_pool: g.callback_pool,
             cache: g.cache.clone(),
             written_at: now,
             started_at: self.started_at,

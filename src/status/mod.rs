@@ -3,7 +3,8 @@
 //! One job per file:
 //! - `board.rs`: [`StatusBoard`], the live state the agent's tasks record events on (an `Arc`,
 //!   one small mutex, no allocation on the hot path but for reason strings);
-//! - `backlog.rs`: the task that feeds the board the journal backlog and the cache state;
+//! - `backlog.rs`: the task that feeds the board the journal backlog, the cache state and the
+//!   callback client's waits for a free connection;
 //! - `writer.rs`: the task that rewrites the status file every few seconds, and once more on
 //!   shutdown with link `down`, reason `shutdown`;
 //! - `snapshot.rs`: [`Status`], the file's content, written and [`read`] with serde (JSON,
@@ -24,5 +25,5 @@ pub use render::{
     health, render, DEFAULT_STALE_AFTER_SECS, JOURNAL_BACKLOG_UNHEALTHY, LINK_GRACE_SECS,
     MIN_FAILED_UNHEALTHY,
 };
-pub use snapshot::{read, Status, StatusError, MAX_FILE_BYTES};
+pub use snapshot::{read, CallbackPool, Status, StatusError, MAX_FILE_BYTES};
 pub use writer::writer;

@@ -81,6 +81,19 @@ pub fn render(s: &Status, now: u64) -> String {
         "  journal pending   {} command(s) waiting for the POS\n",
         s.journal_pending
     ));
+    let p = &s.callback_pool;
+    if p.is_quiet() {
+        o.push_str("  callback pool     no callback has waited for a free connection\n");
+    } else {
+        o.push_str(&format!(
+            "  callback pool     {} callback(s) waited for a free connection (longest {:.1} s), {} gave up at their deadline, {} waiting now ([callback] max_connections = {})\n",
+            p.waited,
+            p.longest_wait_ms as f64 / 1000.0,
+            p.gave_up,
+            p.waiting,
+            p.max_connections
+        ));
+    }
     o.push_str(&format!("  orders cache      {}\n", shown(&s.cache)));
     o.push_str(&format!(
         "  status file       written {}\n",
@@ -203,6 +216,10 @@ mod tests {
         assert!(r.contains("reason          pong timeout"), "{r}");
         assert!(r.contains("10 operations answered, 1 failed"), "{r}");
         assert!(r.contains("journal pending   0"), "{r}");
+        assert!(
+            r.contains("callback pool     no callback has waited"),
+            "{r}"
+        );
         assert!(r.contains("written 3 s ago"), "{r}");
         assert!(r.contains("health            OK"), "{r}");
         assert!(!r.contains("WARNING"));
@@ -210,6 +227,23 @@ mod tests {
         assert!(r.contains("stale") && r.contains("UNHEALTHY"), "{r}");
         assert_eq!(ago(T0, T0 + 7200 + 300), "2 h 5 min ago");
         assert_eq!(ago(T0 + 5, T0), "5 s in the future (clock changed?)");
+    }
+
+    #[test]
+    fn a_saturated_callback_pool_is_visible() {
+        let mut s = sample();
+        s.callback_pool = crate::status::snapshot::CallbackPool {
+            max_connections: 4,
+            waited: 12,
+            longest_wait_ms: 5_030,
+            gave_up: 1,
+            waiting: 2,
+        };
+        let r = render(&s, T0 + 3);
+        assert!(
+            r.contains("callback pool     12 callback(s) waited for a free connection (longest 5.0 s), 1 gave up at their deadline, 2 waiting now ([callback] max_connections = 4)"),
+            "{r}"
+        );
     }
 
     #[test]

@@ -30,10 +30,35 @@ pub struct Status {
     pub answered_last_hour: u64,
     pub failed_last_hour: u64,
     pub journal_pending: u64,
+    /// How callbacks waited for a free connection since the start; absent while none did.
+    #[serde(default, skip_serializing_if = "CallbackPool::is_quiet")]
+    pub callback_pool: CallbackPool,
     pub cache: String,
     pub written_at: u64,
     pub started_at: u64,
     pub version: String,
+}
+
+/// Waits for a free callback connection (`[callback] max_connections`), since the start: a
+/// saturated pool (a slow cloud, or too few connections) shows here.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CallbackPool {
+    pub max_connections: u64,
+    /// Callbacks that found every connection busy and waited.
+    pub waited: u64,
+    pub longest_wait_ms: u64,
+    /// Callbacks whose deadline passed while they waited.
+    pub gave_up: u64,
+    /// Waiting when the file was written.
+    pub waiting: u64,
+}
+
+impl CallbackPool {
+    /// No callback has waited yet.
+    pub fn is_quiet(&self) -> bool {
+        self.waited == 0 && self.waiting == 0 && self.gave_up == 0
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +118,7 @@ pub(crate) mod tests {
             answered_last_hour: 10,
             failed_last_hour: 1,
             journal_pending: 0,
+            callback_pool: CallbackPool::default(),
             cache: "ok".into(),
             written_at: T0,
             started_at: T0 - 3600,
@@ -172,6 +198,17 @@ pub(crate) mod tests {
                 "{bad}"
             );
         }
+        // the callback pool's waits are written once there are some, and read back
+        let mut busy = sample();
+        busy.callback_pool = CallbackPool {
+            max_connections: 4,
+            waited: 12,
+            longest_wait_ms: 5_030,
+            gave_up: 1,
+            waiting: 2,
+        };
+        write(&path, &busy).unwrap();
+        assert_eq!(read(&path).unwrap(), busy);
         // unknown keys from a newer agent are ignored
         let newer = json.replacen('{', r#"{"future_key":{"a":[1,2]},"#, 1);
         std::fs::write(&path, newer).unwrap();

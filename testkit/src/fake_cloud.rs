@@ -316,9 +316,16 @@ impl FakeCloud {
         self.http.release_hangs();
     }
 
-    /// HTTP requests received, failed and malformed ones included.
+    /// Callback requests received (POSTs, and requests too malformed to have a method),
+    /// failed ones included.
     pub fn callback_attempts(&self) -> usize {
         self.http.attempts()
+    }
+
+    /// Requests to the callback port with another method than POST (answered 405; not
+    /// callbacks): the `HEAD` of `check --online`.
+    pub fn other_http_requests(&self) -> usize {
+        self.http.other_requests()
     }
 
     /// TCP connections accepted on the callback port (keep-alive reuse keeps this low).

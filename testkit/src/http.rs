@@ -10,6 +10,10 @@
 //! with its raw head bytes (see [`crate::tap`]: header names as spelled on the wire), and
 //! answered from the [`Reply`] script (default `200`, empty body). `Hang` and `Reset` need
 //! the socket itself: a hang never answers, a reset closes with an RST.
+//!
+//! Callbacks are POSTs: another method (the `HEAD` of `check --online`) is answered 405 with
+//! `Allow: POST`, counted apart ([`HttpSide::other_requests`]) and neither recorded as a
+//! callback nor counted as an attempt.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -169,6 +173,7 @@ pub(crate) struct HttpSide {
     secret: Secret,
     state: Mutex<HttpState>,
     attempts: AtomicUsize,
+    other_requests: AtomicUsize,
     recorded: AtomicUsize,
     connections: AtomicU64,
     /// Bumped by `release_hangs`: every `Hang` waiting then ends with a reset.
@@ -183,6 +188,7 @@ impl HttpSide {
             secret: Secret::new(secret),
             state: Mutex::new(HttpState::default()),
             attempts: AtomicUsize::new(0),
+            other_requests: AtomicUsize::new(0),
             recorded: AtomicUsize::new(0),
             connections: AtomicU64::new(0),
             release: watch::Sender::new(0),
@@ -201,6 +207,10 @@ impl HttpSide {
     }
     pub(crate) fn attempts(&self) -> usize {
         self.attempts.load(Ordering::Relaxed)
+    }
+    /// Requests with another method than POST (answered 405, not callbacks).
+    pub(crate) fn other_requests(&self) -> usize {
+        self.other_requests.load(Ordering::Relaxed)
     }
     /// Requests recorded since the start (never decreases; the lists themselves are capped).
     pub(crate) fn recorded(&self) -> usize {
@@ -335,6 +345,13 @@ async fn answer(
     id: u64,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, ResetByScript> {
+    if req.method() != hyper::Method::POST {
+        side.other_requests.fetch_add(1, Ordering::Relaxed);
+        let mut resp = respond(405, true);
+        resp.headers_mut()
+            .insert(hyper::header::ALLOW, HeaderValue::from_static("POST"));
+        return Ok(resp);
+    }
     side.attempts.fetch_add(1, Ordering::Relaxed);
     let (parts, body) = req.into_parts();
     let declared: Option<usize> = parts

@@ -878,6 +878,26 @@ async fn the_agents_client_reuses_the_connection() {
 }
 
 #[tokio::test]
+async fn another_method_than_post_is_refused_and_not_a_callback() {
+    let cloud = cloud().await;
+    let mut tcp = TcpStream::connect(http_addr(&cloud)).await.unwrap();
+    tcp.write_all(b"HEAD /callback/checkWork HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    tokio::time::timeout(T, tcp.read_to_end(&mut got))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&got).to_ascii_lowercase();
+    assert!(text.starts_with("http/1.1 405"), "{text}");
+    assert!(text.contains("\r\nallow: post\r\n"), "{text}");
+    assert_eq!(cloud.other_http_requests(), 1);
+    assert_eq!(cloud.callback_attempts(), 0);
+    assert!(cloud.all_callbacks().is_empty());
+}
+
+#[tokio::test]
 async fn dropping_the_last_handle_stops_the_servers() {
     let cloud = cloud().await;
     let clone = cloud.clone();

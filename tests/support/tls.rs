@@ -60,8 +60,14 @@ impl TestPki {
     }
 
     fn acceptor(&self) -> TlsAcceptor {
+        TlsAcceptor::from(self.server_config(Vec::new()))
+    }
+
+    /// A server configuration with this PKI's leaf, offering the ALPN protocols `alpn`
+    /// (none: no ALPN).
+    pub fn server_config(&self, alpn: Vec<Vec<u8>>) -> Arc<rustls::ServerConfig> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let cfg = rustls::ServerConfig::builder_with_provider(provider)
+        let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .unwrap()
             .with_no_client_auth()
@@ -70,8 +76,29 @@ impl TestPki {
                 PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.key_der.clone())),
             )
             .unwrap();
-        TlsAcceptor::from(Arc::new(cfg))
+        cfg.alpn_protocols = alpn;
+        Arc::new(cfg)
     }
+
+    /// The leaf certificate and its key, PEM (for a server outside this process: nginx).
+    pub fn leaf_pem(&self) -> (String, String) {
+        (
+            pem("CERTIFICATE", self.cert_der.as_ref()),
+            pem("PRIVATE KEY", &self.key_der),
+        )
+    }
+}
+
+fn pem(label: &str, der: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).unwrap());
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
 }
 
 /// TLS in front of a plaintext port. Counts handshakes that succeeded and failed.

@@ -177,11 +177,16 @@ fn main(parser: &mut lexopt::Parser, mut common: super::Common) -> anyhow::Resul
     Ok(ExitCode::SUCCESS)
 }
 
-/// A private temporary directory, removed on drop.
-struct ScratchDir(PathBuf);
+/// A private temporary directory, removed on drop (the throw-away journal of `preview` and
+/// of `check`'s operations).
+pub struct ScratchDir(PathBuf);
 
 impl ScratchDir {
-    fn new() -> Result<ScratchDir, PreviewError> {
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+
+    pub fn new() -> Result<ScratchDir, PreviewError> {
         use std::os::unix::fs::DirBuilderExt;
         let (secs, nanos) = crate::clock::unix_now();
         let p = std::env::temp_dir().join(format!(

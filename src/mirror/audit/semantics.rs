@@ -1,317 +1,13 @@
-//! What `expirenza-agent check` finds in the mirror's rows, table by table and column by
-//! column (the operations themselves are run by `check`): storage classes the readers cannot
-//! take ([`contract`]), values that read without an error but answer wrong (a `state` outside
-//! the four, a date in another format, negative sums, duplicate table numbers, bills and lines
-//! that point at nothing), and what looks wrong without being sure (totals that do not add up,
-//! quantities that look like units).
-//!
-//! Every query reads at most `sample` rows of a table (the first ones SQLite returns), so a
-//! view over years of POS history is checked in bounded time; [`Scan`] says how many rows were
-//! read and whether that was all of them.
+//! The checks of `audit` that read what the values mean: states, dates, signs, duplicates,
+//! references, totals and quantities. Each query reads `from`: the table, or its first
+//! `sample` rows.
 
 use rusqlite::Connection;
 
-use super::contract::{self, Kind, Table};
-use super::MirrorError;
+use super::{quoted, rows3, Audit, Finding, Severity, EXAMPLES, STATES};
+use crate::mirror::MirrorError;
 
-/// How sure `check` is that something is wrong.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    /// An operation fails, or answers wrong: `check` exits 1.
-    Error,
-    /// Probably wrong; the reason says why (`check --strict` exits 1).
-    Warning,
-}
-
-/// One problem, on one table (and column).
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Finding {
-    pub severity: Severity,
-    pub table: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub column: Option<String>,
-    /// Rows concerned.
-    pub rows: u64,
-    /// What is wrong, with an example.
-    pub problem: String,
-    /// The fix (an error) or the reason it looks wrong (a warning).
-    pub fix: String,
-}
-
-/// How much of one table was read.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Scan {
-    pub table: &'static str,
-    pub rows: u64,
-    /// Every row was read (`false`: the first `rows`).
-    pub all: bool,
-}
-
-/// Everything the rows say.
-#[derive(Debug, Default, Clone, serde::Serialize)]
-pub struct Audit {
-    pub findings: Vec<Finding>,
-    pub scans: Vec<Scan>,
-}
-
-/// The four values of `orders.state`.
-pub const STATES: [&str; 4] = ["NEW", "BILL", "PAYED", "CLOSED"];
-
-/// Examples shown per finding.
-const EXAMPLES: usize = 3;
-
-fn quoted(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-/// Columns of `table` the mirror has, lower case; empty when the table is missing.
-fn present(conn: &Connection, table: &str) -> Result<Vec<String>, MirrorError> {
-    let mut st = conn.prepare_cached("SELECT lower(name) FROM pragma_table_info(?1)")?;
-    let cols = st
-        .query_map([table], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
-    Ok(cols)
-}
-
-fn count(conn: &Connection, sql: &str) -> Result<u64, MirrorError> {
-    Ok(conn
-        .query_row(sql, [], |r| r.get::<_, Option<i64>>(0))?
-        .unwrap_or(0)
-        .max(0) as u64)
-}
-
-/// Checks the mirror's rows; at most `sample` rows of each table are read.
-pub fn audit(conn: &Connection, sample: u64) -> Result<Audit, MirrorError> {
-    let mut a = Audit::default();
-    let limit = sample.min(i64::MAX as u64);
-    let mut have: Vec<(&'static str, Vec<String>)> = Vec::new();
-    for t in contract::TABLES {
-        let cols = present(conn, t.name)?;
-        if cols.is_empty() {
-            continue;
-        }
-        let rows = count(
-            conn,
-            &format!(
-                "SELECT COUNT(*) FROM (SELECT 1 FROM {} LIMIT {})",
-                quoted(t.name),
-                limit.saturating_add(1)
-            ),
-        )?;
-        a.scans.push(Scan {
-            table: t.name,
-            rows: rows.min(limit),
-            all: rows <= limit,
-        });
-        storage(conn, t, &cols, limit, &mut a)?;
-        have.push((t.name, cols));
-    }
-    let has = |table: &str, cols: &[&str]| {
-        have.iter()
-            .find(|(t, _)| *t == table)
-            .is_some_and(|(_, p)| cols.iter().all(|c| p.iter().any(|x| x == c)))
-    };
-    let from = |table: &str| format!("(SELECT * FROM {} LIMIT {limit})", quoted(table));
-    if has("orders", &["bill_id", "state"]) {
-        states(conn, &from("orders"), &mut a)?;
-    }
-    if has("orders", &["bill_id", "created"]) {
-        dates(conn, &from("orders"), &mut a)?;
-    }
-    for (table, col, key) in [
-        ("orders", "raw_sum_kop", "bill_id"),
-        ("orders", "total_sum_kop", "bill_id"),
-        ("orders", "bonus_sum_kop", "bill_id"),
-        (
-            "order_positions",
-            "sum_kop",
-            "bill_id || ' / ' || position_id",
-        ),
-        (
-            "order_positions",
-            "count_milli",
-            "bill_id || ' / ' || position_id",
-        ),
-        (
-            "order_discounts",
-            "sum_kop",
-            "bill_id || ' / ' || discount_id",
-        ),
-        ("menu_items", "price_kop", "CAST(id AS TEXT)"),
-        ("modifiers", "price_kop", "CAST(id AS TEXT)"),
-    ] {
-        let keys: Vec<&str> = key_columns(key);
-        let mut need = keys.clone();
-        need.push(col);
-        if has(table, &need) {
-            negative(conn, table, &from(table), col, key, &mut a)?;
-        }
-    }
-    for (table, col, what) in [
-        ("tables", "number", "table number"),
-        ("tables", "id", "table id"),
-        ("orders", "bill_id", "bill id"),
-    ] {
-        if has(table, &[col]) {
-            duplicates(conn, table, &from(table), col, what, &mut a)?;
-        }
-    }
-    if has("order_positions", &["bill_id", "position_id"]) {
-        duplicate_lines(conn, &from("order_positions"), &mut a)?;
-    }
-    if has("orders", &["bill_id", "table_id", "state"]) && has("tables", &["id"]) {
-        orphan_bills(conn, &from("orders"), &mut a)?;
-    }
-    if has("orders", &["bill_id"]) {
-        for (table, what) in [
-            ("order_positions", "lines"),
-            ("order_discounts", "discounts"),
-        ] {
-            if has(table, &["bill_id"]) {
-                orphan_rows(conn, table, &from(table), what, &mut a)?;
-            }
-        }
-    }
-    let sums = [
-        "bill_id",
-        "state",
-        "raw_sum_kop",
-        "total_sum_kop",
-        "bonus_sum_kop",
-    ];
-    if has("orders", &sums) && has("order_discounts", &["bill_id", "sum_kop"]) {
-        totals(conn, &from("orders"), &mut a)?;
-    }
-    if has(
-        "order_positions",
-        &["bill_id", "position_id", "count_milli"],
-    ) {
-        units(
-            conn,
-            "order_positions",
-            &from("order_positions"),
-            "count_milli",
-            &mut a,
-        )?;
-    }
-    if has("stop_list", &["remaining_milli"]) {
-        units(
-            conn,
-            "stop_list",
-            &from("stop_list"),
-            "remaining_milli",
-            &mut a,
-        )?;
-    }
-    Ok(a)
-}
-
-/// The bare column names in a key expression such as `bill_id || ' / ' || position_id`.
-fn key_columns(key: &str) -> Vec<&str> {
-    key.split("||")
-        .map(str::trim)
-        .filter(|p| !p.starts_with('\''))
-        .map(|p| {
-            p.trim_start_matches("CAST(")
-                .trim_end_matches(" AS TEXT)")
-                .trim()
-        })
-        .collect()
-}
-
-/// Storage classes the readers cannot take, and NULLs where none is read.
-fn storage(
-    conn: &Connection,
-    t: &Table,
-    cols: &[String],
-    limit: u64,
-    a: &mut Audit,
-) -> Result<(), MirrorError> {
-    let checked: Vec<&contract::Column> = t
-        .columns
-        .iter()
-        .filter(|c| cols.iter().any(|p| p == c.name))
-        .filter(|c| !matches!(c.kind, Kind::AnyText | Kind::SortOnly) || !c.null)
-        .collect();
-    if checked.is_empty() {
-        return Ok(());
-    }
-    let bad = |c: &contract::Column| {
-        let accepts: Vec<String> = c.kind.accepts().iter().map(|s| format!("'{s}'")).collect();
-        let null = if c.null { ", 'null'" } else { "" };
-        format!(
-            "typeof({}) NOT IN ({}{null})",
-            quoted(c.name),
-            accepts.join(", ")
-        )
-    };
-    let sums: Vec<String> = checked.iter().map(|c| format!("SUM({})", bad(c))).collect();
-    let sql = format!(
-        "SELECT {} FROM (SELECT * FROM {} LIMIT {limit})",
-        sums.join(", "),
-        quoted(t.name)
-    );
-    let counts: Vec<i64> = conn.query_row(&sql, [], |r| {
-        (0..checked.len())
-            .map(|i| Ok(r.get::<_, Option<i64>>(i)?.unwrap_or(0)))
-            .collect()
-    })?;
-    let key_ok = key_columns(t.key)
-        .iter()
-        .all(|k| cols.iter().any(|p| p == k));
-    for (c, n) in checked.iter().zip(counts) {
-        if n == 0 {
-            continue;
-        }
-        let key = if key_ok { t.key } else { "'?'" };
-        let detail = format!(
-            "SELECT typeof({col}), COUNT(*), MIN(({key}) || ': ' || quote({col})) \
-             FROM (SELECT * FROM {table} LIMIT {limit}) WHERE {bad} GROUP BY 1",
-            col = quoted(c.name),
-            table = quoted(t.name),
-            bad = bad(c)
-        );
-        let mut st = conn.prepare(&detail)?;
-        let found = st
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, Option<String>>(2)?,
-                ))
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        for (ty, rows, example) in found {
-            let what = if ty == "null" {
-                "NULL, which the agent cannot read there".to_string()
-            } else {
-                format!(
-                    "{} where the agent reads {}",
-                    ty.to_uppercase(),
-                    c.kind.wants()
-                )
-            };
-            a.findings.push(Finding {
-                severity: Severity::Error,
-                table: t.name.into(),
-                column: Some(c.name.into()),
-                rows: rows.max(0) as u64,
-                problem: format!(
-                    "{rows} row(s) hold {what}; every operation that reads them fails (e.g. {})",
-                    example.unwrap_or_default()
-                ),
-                fix: format!(
-                    "write {} in the view or the sync job",
-                    contract::fix(c.kind, c.name, &ty)
-                ),
-            });
-        }
-    }
-    Ok(())
-}
-
-fn states(conn: &Connection, orders: &str, a: &mut Audit) -> Result<(), MirrorError> {
+pub(super) fn states(conn: &Connection, orders: &str, a: &mut Audit) -> Result<(), MirrorError> {
     let list = STATES.map(|s| format!("'{s}'")).join(", ");
     let sql = format!(
         "SELECT quote(state), COUNT(*), MIN(bill_id) FROM {orders} \
@@ -337,26 +33,11 @@ fn states(conn: &Connection, orders: &str, a: &mut Audit) -> Result<(), MirrorEr
     Ok(())
 }
 
-/// `(text, count, text)` rows.
-fn rows3(conn: &Connection, sql: &str) -> Result<Vec<(String, u64, String)>, MirrorError> {
-    let mut st = conn.prepare(sql)?;
-    let rows = st
-        .query_map([], |r| {
-            Ok((
-                r.get::<_, Option<String>>(0)?.unwrap_or_default(),
-                r.get::<_, i64>(1)?.max(0) as u64,
-                r.get::<_, Option<String>>(2)?.unwrap_or_default(),
-            ))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(rows)
-}
-
 /// `yyyy.MM.dd HH:mm:ss`, digits where digits go.
 const DATE_GLOB: &str =
     "[0-9][0-9][0-9][0-9].[01][0-9].[0-3][0-9] [0-2][0-9]:[0-5][0-9]:[0-5][0-9]";
 
-fn dates(conn: &Connection, orders: &str, a: &mut Audit) -> Result<(), MirrorError> {
+pub(super) fn dates(conn: &Connection, orders: &str, a: &mut Audit) -> Result<(), MirrorError> {
     let sql = format!(
         "SELECT COUNT(*), MIN(bill_id || ': ' || quote(created)) FROM {orders} \
          WHERE typeof(created) = 'text' AND NOT (length(created) = 19 AND created GLOB '{DATE_GLOB}')"
@@ -381,7 +62,7 @@ fn dates(conn: &Connection, orders: &str, a: &mut Audit) -> Result<(), MirrorErr
     Ok(())
 }
 
-fn negative(
+pub(super) fn negative(
     conn: &Connection,
     table: &str,
     from: &str,
@@ -430,7 +111,7 @@ fn negative(
     Ok(())
 }
 
-fn duplicates(
+pub(super) fn duplicates(
     conn: &Connection,
     table: &str,
     from: &str,
@@ -471,7 +152,11 @@ fn duplicates(
     Ok(())
 }
 
-fn duplicate_lines(conn: &Connection, lines: &str, a: &mut Audit) -> Result<(), MirrorError> {
+pub(super) fn duplicate_lines(
+    conn: &Connection,
+    lines: &str,
+    a: &mut Audit,
+) -> Result<(), MirrorError> {
     let sql = format!(
         "SELECT bill_id || ' / ' || position_id, COUNT(*), '' FROM {lines} \
          GROUP BY bill_id, position_id HAVING COUNT(*) > 1 ORDER BY 2 DESC"
@@ -494,7 +179,11 @@ fn duplicate_lines(conn: &Connection, lines: &str, a: &mut Audit) -> Result<(), 
     Ok(())
 }
 
-fn orphan_bills(conn: &Connection, orders: &str, a: &mut Audit) -> Result<(), MirrorError> {
+pub(super) fn orphan_bills(
+    conn: &Connection,
+    orders: &str,
+    a: &mut Audit,
+) -> Result<(), MirrorError> {
     let sql = format!(
         "SELECT o.bill_id, 1, quote(o.table_id) FROM {orders} o \
          WHERE o.state IN ('NEW', 'BILL') AND o.table_id IS NOT NULL \
@@ -526,7 +215,7 @@ fn orphan_bills(conn: &Connection, orders: &str, a: &mut Audit) -> Result<(), Mi
     Ok(())
 }
 
-fn orphan_rows(
+pub(super) fn orphan_rows(
     conn: &Connection,
     table: &str,
     from: &str,
@@ -564,7 +253,7 @@ fn kop(v: i64) -> String {
     crate::money::Kopecks(v).to_string()
 }
 
-fn totals(conn: &Connection, orders: &str, a: &mut Audit) -> Result<(), MirrorError> {
+pub(super) fn totals(conn: &Connection, orders: &str, a: &mut Audit) -> Result<(), MirrorError> {
     let sql = format!(
         "SELECT o.bill_id, COALESCE(o.raw_sum_kop, 0), COALESCE(o.total_sum_kop, 0), \
          COALESCE(o.bonus_sum_kop, 0), \
@@ -617,7 +306,7 @@ fn totals(conn: &Connection, orders: &str, a: &mut Audit) -> Result<(), MirrorEr
     Ok(())
 }
 
-fn units(
+pub(super) fn units(
     conn: &Connection,
     table: &str,
     from: &str,

@@ -196,3 +196,48 @@ fn a_rollback_journal_mirror_renamed_over_needs_nothing() {
     assert_eq!(state_of_12(&m).unwrap(), "PAYED");
     assert!(!side(&path, "-wal").exists());
 }
+
+/// The procedure of docs/mirror.md ("Replacing the file") for a job that renames: build and
+/// close the new file, truncate the old file's log, rename. It holds even for a reader that
+/// cannot truncate anything itself and keeps the old file open across the rename (a
+/// read-only connection here): what opens the mirror next reads the new file.
+#[test]
+fn the_documented_rename_procedure_leaves_no_old_page_to_read() {
+    let dir = Dir::new("procedure");
+    let path = dir.0.join("mirror.sqlite");
+    demo(&path, "NEW");
+    let read_only = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY;
+    let state = |c: &Connection| -> String {
+        c.query_row(
+            "SELECT state || ' ' || COALESCE(waiter_name, '') FROM orders NOT INDEXED \
+             WHERE table_id = 'table-12'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    let reader = Connection::open_with_flags(&path, read_only).unwrap();
+    assert!(state(&reader).starts_with("NEW"));
+    let pos = Connection::open(&path).unwrap();
+    pos.execute_batch(PRE_CHECK).unwrap();
+    // 1. the new file, built and closed
+    let new = dir.0.join("mirror.new");
+    demo(&new, "PAYED");
+    assert!(!side(&new, "-wal").exists());
+    // 2. the old file's log truncated, as the last thing before the rename
+    let busy: i64 = pos
+        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(busy, 0);
+    drop(pos);
+    assert_eq!(log_len(&path), 0);
+    // 3. rename
+    std::fs::rename(&new, &path).unwrap();
+    drop(reader);
+    let next = Connection::open_with_flags(&path, read_only).unwrap();
+    assert_eq!(
+        state(&next),
+        "PAYED Оксана Мельник",
+        "the new file, no page of the old"
+    );
+}

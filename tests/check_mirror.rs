@@ -119,6 +119,21 @@ fn a_wrong_storage_class_at_run_time_names_the_view_column_and_fix() {
         assert!(msg.contains("CAST(id AS TEXT)"), "{op}: {msg}");
         assert!(!msg.contains("Invalid column type"), "{op}: {msg}");
     }
+    // The menu too: REAL hryvnia where kopecks are read.
+    m.exec(
+        "ALTER TABLE menu_items RENAME TO pos_items;
+         CREATE VIEW menu_items AS SELECT id, name, description, price_kop / 100.0 AS price_kop,
+           category_id, group_id, is_active, type, unit, vendor_code, tax_category,
+           tax_category_id, scale_id, scale_name, scale_size_id, scale_size_name,
+           scale_size_kitchen_name, scale_size_menu_index FROM pos_items;",
+    );
+    let (v, _) = call(&ctx, "menuInfo", "");
+    assert_fail(&v, "POS_UNAVAILABLE", "menu_items.price_kop holds REAL");
+    let msg = v["errorMessage"].as_str().unwrap();
+    assert!(
+        msg.contains("CAST(ROUND(price_kop * 100) AS INTEGER)"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -434,4 +449,54 @@ fn the_worked_example_of_the_mirror_doc_proves_clean() {
     let (v, _) = call(&m.ctx(), "getBill", r#""tableNumber":"12""#);
     assert_eq!(v["orders"][0]["totalSum"], 389.5, "{v}");
     assert_eq!(v["orders"][0]["state"], "BILL", "{v}");
+}
+
+/// A view over a POS table that is gone cannot be read at all: that table is an error of its
+/// own (with SQLite's message), its operations fail, and every other table is still checked.
+#[test]
+fn a_broken_view_is_named_and_the_rest_still_checked() {
+    let m = TempMirror::demo("check-broken-view");
+    m.exec(
+        "PRAGMA foreign_keys = OFF;
+         ALTER TABLE halls RENAME TO pos_halls;
+         CREATE VIEW halls AS SELECT id, name FROM pos_halls;
+         DROP TABLE pos_halls;",
+    );
+    let r = build(&m);
+    let broken = r
+        .findings
+        .iter()
+        .find(|f| f.table == "halls" && f.column.is_none())
+        .unwrap_or_else(|| panic!("{:#?}", r.findings));
+    assert!(
+        broken.problem.contains("main.pos_halls"),
+        "SQLite names what is gone: {broken:?}"
+    );
+    assert_eq!(
+        op(&r, "hallplansInfo").served,
+        Served::Fail,
+        "{:#?}",
+        op(&r, "hallplansInfo")
+    );
+    assert_eq!(op(&r, "getBill").served, Served::Ok);
+    assert!(
+        r.scans.iter().any(|s| s.table == "orders"),
+        "orders still checked"
+    );
+}
+
+/// A mirror a writer keeps locked is said to be busy, with the wait it gave; no panic.
+#[test]
+fn a_locked_mirror_is_named_busy() {
+    let m = TempMirror::demo("check-locked");
+    m.exec("PRAGMA journal_mode = DELETE;");
+    let writer = m.conn();
+    writer.execute_batch("BEGIN EXCLUSIVE;").unwrap();
+    let mut cfg = m.config();
+    cfg.mirror.busy_timeout_ms = 100;
+    let r = report::build(&cfg, report::DEFAULT_SAMPLE);
+    let why = r.unreadable.as_deref().unwrap_or_default();
+    assert!(why.contains("busy") && why.contains("100 ms"), "{why}");
+    assert!(r.errors() > 0);
+    writer.execute_batch("COMMIT;").unwrap();
 }

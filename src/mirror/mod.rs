@@ -48,6 +48,17 @@ pub enum MirrorError {
     /// the column and the fix (`contract::explain`).
     #[error("the POS mirror cannot be read: {0}")]
     WrongType(String),
+    /// The same, from a reader that did not say which table it read ([`MirrorError::in_table`]
+    /// adds it).
+    #[error(
+        "the POS mirror cannot be read: column '{column}' holds {}, which the agent cannot read \
+         there (docs/mirror.md, Conventions)",
+        contract::type_name(*.found).to_uppercase()
+    )]
+    Column {
+        column: String,
+        found: rusqlite::types::Type,
+    },
     #[error(
         "the POS mirror file was replaced and a read of the old file did not end within {0} ms"
     )]
@@ -81,6 +92,20 @@ impl MirrorError {
         }
         e.into()
     }
+
+    /// `self`, with a column of the wrong storage class named with `table` (the table the
+    /// failing reader read) and the fix, when the contract has that column there.
+    pub fn in_table(self, table: &str) -> MirrorError {
+        match self {
+            MirrorError::Column { column, found } => {
+                match contract::explain(table, &column, found) {
+                    Some(msg) => MirrorError::WrongType(msg),
+                    None => MirrorError::Column { column, found },
+                }
+            }
+            e => e,
+        }
+    }
 }
 
 impl From<rusqlite::Error> for MirrorError {
@@ -94,16 +119,16 @@ impl From<rusqlite::Error> for MirrorError {
             }
             // `raw.rs` names the column `table.column` when it knows the table.
             rusqlite::Error::InvalidColumnType(_, name, found) => {
-                let explained = name
+                match name
                     .split_once('.')
-                    .and_then(|(t, c)| contract::explain(t, c, *found));
-                MirrorError::WrongType(explained.unwrap_or_else(|| {
-                    format!(
-                        "column '{name}' holds {}, which the agent cannot read there (see \
-                         docs/mirror.md, Conventions)",
-                        contract::type_name(*found).to_uppercase()
-                    )
-                }))
+                    .and_then(|(t, c)| contract::explain(t, c, *found))
+                {
+                    Some(msg) => MirrorError::WrongType(msg),
+                    None => MirrorError::Column {
+                        column: name.clone(),
+                        found: *found,
+                    },
+                }
             }
             _ => MirrorError::Sqlite(e.to_string()),
         }
@@ -301,7 +326,7 @@ impl Mirror {
             Ok(conn) => Ok(self.pool.snapshot(conn)),
             Err(e) => {
                 self.pool.release();
-                Err(e)
+                Err(self.waited(e))
             }
         }
     }
@@ -403,7 +428,7 @@ impl Mirror {
             Ok(p) => p,
             Err(e) => {
                 self.pool.release();
-                return Err(e);
+                return Err(self.waited(e));
             }
         };
         let res = self.read_on(&mut pooled, f);
@@ -433,10 +458,15 @@ impl Mirror {
             stmts: &pooled.stmts,
             serial: Some(pooled.serial),
         };
-        read_txn(&conn, f).map_err(|e| match e {
-            MirrorError::Busy(_) => MirrorError::Busy(self.busy_timeout.as_millis() as u64),
+        read_txn(&conn, f).map_err(|e| self.waited(e))
+    }
+
+    /// `e`, with the wait it gave when it is a lock held too long.
+    fn waited(&self, e: MirrorError) -> MirrorError {
+        match e {
+            MirrorError::Busy(_) => MirrorError::Busy(self.wait().as_millis() as u64),
             e => e,
-        })
+        }
     }
 }
 

@@ -89,7 +89,13 @@ pub fn audit(conn: &Connection, sample: u64) -> Result<Audit, MirrorError> {
     let limit = sample.min(i64::MAX as u64);
     let mut have: Vec<(&'static str, Vec<String>)> = Vec::new();
     for t in contract::TABLES {
-        let cols = present(conn, t.name)?;
+        let cols = match present(conn, t.name) {
+            Ok(cols) => cols,
+            Err(e) => {
+                unreadable(&mut a, t.name, e)?;
+                continue;
+            }
+        };
         if cols.is_empty() {
             continue;
         }
@@ -100,7 +106,14 @@ pub fn audit(conn: &Connection, sample: u64) -> Result<Audit, MirrorError> {
                 quoted(t.name),
                 limit.saturating_add(1)
             ),
-        )?;
+        );
+        let rows = match rows {
+            Ok(n) => n,
+            Err(e) => {
+                unreadable(&mut a, t.name, e)?;
+                continue;
+            }
+        };
         let all = rows <= limit;
         a.scans.push(Scan {
             table: t.name,
@@ -112,7 +125,10 @@ pub fn audit(conn: &Connection, sample: u64) -> Result<Audit, MirrorError> {
         } else {
             format!("(SELECT * FROM {} LIMIT {limit})", quoted(t.name))
         };
-        storage(conn, t, &cols, &from, &mut a)?;
+        if let Err(e) = storage(conn, t, &cols, &from, &mut a) {
+            unreadable(&mut a, t.name, e)?;
+            continue;
+        }
         have.push((t.name, cols));
     }
     let has = |table: &str, cols: &[&str]| {
@@ -132,10 +148,14 @@ pub fn audit(conn: &Connection, sample: u64) -> Result<Audit, MirrorError> {
         }
     };
     if has("orders", &["bill_id", "state"]) {
-        semantics::states(conn, &from("orders"), &mut a)?;
+        checked(&mut a, "orders", |a| {
+            semantics::states(conn, &from("orders"), a)
+        })?;
     }
     if has("orders", &["bill_id", "created"]) {
-        semantics::dates(conn, &from("orders"), &mut a)?;
+        checked(&mut a, "orders", |a| {
+            semantics::dates(conn, &from("orders"), a)
+        })?;
     }
     for (table, col, key) in [
         ("orders", "raw_sum_kop", "bill_id"),
@@ -163,7 +183,9 @@ pub fn audit(conn: &Connection, sample: u64) -> Result<Audit, MirrorError> {
         let mut need = keys.clone();
         need.push(col);
         if has(table, &need) {
-            semantics::negative(conn, table, &from(table), col, key, &mut a)?;
+            checked(&mut a, table, |a| {
+                semantics::negative(conn, table, &from(table), col, key, a)
+            })?;
         }
     }
     for (table, col, what) in [
@@ -172,14 +194,20 @@ pub fn audit(conn: &Connection, sample: u64) -> Result<Audit, MirrorError> {
         ("orders", "bill_id", "bill id"),
     ] {
         if has(table, &[col]) {
-            semantics::duplicates(conn, table, &from(table), col, what, &mut a)?;
+            checked(&mut a, table, |a| {
+                semantics::duplicates(conn, table, &from(table), col, what, a)
+            })?;
         }
     }
     if has("order_positions", &["bill_id", "position_id"]) {
-        semantics::duplicate_lines(conn, &from("order_positions"), &mut a)?;
+        checked(&mut a, "order_positions", |a| {
+            semantics::duplicate_lines(conn, &from("order_positions"), a)
+        })?;
     }
     if has("orders", &["bill_id", "table_id", "state"]) && has("tables", &["id"]) {
-        semantics::orphan_bills(conn, &from("orders"), &mut a)?;
+        checked(&mut a, "orders", |a| {
+            semantics::orphan_bills(conn, &from("orders"), a)
+        })?;
     }
     if has("orders", &["bill_id"]) {
         for (table, what) in [
@@ -187,7 +215,9 @@ pub fn audit(conn: &Connection, sample: u64) -> Result<Audit, MirrorError> {
             ("order_discounts", "discounts"),
         ] {
             if has(table, &["bill_id"]) {
-                semantics::orphan_rows(conn, table, &from(table), what, &mut a)?;
+                checked(&mut a, table, |a| {
+                    semantics::orphan_rows(conn, table, &from(table), what, a)
+                })?;
             }
         }
     }
@@ -199,30 +229,62 @@ pub fn audit(conn: &Connection, sample: u64) -> Result<Audit, MirrorError> {
         "bonus_sum_kop",
     ];
     if has("orders", &sums) && has("order_discounts", &["bill_id", "sum_kop"]) {
-        semantics::totals(conn, &from("orders"), &mut a)?;
+        checked(&mut a, "orders", |a| {
+            semantics::totals(conn, &from("orders"), a)
+        })?;
     }
     if has(
         "order_positions",
         &["bill_id", "position_id", "count_milli"],
     ) {
-        semantics::units(
-            conn,
-            "order_positions",
-            &from("order_positions"),
-            "count_milli",
-            &mut a,
-        )?;
+        checked(&mut a, "order_positions", |a| {
+            semantics::units(
+                conn,
+                "order_positions",
+                &from("order_positions"),
+                "count_milli",
+                a,
+            )
+        })?;
     }
     if has("stop_list", &["remaining_milli"]) {
-        semantics::units(
-            conn,
-            "stop_list",
-            &from("stop_list"),
-            "remaining_milli",
-            &mut a,
-        )?;
+        checked(&mut a, "stop_list", |a| {
+            semantics::units(conn, "stop_list", &from("stop_list"), "remaining_milli", a)
+        })?;
     }
     Ok(a)
+}
+
+/// A table (or a check on it) that SQLite could not read: a broken view, say. An error
+/// finding of its own; the other tables are still checked. A busy mirror ends the audit.
+fn unreadable(a: &mut Audit, table: &str, e: MirrorError) -> Result<(), MirrorError> {
+    if e.is_wait() {
+        return Err(e);
+    }
+    a.findings.push(Finding {
+        severity: Severity::Error,
+        table: table.into(),
+        column: None,
+        rows: 0,
+        problem: format!("cannot be read: {e}"),
+        fix: format!(
+            "every operation reading {table} fails: `SELECT * FROM {table}` in the sqlite3 shell \
+             shows SQLite's own error (a view over a POS table or column that is gone?)"
+        ),
+    });
+    Ok(())
+}
+
+/// Runs one check on `table`; a failure to read it is a finding ([`unreadable`]).
+fn checked(
+    a: &mut Audit,
+    table: &str,
+    check: impl FnOnce(&mut Audit) -> Result<(), MirrorError>,
+) -> Result<(), MirrorError> {
+    match check(a) {
+        Ok(()) => Ok(()),
+        Err(e) => unreadable(a, table, e),
+    }
 }
 
 /// The bare column names in a key expression such as `bill_id || ' / ' || position_id`.

@@ -123,7 +123,7 @@ fn a_replaced_file_is_let_go_without_a_request() {
     assert!(!m.holds_replaced());
     assert!(!m.release_if_replaced(), "nothing left to let go");
     assert_eq!(log_len(&path), 0);
-    // The `preview` of the issue: a process of its own opening the mirror now.
+    // Another process opening the mirror now (`preview`, the POS): a connection of its own.
     let other =
         Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
     let state: String = other

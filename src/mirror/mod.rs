@@ -145,9 +145,9 @@ pub struct Conn<'a> {
 }
 
 /// Which data a read transaction sees, as far as one connection can tell: the connection's
-/// serial number, its `PRAGMA data_version` and the schema's version. SQLite changes a
-/// connection's data version whenever another connection (the POS, its sync job) commits to
-/// the file, so two reads on one connection with the same `Version` saw the same rows of the
+/// serial number and its `PRAGMA data_version`. SQLite changes a connection's data version
+/// whenever another connection (the POS, its sync job) commits to the file, its schema
+/// included, so two reads on one connection with the same `Version` saw the same rows of the
 /// same tables (a view's rows may still differ: see [`Mirror::keeps`]). Different
 /// connections, or a connection to a replaced file (a new one, with a new serial), never
 /// compare equal.
@@ -155,17 +155,12 @@ pub struct Conn<'a> {
 pub struct Version {
     serial: u64,
     data: i64,
-    schema: i64,
 }
 
 impl Version {
     #[cfg(test)]
     pub(crate) fn for_test(serial: u64, data: i64) -> Version {
-        Version {
-            serial,
-            data,
-            schema: 0,
-        }
+        Version { serial, data }
     }
 }
 
@@ -193,20 +188,14 @@ impl<'a> Conn<'a> {
         let Some(serial) = self.serial else {
             return Ok(None);
         };
-        const VERSIONS: &str = "SELECT (SELECT data_version FROM pragma_data_version), \
-             (SELECT schema_version FROM pragma_schema_version)";
-        let (data, schema) = self.stmts.with(self, VERSIONS, |st| {
+        let data = self.stmts.with(self, "PRAGMA data_version", |st| {
             let mut rows = st.query_none()?;
             match rows.step()? {
-                Some(r) => Ok((r.int(0)?, r.int(1)?)),
+                Some(r) => r.int(0),
                 None => Err(rusqlite::Error::QueryReturnedNoRows),
             }
         })?;
-        Ok(Some(Version {
-            serial,
-            data,
-            schema,
-        }))
+        Ok(Some(Version { serial, data }))
     }
 }
 
@@ -252,7 +241,7 @@ pub struct Mirror {
     pool: Pool,
     /// [`Mirror::missing`]'s answers, by (file identity, schema version, needs list).
     missing: Mutex<Vec<(MissingKey, Vec<String>)>>,
-    /// [`Mirror::keeps`]'s answers, by (connection serial, schema version, needs list).
+    /// [`Mirror::keeps`]'s answers, by (connection serial, data version, needs list).
     keeps: Mutex<Vec<(MissingKey, bool)>>,
 }
 
@@ -373,14 +362,15 @@ impl Mirror {
     /// Whether an answer computed from `needs` may be kept at `version` (`crate::answers`):
     /// only when every object it reads is a real table. A view may change what it shows
     /// without any commit (`datetime('now')`, `random()`), and SQLite's data version moves
-    /// only on commits. Remembered per connection until the schema changes.
+    /// only on commits. Remembered per connection and data version (a schema change is a
+    /// commit).
     pub fn keeps(
         &self,
         c: &Conn<'_>,
         version: Version,
         needs: check::Needs,
     ) -> Result<bool, MirrorError> {
-        let key = ((version.serial, 0), version.schema, needs.as_ptr() as usize);
+        let key = ((version.serial, 0), version.data, needs.as_ptr() as usize);
         {
             let cache = self.keeps.lock().unwrap_or_else(|p| p.into_inner());
             if let Some((_, k)) = cache.iter().find(|(k, _)| *k == key) {

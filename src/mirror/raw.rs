@@ -35,7 +35,7 @@ use rusqlite::{ffi, Connection};
 
 /// Statements one [`Stmts`] keeps prepared (the queries that use this module: getBill's lines,
 /// order heads by table and by id, discounts, tables by number and by id, `BEGIN`, `COMMIT`,
-/// `ROLLBACK` and the data and schema versions, with room for two more).
+/// `ROLLBACK` and `PRAGMA data_version`, with room for two more).
 const MAX_STMTS: usize = 12;
 
 /// A value bound to a statement's `?1`: text or an integer.

@@ -15,8 +15,12 @@
 #   /etc/expirenza-agent/config.toml.example            0640  (conffile; the real config.toml is
 #                                                              NOT shipped, so the unit's
 #                                                              ConditionPathExists keeps it stopped)
-#   /usr/share/doc/expirenza-agent/{deploy.md,config.example.toml,cloud-init-user-data.yaml,
-#                                   copyright,README.md}
+#   /usr/share/doc/expirenza-agent/{deploy.md,mirror.md,journal.md,protocol.md,README.md,
+#                                   mirror-schema.sql,journal-schema.sql,config.example.toml,
+#                                   cloud-init-user-data.yaml,copyright}
+#     (what an integrator reads: the mirror contract, the journal contract, the protocol, the
+#      deployment; the two SQL schemas, also printed by `init-mirror --print-schema` and
+#      `journal --print-schema`)
 # Maintainer scripts: create the user and the state directory, enable the unit (it will not
 # start before a config exists), restart it on upgrade only if it was running, stop it on
 # removal; purge removes the configuration (see the comments at the scripts, and
@@ -45,9 +49,13 @@ cat > "$r/usr/lib/sysusers.d/$PKG.conf" <<'SYSUSERS'
 u expirenza-agent - "Expirenza POS agent" /var/lib/expirenza-agent /usr/sbin/nologin
 SYSUSERS
 chmod 0644 "$r/usr/lib/sysusers.d/$PKG.conf"
-for d in docs/deploy.md systemd/config.example.toml systemd/cloud-init-user-data.yaml README.md; do
-  [ -f "$d" ] && install -m 0644 "$d" "$r/usr/share/doc/$PKG/$(basename "$d")"
+for d in docs/deploy.md docs/mirror.md docs/journal.md docs/protocol.md \
+         systemd/config.example.toml systemd/cloud-init-user-data.yaml README.md; do
+  [ -f "$d" ] || { echo "missing $d: the package ships it" >&2; exit 1; }
+  install -m 0644 "$d" "$r/usr/share/doc/$PKG/$(basename "$d")"
 done
+install -m 0644 src/mirror/schema.sql "$r/usr/share/doc/$PKG/mirror-schema.sql"
+install -m 0644 src/journal/schema.sql "$r/usr/share/doc/$PKG/journal-schema.sql"
 cat > "$r/usr/share/doc/$PKG/copyright" <<COPYRIGHT
 Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
 Upstream-Name: $PKG

@@ -6,7 +6,9 @@
 #   cross/deb-install-test.sh target/deb/expirenza-agent_<version>_amd64.deb
 #
 # Steps: install; check the user, the unit and its enablement, the config example (a conffile)
-# and the directories, and that the installed binary runs as the service user; edit the
+# and the directories, the integrator's documents (mirror.md, journal.md, protocol.md,
+# deploy.md) and both printable schemas, and that the installed binary runs as the service
+# user; edit the
 # example and write a real config; reinstall the same .deb, then upgrade to a repacked newer
 # one whose example changed: the edits survive (the new example lands as .dpkg-dist);
 # `dpkg -r`: the binary and unit go, configuration stays; `dpkg --purge`: configuration goes,
@@ -63,6 +65,29 @@ expect_mode "$STATE" "770 $PKG:$PKG"
 expect_mode /usr/bin/$PKG "755 root:root"
 /usr/bin/$PKG --version | grep -q "^$PKG " || fail "the binary does not run"
 ok "$(/usr/bin/$PKG --version)"
+DOC=/usr/share/doc/$PKG
+if grep -rqs '^path-exclude.*/usr/share/doc' /etc/dpkg/dpkg.cfg.d/; then
+  # A minimal image told dpkg not to unpack documentation: the package still lists them.
+  for d in mirror.md journal.md protocol.md deploy.md mirror-schema.sql journal-schema.sql; do
+    dpkg -L $PKG | grep -qx "$DOC/$d" || fail "the package does not ship $DOC/$d"
+  done
+  ok "the integrator's documents are in the package (this image excludes $DOC from unpacking)"
+  dpkg-deb -x "$deb" "$work/unpacked"
+  DOC="$work/unpacked$DOC"
+else
+  for d in mirror.md journal.md protocol.md deploy.md; do
+    [ -s "$DOC/$d" ] || fail "$DOC/$d is missing or empty"
+    expect_mode "$DOC/$d" "644 root:root"
+  done
+  ok "the integrator's documents are in $DOC"
+fi
+/usr/bin/$PKG init-mirror --print-schema >"$work/mirror-schema.sql" || fail "init-mirror --print-schema failed"
+grep -q "CREATE TABLE IF NOT EXISTS order_positions" "$work/mirror-schema.sql" || fail "init-mirror --print-schema printed no mirror schema"
+cmp -s "$work/mirror-schema.sql" "$DOC/mirror-schema.sql" || fail "init-mirror --print-schema differs from $DOC/mirror-schema.sql"
+/usr/bin/$PKG journal --print-schema >"$work/journal-schema.sql" || fail "journal --print-schema failed"
+grep -q "CREATE TABLE IF NOT EXISTS commands" "$work/journal-schema.sql" || fail "journal --print-schema printed no journal schema"
+cmp -s "$work/journal-schema.sql" "$DOC/journal-schema.sql" || fail "journal --print-schema differs from $DOC/journal-schema.sql"
+ok "both schemas print (init-mirror --print-schema, journal --print-schema) and match $DOC"
 
 echo "== 2. configure as a technician would; run as the service user"
 echo "# local edit by the technician" >>"$ETC/config.toml.example"

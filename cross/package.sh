@@ -47,7 +47,13 @@ for a in "${arches[@]}"; do
       '-rw-r--r-- root/root .* ./lib/systemd/system/expirenza-agent.service$' \
       '-rw-r----- root/root .* ./etc/expirenza-agent/config.toml.example$' \
       '-rw-r--r-- root/root .* ./usr/lib/sysusers.d/expirenza-agent.conf$' \
-      '-rw-r--r-- root/root .* ./usr/share/doc/expirenza-agent/copyright$'; do
+      '-rw-r--r-- root/root .* ./usr/share/doc/expirenza-agent/copyright$' \
+      '-rw-r--r-- root/root .* ./usr/share/doc/expirenza-agent/deploy.md$' \
+      '-rw-r--r-- root/root .* ./usr/share/doc/expirenza-agent/mirror.md$' \
+      '-rw-r--r-- root/root .* ./usr/share/doc/expirenza-agent/journal.md$' \
+      '-rw-r--r-- root/root .* ./usr/share/doc/expirenza-agent/protocol.md$' \
+      '-rw-r--r-- root/root .* ./usr/share/doc/expirenza-agent/mirror-schema.sql$' \
+      '-rw-r--r-- root/root .* ./usr/share/doc/expirenza-agent/journal-schema.sql$'; do
     grep -Eq -- "$want" <<<"$list" || { echo "$deb: no entry matching $want" >&2; echo "$list" >&2; exit 1; }
   done
   if grep -q '\./etc/expirenza-agent/config\.toml$' <<<"$list"; then

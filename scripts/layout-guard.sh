@@ -24,11 +24,11 @@ if [ -n "$over" ]; then
   fail=1
 fi
 
-# ops is imported by the edge (main.rs, agent.rs, check.rs, cli/), the session layer
+# ops is imported by the edge (main.rs, agent.rs, check/, cli/), the session layer
 # (dispatch/, link/) and itself. (Test support, in the testkit/ crate, sits above everything.)
 below=$(grep -rn 'crate::ops' src --include='*.rs' \
   | grep -v -e '^src/ops/' -e '^src/cli/' -e '^src/main.rs:' -e '^src/agent.rs:' \
-            -e '^src/check.rs:' -e '^src/dispatch/' -e '^src/link/' || true)
+            -e '^src/check/' -e '^src/dispatch/' -e '^src/link/' || true)
 if [ -n "$below" ]; then
   echo "a module below ops imports ops (move the shared part to ctx.rs or wire/):" >&2
   echo "$below" >&2

@@ -86,6 +86,29 @@ impl Running {
     }
 }
 
+/// How often [`watch_mirror`] looks whether the mirror file was replaced.
+pub const MIRROR_WATCH_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Every [`MIRROR_WATCH_EVERY`], whether the mirror file was replaced: if it was, the
+/// connections to the old file are closed and its log truncated at once (on the blocking
+/// pool: it may wait for a lock), not at the next request. Until then the old file's log stays
+/// beside the new one, where any other process that opens the mirror would read it.
+async fn watch_mirror(ctx: Arc<Ctx>, mut shutdown: Shutdown) {
+    let mut tick = tokio::time::interval(MIRROR_WATCH_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.recv() => break,
+        }
+        if !ctx.mirror.holds_replaced() {
+            continue;
+        }
+        let c = ctx.clone();
+        let _ = tokio::task::spawn_blocking(move || c.mirror.release_if_replaced()).await;
+    }
+}
+
 pub fn spawn(cfg: Config, hooks: Hooks, shutdown: Shutdown) -> Result<Running, AgentError> {
     let cfg = Arc::new(cfg);
     let callback = CallbackClient::new(&cfg)?;
@@ -98,11 +121,13 @@ pub fn spawn(cfg: Config, hooks: Hooks, shutdown: Shutdown) -> Result<Running, A
         .cache
         .enabled
         .then(|| crate::cache::pusher::spawn(ctx.clone(), shutdown.clone()));
+    let watch = tokio::spawn(watch_mirror(ctx.clone(), shutdown.clone()));
     let (s1, s2) = (shutdown.clone(), shutdown);
     let join = tokio::spawn(async move {
         let worker = tokio::spawn(worker.run(s1));
         link.run(s2).await;
         let _ = worker.await;
+        let _ = watch.await;
         if let Some(cache) = cache {
             let _ = cache.await;
         }

@@ -215,3 +215,64 @@ fn the_lists_are_kept_and_follow_the_mirror_too() {
         list(&fresh, "usersInfo", "five")
     );
 }
+
+/// A view can show other rows without any commit: "the bills of the current shift" filters on
+/// `julianday('now')`, so a bill leaves it when the shift ends, and SQLite's data version does
+/// not move. An operation that reads a view is therefore answered fresh every time: nothing is
+/// kept for it, and the bill is gone from the very next answer.
+#[test]
+fn an_operation_reading_a_view_is_answered_fresh() {
+    let m = TempMirror::demo("answers-clock-view");
+    m.exec(
+        "ALTER TABLE orders RENAME TO pos_orders;
+         CREATE TABLE pos_shift (ends REAL NOT NULL);
+         INSERT INTO pos_shift VALUES (julianday('now') + 0.4 / 86400.0);
+         CREATE VIEW orders AS SELECT o.* FROM pos_orders o
+           WHERE o.table_id <> 'table-12' OR julianday('now') < (SELECT ends FROM pos_shift);",
+    );
+    let ctx = m.ctx();
+    let table_12 = r#""tableNumber":"12""#;
+    let first = json(&body(&ctx, "one", table_12));
+    assert_eq!(first["state"], "SUCCESS", "{first}");
+    assert_eq!(json(&body(&ctx, "two", table_12))["state"], "SUCCESS");
+    assert_eq!(ctx.answers.counts(), (0, 0), "nothing kept for a view");
+    // The shift ends on SQLite's clock; no commit happens.
+    let c = m.conn();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while c
+        .query_row(
+            "SELECT julianday('now') < (SELECT ends FROM pos_shift)",
+            [],
+            |r| r.get::<_, bool>(0),
+        )
+        .unwrap()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the clock stands still"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let after = json(&body(&ctx, "three", table_12));
+    assert_eq!(
+        after["state"], "FAIL",
+        "served a bill the view no longer shows: {after}"
+    );
+    assert_eq!(after["substate"], "ORDER_NOT_FOUND", "{after}");
+    // Table 7's bill stays, read afresh; the lists over real tables are still kept.
+    assert_eq!(
+        json(&body(&ctx, "four", r#""tableNumber":"7""#))["state"],
+        "SUCCESS"
+    );
+    let tables = |rid: &str| {
+        let f = format!(r#"{{"rID":"{rid}","operation":"tablesInfo"}}"#);
+        call_raw(&ctx, &f).expect("answers")
+    };
+    tables("five");
+    tables("six");
+    assert_eq!(
+        ctx.answers.counts().0,
+        1,
+        "tablesInfo reads a real table: kept"
+    );
+}

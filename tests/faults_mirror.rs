@@ -109,3 +109,75 @@ async fn deleted_then_restored() {
     assert_eq!(cloud.connection_count(), 1, "the link never dropped");
     agent.stop().await;
 }
+
+/// The sequence a POS integrator ran with the advice "close every writer so SQLite removes
+/// its -wal, then rename": while the agent serves a WAL-mode mirror, the POS commits (into the
+/// `-wal`) and closes its writer; a new file, where table 12's bill is paid, is built, closed
+/// and renamed over the mirror. The agent's own connection kept the old file's `-wal` beside
+/// the mirror, and SQLite reads a `-wal` it finds there as the new file's: the paid bill was
+/// still served as open. The agent must serve the new file, and leave no old log behind for
+/// the next reader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renamed_over_a_wal_mirror_the_new_file_is_served() {
+    let Setup {
+        cloud,
+        agent,
+        mirror,
+    } = setup("m-stale-wal", T).await;
+    rusqlite::Connection::open(&mirror)
+        .unwrap()
+        .execute_batch(
+            "PRAGMA journal_mode = WAL; UPDATE orders SET state = 'NEW' WHERE table_id = 'table-12';",
+        )
+        .unwrap();
+    let v = ask(&cloud, "warm", "12").await;
+    assert_eq!(v["orders"][0]["state"], "NEW", "{v}");
+    // The POS prints the pre-check (NEW to BILL, both open) and closes its writer.
+    {
+        let pos = rusqlite::Connection::open(&mirror).unwrap();
+        pos.execute_batch("UPDATE orders SET state = 'BILL' WHERE table_id = 'table-12';")
+            .unwrap();
+    }
+    let wal = wal_path(&mirror);
+    let old_log = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    assert!(
+        old_log > 32,
+        "the old file's log holds the commit ({old_log} bytes)"
+    );
+
+    let tmp = mirror.with_extension("new");
+    write_demo(&tmp);
+    rusqlite::Connection::open(&tmp)
+        .unwrap()
+        .execute_batch(
+            "PRAGMA journal_mode = WAL; UPDATE orders SET state = 'PAYED' WHERE table_id = 'table-12';",
+        )
+        .unwrap();
+    assert!(!wal_path(&tmp).exists(), "the new file was closed");
+    std::fs::rename(&tmp, &mirror).unwrap();
+
+    let v = ask(&cloud, "after", "12").await;
+    assert_eq!(
+        v["state"], "FAIL",
+        "the paid bill was served from the old log: {v}"
+    );
+    assert_eq!(v["substate"], "ORDER_NOT_FOUND", "{v}");
+    // A reader that opens the mirror now (`preview`, the POS) reads the new file too.
+    let fresh = rusqlite::Connection::open(&mirror).unwrap();
+    let state: String = fresh
+        .query_row(
+            "SELECT state FROM orders WHERE table_id = 'table-12'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(state, "PAYED");
+    assert_eq!(ask(&cloud, "again", "7").await["state"], "SUCCESS");
+    agent.stop().await;
+}
+
+fn wal_path(db: &std::path::Path) -> std::path::PathBuf {
+    let mut p = db.as_os_str().to_owned();
+    p.push("-wal");
+    p.into()
+}

@@ -120,3 +120,79 @@ async fn without_a_loadable_config_status_says_so_and_reads_the_default_runtime_
     // Whatever that file holds on this machine, the answer is an exit code, not a crash.
     assert!(code == 0 || code == 1 || code == 2, "{code}");
 }
+
+/// The agent run outside systemd and stopped by SIGTERM: its last write says link down with
+/// reason `shutdown`, which is within the reconnect grace, so the file alone reads healthy.
+/// `status` asks whether the process still runs and says "stopped".
+#[tokio::test]
+async fn after_sigterm_status_says_stopped() {
+    let dir = Dir::new("sigterm");
+    let mirror = dir.0.join("mirror.sqlite");
+    let mut c = expirenza_agent::mirror::create_schema(&mirror).unwrap();
+    expirenza_agent::mirror::demo::fill(&mut c).unwrap();
+    drop(c);
+    let cfg = dir.0.join("config.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "resto_id = \"resto-7\"\nsecret_key = \"s3cr3t-not-shown\"\nstate_dir = \"{0}\"\n\
+             runtime_dir = \"{0}\"\nws_url = \"ws://127.0.0.1:9/ws\"\n\
+             callback_url = \"http://127.0.0.1:9\"\n\n[status]\nwrite_interval_secs = 1\n",
+            dir.0.display()
+        ),
+    )
+    .unwrap();
+    let mut agent = tokio::process::Command::new(env!("CARGO_BIN_EXE_expirenza-agent"))
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = agent.id().unwrap();
+    // The agent writes the file as it starts; wait for it (bounded).
+    let path = dir.0.join("status");
+    let written = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            if let Ok(s) = status::read(&path) {
+                if s.pid == pid {
+                    return s;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the agent writes its status file");
+    assert!(
+        written.pid_start.is_some(),
+        "the agent writes its start time"
+    );
+    let (code, out, _) = run_status(&cfg).await;
+    assert!(!out.contains("stopped"), "running: {out}");
+    assert!(code == 0 || out.contains("UNHEALTHY"), "{out}");
+
+    // SAFETY: sends SIGTERM to the child this test started (its pid, still unreaped).
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(rc, 0);
+    let exit = tokio::time::timeout(Duration::from_secs(60), agent.wait())
+        .await
+        .expect("the agent stops on SIGTERM")
+        .unwrap();
+    assert!(exit.success(), "{exit:?}");
+    let last = status::read(&path).unwrap();
+    assert_eq!(last.last_disconnect_reason.as_deref(), Some("shutdown"));
+    assert_eq!(
+        status::health(&last, status::now_unix(), 30),
+        Ok(()),
+        "the file alone reads healthy"
+    );
+    let (code, out, err) = run_status(&cfg).await;
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains(": stopped"), "{out}");
+    assert!(
+        out.contains(&format!("STOPPED: process {pid} is gone")),
+        "{out}"
+    );
+    assert!(!out.contains("health            OK"), "{out}");
+}

@@ -17,26 +17,33 @@ pub const COMMAND: Command = Command {
 
 const USAGE: &str = "\
 expirenza-agent init-mirror PATH [--demo]
+expirenza-agent init-mirror --print-schema
 
 Create a new SQLite file at PATH with the mirror's schema (docs/mirror.md), for the POS or its
 sync job to fill. An existing file is never touched.
 
 OPTIONS:
-    --demo      fill it with the demo restaurant (halls, tables, open bills, a menu)
+    --demo          fill it with the demo restaurant (halls, tables, open bills, a menu)
+    --print-schema  print the mirror's SQL schema (the contract's tables and columns) and exit
 ";
 
 fn main(parser: &mut lexopt::Parser, mut common: Common) -> Result<ExitCode> {
     use lexopt::prelude::*;
-    let mut demo = false;
+    let (mut demo, mut schema) = (false, false);
     let mut path: Option<PathBuf> = None;
     while let Some(arg) = parser.next()? {
         match arg {
             Long("demo") => demo = true,
+            Long("print-schema") => schema = true,
             Value(v) if path.is_none() => path = Some(v.into()),
             other => common.other(other.into(), parser, USAGE)?,
         }
     }
     common.set_log_level(false);
+    if schema {
+        print!("{}", mirror::SCHEMA_SQL);
+        return Ok(ExitCode::SUCCESS);
+    }
     let Some(path) = path else {
         return Err(super::usage_error("init-mirror needs a PATH", USAGE));
     };

@@ -17,7 +17,8 @@ pub const COMMAND: Command = Command {
 };
 
 const USAGE: &str = "\
-expirenza-agent journal [--config PATH] [--since YYYY-MM-DD|unix-secs] [--status S]
+expirenza-agent journal [--config PATH] [--since YYYY-MM-DD|unix-secs] [--status S] [--json]
+expirenza-agent journal --print-schema
 
 List the journaled commands (payments, splits, orders from the menu, messages) with their
 status, for end-of-shift reconciliation. Reads the journal only; needs no secret.
@@ -26,19 +27,28 @@ Exit status 1 while commands are still pending or claimed.
 OPTIONS:
     --since WHEN    only commands received since WHEN (a date, or Unix seconds)
     --status S      only commands in status S: pending, claimed, applied, rejected, review
+    --json          one JSON object (every column of each command, counts per status)
+    --print-schema  print the journal's SQL schema (docs/journal.md) and exit
 ";
 
 fn main(parser: &mut lexopt::Parser, mut common: Common) -> Result<ExitCode> {
     use lexopt::prelude::*;
     let (mut since, mut status) = (None, None);
+    let (mut json, mut schema) = (false, false);
     while let Some(arg) = parser.next()? {
         match arg {
             Long("since") => since = Some(parser.value()?.string()?),
             Long("status") => status = Some(parser.value()?.string()?),
+            Long("json") => json = true,
+            Long("print-schema") => schema = true,
             other => common.other(other.into(), parser, USAGE)?,
         }
     }
     common.set_log_level(false);
+    if schema {
+        print!("{}", crate::journal::SCHEMA_SQL);
+        return Ok(ExitCode::SUCCESS);
+    }
     let cfg = common.load_config(SecretNeed::IfAvailable)?;
     let since_ms = match since {
         Some(s) => report::parse_since(&s)?,
@@ -54,7 +64,12 @@ fn main(parser: &mut lexopt::Parser, mut common: Common) -> Result<ExitCode> {
         bail!("no journal at {} yet", cfg.journal_path().display());
     }
     let journal = Journal::new(&cfg);
-    let open = report::print(&journal, since_ms, status, &mut std::io::stdout())?;
+    let mut out = std::io::stdout();
+    let open = if json {
+        report::print_json(&journal, since_ms, status, &mut out)?
+    } else {
+        report::print(&journal, since_ms, status, &mut out)?
+    };
     Ok(if open > 0 {
         ExitCode::from(1)
     } else {

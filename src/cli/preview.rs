@@ -140,6 +140,9 @@ versionInfo, tablesInfo, hallplansInfo, getBill, usersInfo, categoriesInfo, menu
 stopList), computed from the local mirror with rID `preview`; the `signature` header it would
 carry goes to stderr. Needs the secret (it signs). No network.
 
+Exit 0 when the body is an answer, 1 when it is a FAIL (`\"state\":\"FAIL\"`: no such table,
+no open bill, a mirror that cannot be read; the body is printed all the same), 2 on an error.
+
 OPTIONS:
     --table N   getBill: the table number
     --bill ID   getBill: the bill id
@@ -174,14 +177,33 @@ fn main(parser: &mut lexopt::Parser, mut common: super::Common) -> anyhow::Resul
     }
     out.flush()?;
     eprintln!("signature: {}", signed.signature());
-    Ok(ExitCode::SUCCESS)
+    Ok(if is_fail(signed.body()) {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
-/// A private temporary directory, removed on drop.
-struct ScratchDir(PathBuf);
+/// Whether `body` is a FAIL answer (`"state":"FAIL"` at its top level).
+pub fn is_fail(body: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct State<'a> {
+        #[serde(borrow)]
+        state: Option<&'a str>,
+    }
+    serde_json::from_slice::<State<'_>>(body).is_ok_and(|s| s.state == Some("FAIL"))
+}
+
+/// A private temporary directory, removed on drop (the throw-away journal of `preview` and
+/// of `check`'s operations).
+pub struct ScratchDir(PathBuf);
 
 impl ScratchDir {
-    fn new() -> Result<ScratchDir, PreviewError> {
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+
+    pub fn new() -> Result<ScratchDir, PreviewError> {
         use std::os::unix::fs::DirBuilderExt;
         let (secs, nanos) = crate::clock::unix_now();
         let p = std::env::temp_dir().join(format!(

@@ -22,7 +22,8 @@ expirenza-agent status [--config PATH]
 
 Print the running agent's state from the file it rewrites every few seconds
 (<runtime_dir>/status): link, last connect and disconnect, operations in the last hour,
-journal backlog. Exit 0 when healthy, 1 when not. Needs no secret.
+journal backlog. \"stopped\" when the process the file names has exited (the file keeps what
+it last wrote). Exit 0 when healthy, 1 when not (stopped included). Needs no secret.
 ";
 
 fn main(parser: &mut lexopt::Parser, mut common: Common) -> Result<ExitCode> {
@@ -45,7 +46,11 @@ fn main(parser: &mut lexopt::Parser, mut common: Common) -> Result<ExitCode> {
     };
     let st = status::read(&path)?;
     let now = status::now_unix();
-    print!("{}", status::render(&st, now));
+    let process = status::process::of(st.pid, st.pid_start);
+    print!("{}", status::render(&st, now, &process));
+    if matches!(process, status::Process::Gone(_)) {
+        return Ok(ExitCode::from(1));
+    }
     // The same rule `render` printed; stale means the agent is gone or its event loop is stuck.
     let stale_after = status::DEFAULT_STALE_AFTER_SECS.max(interval * 3);
     Ok(match status::health(&st, now, stale_after) {

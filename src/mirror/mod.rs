@@ -1,27 +1,34 @@
-//! The local SQLite mirror of the POS, opened read-only.
+//! The local SQLite mirror of the POS, read and never written.
 //!
 //! The POS (or an integrator's sync job) owns the mirror file and keeps it current; the agent
 //! only reads the tables and columns that `docs/mirror.md` names (`schema.sql` creates them for
-//! a fresh mirror). Connections are opened lazily, read-only, with a busy timeout, and kept in a
-//! small pool (`[mirror] max_connections`). A connection is dropped instead of pooled after any
-//! error, and the file's identity (device, inode) is checked on every checkout, so a mirror that
-//! is replaced or deleted while the agent runs is picked up again once it is back.
+//! a fresh mirror, `contract.rs` says how each column is read). Connections are opened lazily,
+//! with a busy timeout and `query_only`, and kept in a small pool (`[mirror] max_connections`,
+//! `pool.rs`). A connection is dropped instead of pooled after any error, and the file's
+//! identity (device, inode) is checked on every checkout, so a mirror that is replaced or
+//! deleted while the agent runs is picked up again once it is back; a replaced file is opened
+//! only after every connection to the old one is closed and its log truncated (`pool.rs`).
 //!
 //! A missing or malformed mirror never stops the agent: the operations that need it answer FAIL
 //! with a clear message, and `expirenza-agent check` names what is missing.
 
+pub mod audit;
 pub mod check;
+pub mod contract;
 pub mod demo;
 pub mod orders;
+mod pool;
 pub mod raw;
 pub mod rows;
 
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
+
+pub use pool::Snapshot;
+use pool::{Pool, Pooled, Slot};
 
 pub const SCHEMA_SQL: &str = include_str!("schema.sql");
 
@@ -37,6 +44,68 @@ pub enum MirrorError {
     Sqlite(String),
     #[error("the mirror holds more than {0} rows for one answer ([limits] max_rows)")]
     TooManyRows(usize),
+    /// A column holds a storage class its reader cannot take; the message names the table,
+    /// the column and the fix (`contract::explain`).
+    #[error("the POS mirror cannot be read: {0}")]
+    WrongType(String),
+    /// The same, from a reader that did not say which table it read ([`MirrorError::in_table`]
+    /// adds it).
+    #[error(
+        "the POS mirror cannot be read: column '{column}' holds {}, which the agent cannot read \
+         there (docs/mirror.md, Conventions)",
+        contract::type_name(*.found).to_uppercase()
+    )]
+    Column {
+        column: String,
+        found: rusqlite::types::Type,
+    },
+    #[error(
+        "the POS mirror file was replaced and a read of the old file did not end within {0} ms"
+    )]
+    Replaced(u64),
+    #[error(
+        "the POS mirror was replaced by rename, but the old file's write-ahead log {0} is still \
+         beside it with pages SQLite would read over the new file; delete it (and the -shm \
+         beside it) once no process has the mirror open, and before the next rename run \
+         PRAGMA wal_checkpoint(TRUNCATE) on the old file (docs/mirror.md, \"Replacing the file\")"
+    )]
+    StaleWal(PathBuf),
+}
+
+impl MirrorError {
+    /// Whether this is a wait the mirror could not finish without blocking (a writer's lock,
+    /// a replaced file still being read): the dispatcher retries such a read on the blocking
+    /// pool, where it may wait.
+    pub fn is_wait(&self) -> bool {
+        matches!(self, MirrorError::Busy(_) | MirrorError::Replaced(_))
+    }
+
+    /// `e`, from a query whose text is `sql`: a column of the wrong storage class is named
+    /// with its table and the fix (rusqlite's own error names only the column).
+    pub fn in_query(sql: &str, e: rusqlite::Error) -> MirrorError {
+        if let rusqlite::Error::InvalidColumnType(_, name, found) = &e {
+            if let Some(msg) =
+                contract::table_of(sql, name).and_then(|t| contract::explain(t, name, *found))
+            {
+                return MirrorError::WrongType(msg);
+            }
+        }
+        e.into()
+    }
+
+    /// `self`, with a column of the wrong storage class named with `table` (the table the
+    /// failing reader read) and the fix, when the contract has that column there.
+    pub fn in_table(self, table: &str) -> MirrorError {
+        match self {
+            MirrorError::Column { column, found } => {
+                match contract::explain(table, &column, found) {
+                    Some(msg) => MirrorError::WrongType(msg),
+                    None => MirrorError::Column { column, found },
+                }
+            }
+            e => e,
+        }
+    }
 }
 
 impl From<rusqlite::Error> for MirrorError {
@@ -48,26 +117,21 @@ impl From<rusqlite::Error> for MirrorError {
             {
                 MirrorError::Schema(msg.trim_start_matches("no such ").to_string())
             }
+            // `raw.rs` names the column `table.column` when it knows the table.
+            rusqlite::Error::InvalidColumnType(_, name, found) => {
+                match name
+                    .split_once('.')
+                    .and_then(|(t, c)| contract::explain(t, c, *found))
+                {
+                    Some(msg) => MirrorError::WrongType(msg),
+                    None => MirrorError::Column {
+                        column: name.clone(),
+                        found: *found,
+                    },
+                }
+            }
             _ => MirrorError::Sqlite(e.to_string()),
         }
-    }
-}
-
-struct Pooled {
-    /// Statements prepared through [`raw`] on `conn`: finalized before `conn` closes (`Drop`).
-    stmts: raw::Stmts,
-    conn: Connection,
-    /// This connection's number, unique in the process ([`Conn::version`]).
-    serial: u64,
-    ident: (u64, u64),
-    /// The busy timeout this connection has now (it changes in [`no_wait`] mode).
-    busy: Duration,
-}
-
-impl Drop for Pooled {
-    fn drop(&mut self) {
-        // A connection with a statement left cannot close.
-        self.stmts.clear();
     }
 }
 
@@ -82,9 +146,11 @@ pub struct Conn<'a> {
 
 /// Which data a read transaction sees, as far as one connection can tell: the connection's
 /// serial number and its `PRAGMA data_version`. SQLite changes a connection's data version
-/// whenever another connection (the POS, its sync job) commits to the file, so two reads on
-/// one connection with the same `Version` saw the same data. Different connections, or a
-/// connection to a replaced file (a new one, with a new serial), never compare equal.
+/// whenever another connection (the POS, its sync job) commits to the file, its schema
+/// included, so two reads on one connection with the same `Version` saw the same rows of the
+/// same tables (a view's rows may still differ: see [`Mirror::keeps`]). Different
+/// connections, or a connection to a replaced file (a new one, with a new serial), never
+/// compare equal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Version {
     serial: u64,
@@ -172,10 +238,11 @@ pub fn no_wait<T>(f: impl FnOnce() -> T) -> (T, bool) {
 pub struct Mirror {
     path: PathBuf,
     busy_timeout: Duration,
-    max_pooled: usize,
-    pool: Mutex<Vec<Pooled>>,
+    pool: Pool,
     /// [`Mirror::missing`]'s answers, by (file identity, schema version, needs list).
     missing: Mutex<Vec<(MissingKey, Vec<String>)>>,
+    /// [`Mirror::keeps`]'s answers, by (connection serial, data version, needs list).
+    keeps: Mutex<Vec<(MissingKey, bool)>>,
 }
 
 type MissingKey = ((u64, u64), i64, usize);
@@ -187,9 +254,9 @@ impl Mirror {
         Mirror {
             path: path.to_path_buf(),
             busy_timeout: Duration::from_millis(busy_timeout_ms),
-            max_pooled: max_connections,
-            pool: Mutex::new(Vec::new()),
+            pool: Pool::new(path, max_connections),
             missing: Mutex::new(Vec::new()),
+            keeps: Mutex::new(Vec::new()),
         }
     }
 
@@ -198,13 +265,7 @@ impl Mirror {
     }
 
     fn ident(&self) -> Result<(u64, u64), MirrorError> {
-        match std::fs::metadata(&self.path) {
-            Ok(m) => Ok((m.dev(), m.ino())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Err(MirrorError::Missing(self.path.clone()))
-            }
-            Err(e) => Err(MirrorError::Sqlite(format!("{}: {e}", self.path.display()))),
-        }
+        pool::ident_of(&self.path)
     }
 
     /// The busy timeout for a read on this thread now: none in [`no_wait`] mode.
@@ -216,17 +277,25 @@ impl Mirror {
         }
     }
 
-    fn open(&self) -> Result<Connection, MirrorError> {
+    /// Opens a connection to the file whose identity is `ident`. Read-write when the file
+    /// allows it (SQLite falls back to read-only otherwise), so that a replaced file's log can
+    /// be checkpointed away (`pool.rs`); `query_only` refuses every statement that would
+    /// change the mirror.
+    fn open(&self, ident: (u64, u64)) -> Result<Connection, MirrorError> {
         let conn = Connection::open_with_flags(
             &self.path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY
+            OpenFlags::SQLITE_OPEN_READ_WRITE
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX
                 | OpenFlags::SQLITE_OPEN_URI,
         )?;
-        conn.busy_timeout(self.wait())?;
-        // A read-only connection still needs explicit memory bounds on a small board.
-        crate::sqlite_mem::bound(&conn)?;
         conn.execute_batch("PRAGMA query_only = ON;")?;
+        conn.busy_timeout(self.wait())?;
+        // A reading connection still needs explicit memory bounds on a small board.
+        crate::sqlite_mem::bound(&conn)?;
+        // Renamed over between the check and the open: this is not the file the pool holds.
+        if self.ident()? != ident {
+            return Err(MirrorError::Replaced(0));
+        }
         Ok(conn)
     }
 
@@ -234,11 +303,33 @@ impl Mirror {
     /// one snapshot of the mirror until it is dropped, so a body generated from it twice is
     /// the same twice (`body_stream`). A WAL reader blocks no writer; it only holds the
     /// checkpoint back to its snapshot while it lives.
-    pub fn snapshot(&self) -> Result<Connection, MirrorError> {
-        self.ident()?;
-        let conn = self.open()?;
-        conn.execute_batch("BEGIN")?;
-        Ok(conn)
+    pub fn snapshot(&self) -> Result<Snapshot, MirrorError> {
+        let ident = self.ident()?;
+        let may_switch = !NO_WAIT.with(|c| c.get());
+        self.pool.checkout(ident, self.wait(), may_switch, false)?;
+        let opened = self.open(ident).and_then(|conn| {
+            conn.execute_batch("BEGIN")?;
+            Ok(conn)
+        });
+        match opened {
+            Ok(conn) => Ok(self.pool.snapshot(conn)),
+            Err(e) => {
+                self.pool.release();
+                Err(self.waited(e))
+            }
+        }
+    }
+
+    /// If the mirror file was replaced and no read of the old one is running, closes the
+    /// connections to the old file now rather than at the next request (their log would stay
+    /// beside the new file until then). The agent calls this every few seconds.
+    pub fn release_if_replaced(&self) -> bool {
+        self.pool.release_if_replaced()
+    }
+
+    /// Whether [`Mirror::release_if_replaced`] has anything to do (one `stat`, no wait).
+    pub fn holds_replaced(&self) -> bool {
+        self.pool.holds_replaced()
     }
 
     /// [`check::missing`] for `needs`, remembered until the mirror's schema changes
@@ -268,13 +359,40 @@ impl Mirror {
         })
     }
 
-    /// Run `f` on a pooled read-only connection. Errors drop the connection.
+    /// Whether an answer computed from `needs` may be kept at `version` (`crate::answers`):
+    /// only when every object it reads is a real table. A view may change what it shows
+    /// without any commit (`datetime('now')`, `random()`), and SQLite's data version moves
+    /// only on commits. Remembered per connection and data version (a schema change is a
+    /// commit).
+    pub fn keeps(
+        &self,
+        c: &Conn<'_>,
+        version: Version,
+        needs: check::Needs,
+    ) -> Result<bool, MirrorError> {
+        let key = ((version.serial, 0), version.data, needs.as_ptr() as usize);
+        {
+            let cache = self.keeps.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((_, k)) = cache.iter().find(|(k, _)| *k == key) {
+                return Ok(*k);
+            }
+        }
+        let keeps = check::not_kept(c, needs)?.is_none();
+        let mut cache = self.keeps.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= MISSING_CACHE {
+            cache.clear();
+        }
+        cache.push((key, keeps));
+        Ok(keeps)
+    }
+
+    /// Run `f` on a pooled connection, in a read transaction. Errors drop the connection.
     pub fn with<T>(
         &self,
         f: impl FnOnce(&Conn<'_>) -> Result<T, MirrorError>,
     ) -> Result<T, MirrorError> {
         let r = self.with_inner(f);
-        if matches!(r, Err(MirrorError::Busy(_))) {
+        if matches!(&r, Err(e) if e.is_wait()) {
             MET_LOCK.with(|c| c.set(true));
         }
         r
@@ -285,22 +403,39 @@ impl Mirror {
         f: impl FnOnce(&Conn<'_>) -> Result<T, MirrorError>,
     ) -> Result<T, MirrorError> {
         let ident = self.ident()?;
-        let pooled = {
-            let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
-            // Connections to a replaced file are stale: drop them all.
-            pool.retain(|p| p.ident == ident);
-            pool.pop()
+        let may_switch = !NO_WAIT.with(|c| c.get());
+        let slot = self.pool.checkout(ident, self.wait(), may_switch, true)?;
+        let pooled = match slot {
+            Slot::Pooled(p) => Ok(p),
+            Slot::Open => self.open(ident).map(|conn| Pooled {
+                stmts: raw::Stmts::default(),
+                conn,
+                serial: SERIALS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                busy: self.wait(),
+            }),
         };
         let mut pooled = match pooled {
-            Some(p) => p,
-            None => Pooled {
-                stmts: raw::Stmts::default(),
-                conn: self.open()?,
-                serial: SERIALS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-                ident,
-                busy: self.wait(),
-            },
+            Ok(p) => p,
+            Err(e) => {
+                self.pool.release();
+                return Err(self.waited(e));
+            }
         };
+        let res = self.read_on(&mut pooled, f);
+        if res.is_ok() {
+            self.pool.put_back(pooled, ident);
+        } else {
+            drop(pooled);
+            self.pool.release();
+        }
+        res
+    }
+
+    fn read_on<T>(
+        &self,
+        pooled: &mut Pooled,
+        f: impl FnOnce(&Conn<'_>) -> Result<T, MirrorError>,
+    ) -> Result<T, MirrorError> {
         let busy = self.wait();
         if pooled.busy != busy {
             pooled.conn.busy_timeout(busy)?;
@@ -313,17 +448,15 @@ impl Mirror {
             stmts: &pooled.stmts,
             serial: Some(pooled.serial),
         };
-        let res = read_txn(&conn, f).map_err(|e| match e {
-            MirrorError::Busy(_) => MirrorError::Busy(self.busy_timeout.as_millis() as u64),
+        read_txn(&conn, f).map_err(|e| self.waited(e))
+    }
+
+    /// `e`, with the wait it gave when it is a lock held too long.
+    fn waited(&self, e: MirrorError) -> MirrorError {
+        match e {
+            MirrorError::Busy(_) => MirrorError::Busy(self.wait().as_millis() as u64),
             e => e,
-        });
-        if res.is_ok() {
-            let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
-            if pool.len() < self.max_pooled {
-                pool.push(pooled);
-            }
         }
-        res
     }
 }
 

@@ -174,6 +174,7 @@ impl Query<'_> {
         match unsafe { ffi::sqlite3_step(self.stmt.ptr.as_ptr()) } {
             ffi::SQLITE_ROW => Ok(Some(RawRow {
                 stmt: self.stmt.ptr,
+                sql: self.stmt.sql,
                 _row: PhantomData,
             })),
             ffi::SQLITE_DONE => Ok(None),
@@ -185,6 +186,8 @@ impl Query<'_> {
 /// The current row. What it lends lives until the query steps again.
 pub struct RawRow<'r> {
     stmt: NonNull<ffi::sqlite3_stmt>,
+    /// The statement's text, to name a column's table in an error.
+    sql: &'static str,
     _row: PhantomData<&'r mut ()>,
 }
 
@@ -218,6 +221,12 @@ impl<'r> RawRow<'r> {
             } else {
                 CStr::from_ptr(n).to_string_lossy().into_owned()
             }
+        };
+        // `table.column` when the query names the table: `MirrorError` then explains the
+        // mistake with the contract (the fix for that column).
+        let name = match crate::mirror::contract::table_of(self.sql, &name) {
+            Some(table) => format!("{table}.{name}"),
+            None => name,
         };
         rusqlite::Error::InvalidColumnType(i, name, ty)
     }

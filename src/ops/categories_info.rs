@@ -8,7 +8,7 @@ pub const NEEDS: &[(&str, &[&str])] = &[("categories", &["id", "name", "type"])]
 
 pub fn handle(ctx: &Ctx, env: &Envelope, _frame: &[u8]) -> Result<Answer, OpError> {
     let sql = "SELECT CAST(id AS TEXT), name, type FROM categories ORDER BY name, id";
-    list::answer(ctx, env.rid.as_str(), "categories", sql, |j, r| {
+    list::answer(ctx, env.rid.as_str(), "categories", sql, NEEDS, |j, r| {
         let (id, name, kind): (String, Option<String>, Option<String>) =
             (r.get(0)?, r.get(1)?, r.get(2)?);
         j.begin_obj()

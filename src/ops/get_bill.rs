@@ -73,7 +73,7 @@ pub fn handle(ctx: &Ctx, env: &Envelope, frame: &[u8]) -> Result<Answer, OpError
     // The answer is written inside the read transaction, each line straight from its row, or
     // taken from the answers kept for this request at this very version of the mirror.
     let found = ctx.mirror.with(|c| {
-        let version = kept::version(ctx, c)?;
+        let version = kept::version(ctx, c, orders::NEEDS)?;
         if let Some((j, n)) = kept::serve(ctx, version, &key, rid) {
             return Ok(Lookup::Found(j, n));
         }

@@ -3,19 +3,26 @@
 //!
 //! A kept answer is the body's bytes after `{"rID":"…"`: serving it writes the request's own
 //! `{"rID":"…"` and then those bytes, so the body is exactly the one a fresh read would write.
+//!
+//! Only an answer read from real tables is kept: a view may show other rows without any
+//! commit (`Mirror::keeps`), so an operation that reads one is answered fresh every time.
 
 use super::Ctx;
 use crate::json::JsonBuf;
+use crate::mirror::check::Needs;
 use crate::mirror::{Conn, MirrorError, Version};
 
-/// The version of the mirror `c` reads, when answers are kept (`None` when they are off: the
+/// The version of the mirror `c` reads, when an answer read from `needs` may be kept: answers
+/// are on and every object in `needs` is a real table. `None` otherwise (with answers off, the
 /// query is not even made).
-pub fn version(ctx: &Ctx, c: &Conn<'_>) -> Result<Option<Version>, MirrorError> {
-    if ctx.answers.is_on() {
-        c.version()
-    } else {
-        Ok(None)
+pub fn version(ctx: &Ctx, c: &Conn<'_>, needs: Needs) -> Result<Option<Version>, MirrorError> {
+    if !ctx.answers.is_on() {
+        return Ok(None);
     }
+    let Some(v) = c.version()? else {
+        return Ok(None);
+    };
+    Ok(ctx.mirror.keeps(c, v, needs)?.then_some(v))
 }
 
 /// The answer kept for `key` at `version`, as a body for `rid`, with its count.

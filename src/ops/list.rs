@@ -9,22 +9,25 @@ use rusqlite::Row;
 
 use super::{fail_body, kept, substate, Answer, Ctx, OpError};
 use crate::json::JsonBuf;
+use crate::mirror::check::Needs;
 use crate::mirror::MirrorError;
 
 /// Answer `{"rID":rid,"<key>":[…]}` with one element per row of `sql`, written by `element`.
 /// A mirror error answers FAIL `POS_UNAVAILABLE` with the cause and **no list**: an empty list
 /// would read as "this restaurant has no tables/users/…", which is not what happened.
+/// `needs` is what `sql` reads: an answer is kept only when all of it is real tables.
 pub fn answer(
     ctx: &Ctx,
     rid: &str,
     key: &str,
     sql: &str,
+    needs: Needs,
     mut element: impl FnMut(&mut JsonBuf, &Row<'_>) -> rusqlite::Result<()>,
 ) -> Result<Answer, OpError> {
     let max_rows = ctx.max_rows();
     let kept_as = [b"list:".as_slice(), key.as_bytes(), b"\0", sql.as_bytes()].concat();
     let res = ctx.mirror.with(|c| {
-        let version = kept::version(ctx, c)?;
+        let version = kept::version(ctx, c, needs)?;
         if let Some(found) = kept::serve(ctx, version, &kept_as, rid) {
             return Ok(found);
         }
@@ -38,7 +41,7 @@ pub fn answer(
             if n > max_rows {
                 return Err(MirrorError::TooManyRows(max_rows));
             }
-            element(&mut j, r)?;
+            element(&mut j, r).map_err(|e| MirrorError::in_query(sql, e))?;
             if j.overflowed() {
                 break; // finish() reports it; no point reading further rows
             }

@@ -12,13 +12,11 @@
 
 use std::sync::{Arc, Mutex};
 
-use rusqlite::Connection;
-
 use super::menu_info::{write_menu, Counts};
 use super::Ctx;
 use crate::body_stream::{self, BodySource, Prepared, StreamError};
 use crate::json::JsonBuf;
-use crate::mirror::MirrorError;
+use crate::mirror::{MirrorError, Snapshot};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MenuError {
@@ -30,7 +28,7 @@ pub enum MenuError {
 
 /// The menu from one snapshot; every call to `generate` writes the same bytes.
 struct MenuSource {
-    conn: Connection,
+    conn: Snapshot,
     rid: String,
     max_rows: usize,
     counts: Arc<Mutex<Counts>>,

@@ -102,7 +102,8 @@ pub enum OpError {
 
 macro_rules! operations {
     ($( $variant:ident => $name:literal, $path:expr, $module:path,
-        needs = $needs:expr, core = $core:literal, inline = $inline:literal; )*) => {
+        needs = $needs:expr, core = $core:literal, inline = $inline:literal,
+        kept = $kept:literal; )*) => {
         /// Every operation the protocol names.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum Op { $( $variant, )* }
@@ -138,6 +139,12 @@ macro_rules! operations {
             pub fn is_inline(self) -> bool {
                 match self { $( Op::$variant => $inline, )* }
             }
+
+            /// The operation keeps its answers per mirror version (`crate::answers`, through
+            /// `kept.rs`) when every object in its needs is a real table.
+            pub fn keeps_answers(self) -> bool {
+                match self { $( Op::$variant => $kept, )* }
+            }
         }
 
         /// Runs `op`'s handler. Each handler is a call of its own, never inlined here: the
@@ -161,40 +168,41 @@ macro_rules! operations {
 // Adding an operation: its file in this directory, and one row here.
 // Columns: variant => wire name, callback path, handler, the mirror tables/columns it reads
 // (`needs`, checked by `expirenza-agent check`), whether every restaurant needs it (`core`),
-// and whether it is a short side-effect-free read computed on the event loop (`inline`).
+// whether it is a short side-effect-free read computed on the event loop (`inline`), and
+// whether it keeps its answers per mirror version (`kept`, through `kept.rs`).
 operations! {
     CheckWork => "checkWork", Some("checkWork"), check_work::handle,
-        needs = orders::NEEDS, core = true, inline = true;
+        needs = orders::NEEDS, core = true, inline = true, kept = false;
     VersionInfo => "versionInfo", Some("versionInfo"), version_info::handle,
-        needs = &[], core = false, inline = true;
+        needs = &[], core = false, inline = true, kept = false;
     TablesInfo => "tablesInfo", Some("tablesInfo"), tables_info::handle,
-        needs = tables_info::NEEDS, core = true, inline = true;
+        needs = tables_info::NEEDS, core = true, inline = true, kept = true;
     HallplansInfo => "hallplansInfo", Some("hallplansInfo"), hallplans_info::handle,
-        needs = hallplans_info::NEEDS, core = true, inline = true;
+        needs = hallplans_info::NEEDS, core = true, inline = true, kept = true;
     GetBill => "getBill", Some("getBill"), get_bill::handle,
-        needs = orders::NEEDS, core = true, inline = true;
+        needs = orders::NEEDS, core = true, inline = true, kept = true;
     UsersInfo => "usersInfo", Some("usersInfo"), users_info::handle,
-        needs = users_info::NEEDS, core = false, inline = true;
+        needs = users_info::NEEDS, core = false, inline = true, kept = true;
     CategoriesInfo => "categoriesInfo", Some("categoriesInfo"), categories_info::handle,
-        needs = categories_info::NEEDS, core = false, inline = true;
+        needs = categories_info::NEEDS, core = false, inline = true, kept = true;
     MenuInfo => "menuInfo", Some("menuInfo"), menu_info::handle,
-        needs = menu_info::NEEDS, core = false, inline = false;
+        needs = menu_info::NEEDS, core = false, inline = false, kept = false;
     StopList => "stopList", Some("stopList"), stop_list::handle,
-        needs = stop_list::NEEDS, core = false, inline = true;
+        needs = stop_list::NEEDS, core = false, inline = true, kept = true;
     CheckProductsRestrictions => "checkProductsRestrictions", Some("checkProductsRestrictions"),
         check_products_restrictions::handle,
-        needs = check_products_restrictions::NEEDS, core = false, inline = true;
+        needs = check_products_restrictions::NEEDS, core = false, inline = true, kept = false;
     PayBill => "payBill", Some("payBill"), pay_bill::handle,
-        needs = pay_bill::NEEDS, core = true, inline = false;
+        needs = pay_bill::NEEDS, core = true, inline = false, kept = false;
     SplitOrder => "splitOrder", Some("splitOrder"), split_order::handle,
-        needs = split_order::NEEDS, core = true, inline = false;
+        needs = split_order::NEEDS, core = true, inline = false, kept = false;
     CreateOrderOnTable => "createOrderOnTable", Some("createOrderOnTable"),
         create_order_on_table::handle,
-        needs = create_order_on_table::NEEDS, core = false, inline = false;
+        needs = create_order_on_table::NEEDS, core = false, inline = false, kept = false;
     ShowMessage => "showMessage", None, show_message::handle,
-        needs = &[], core = false, inline = false;
+        needs = &[], core = false, inline = false, kept = false;
     SetSettings => "setSettings", None, set_settings::handle,
-        needs = &[], core = false, inline = false;
+        needs = &[], core = false, inline = false, kept = false;
 }
 
 /// [`handle`], then any wait for the POS done here, blocking this thread (polling the journal

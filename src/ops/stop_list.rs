@@ -14,7 +14,7 @@ pub const NEEDS: &[(&str, &[&str])] = &[("stop_list", &["item_id", "remaining_mi
 
 pub fn handle(ctx: &Ctx, env: &Envelope, _frame: &[u8]) -> Result<Answer, OpError> {
     let sql = "SELECT CAST(item_id AS TEXT), remaining_milli FROM stop_list ORDER BY 1";
-    list::answer(ctx, env.rid.as_str(), "items", sql, |j, r| {
+    list::answer(ctx, env.rid.as_str(), "items", sql, NEEDS, |j, r| {
         let (id, left): (String, Option<i64>) = (r.get(0)?, r.get(1)?);
         let left = Qty(left.unwrap_or(0).max(0));
         j.begin_obj()

@@ -17,7 +17,7 @@ pub fn handle(ctx: &Ctx, env: &Envelope, _frame: &[u8]) -> Result<Answer, OpErro
         HallPlanKey::Lower => &["hallplanId"],
         HallPlanKey::Camel => &["hallPlanId"],
     };
-    list::answer(ctx, env.rid.as_str(), "tables", sql, |j, r| {
+    list::answer(ctx, env.rid.as_str(), "tables", sql, NEEDS, |j, r| {
         let (id, number): (String, i64) = (r.get(0)?, r.get(1)?);
         let (name, hall): (Option<String>, Option<String>) = (r.get(2)?, r.get(3)?);
         j.begin_obj()

@@ -40,7 +40,7 @@ fn write_roles(j: &mut JsonBuf, roles: Option<&str>, form: RolesForm) {
 pub fn handle(ctx: &Ctx, env: &Envelope, _frame: &[u8]) -> Result<Answer, OpError> {
     let form = ctx.cfg.compat.users_roles;
     let sql = "SELECT CAST(id AS TEXT), name, CAST(cell_phone AS TEXT), roles FROM staff ORDER BY name, id";
-    list::answer(ctx, env.rid.as_str(), "users", sql, |j, r| {
+    list::answer(ctx, env.rid.as_str(), "users", sql, NEEDS, |j, r| {
         let (id, name): (String, Option<String>) = (r.get(0)?, r.get(1)?);
         let (phone, roles): (Option<String>, Option<String>) = (r.get(2)?, r.get(3)?);
         j.begin_obj()

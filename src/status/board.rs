@@ -58,6 +58,7 @@ pub struct StatusBoard {
     resto_id: String,
     started_at: u64,
     pid: u32,
+    pid_start: Option<u64>,
     inner: Mutex<Inner>,
 }
 
@@ -71,6 +72,7 @@ impl StatusBoard {
             resto_id: clip(resto_id),
             started_at: now,
             pid: std::process::id(),
+            pid_start: super::process::own_start(),
             inner: Mutex::new(Inner {
                 link: Link::Connecting,
                 last_connect: None,
@@ -176,6 +178,7 @@ impl StatusBoard {
         }
         Status {
             pid: self.pid,
+            pid_start: self.pid_start,
             resto_id: self.resto_id.clone(),
             link: g.link.as_str().to_string(),
             last_connect: g.last_connect,

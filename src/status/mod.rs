@@ -10,17 +10,20 @@
 //! - `snapshot.rs`: [`Status`], the file's content, written and [`read`] with serde (JSON,
 //!   unknown keys ignored, bounded to 64 KiB);
 //! - `atomic.rs`: the atomic write (temp file, rename, mode 0644; no fsync: tmpfs);
-//! - `render.rs`: [`render()`] for a technician and the [`health`] rules.
+//! - `render.rs`: [`render()`] for a technician and the [`health`] rules;
+//! - `process.rs`: whether the process the file names still runs (`/proc/<pid>/stat`).
 
 pub mod atomic;
 pub mod backlog;
 pub mod board;
+pub mod process;
 pub mod render;
 pub mod snapshot;
 pub mod writer;
 
 pub use crate::clock::now_unix;
 pub use board::{StatusBoard, MAX_TEXT};
+pub use process::Process;
 pub use render::{
     health, render, DEFAULT_STALE_AFTER_SECS, JOURNAL_BACKLOG_UNHEALTHY, LINK_GRACE_SECS,
     MIN_FAILED_UNHEALTHY,

@@ -1,5 +1,6 @@
 //! `expirenza-agent status`: the snapshot rendered for a technician, and the health rules.
 
+use super::process::Process;
 use super::snapshot::Status;
 
 /// [`render`] warns when the file is older than this (the agent rewrites it every 5 s by default).
@@ -47,15 +48,21 @@ fn when(t: Option<u64>, now: u64) -> String {
     }
 }
 
-/// Human-readable report for a technician. Control characters in strings are shown escaped.
-pub fn render(s: &Status, now: u64) -> String {
+/// Human-readable report for a technician, given whether the file's process still runs.
+/// Control characters in strings are shown escaped.
+pub fn render(s: &Status, now: u64, process: &Process) -> String {
     let mut o = String::new();
     let age = now.saturating_sub(s.written_at);
+    let stopped = match process {
+        Process::Gone(why) => Some(why),
+        _ => None,
+    };
     o.push_str(&format!(
-        "expirenza-agent {} (pid {}), restaurant {}\n",
+        "expirenza-agent {} (pid {}), restaurant {}{}\n",
         shown(&s.version),
         s.pid,
-        shown(&s.resto_id)
+        shown(&s.resto_id),
+        if stopped.is_some() { ": stopped" } else { "" }
     ));
     o.push_str(&format!(
         "  running since     {}\n",
@@ -99,6 +106,15 @@ pub fn render(s: &Status, now: u64) -> String {
         "  status file       written {}\n",
         ago(s.written_at, now)
     ));
+    if let Some(why) = stopped {
+        o.push_str(&format!(
+            "  health            STOPPED: {why}; what is above is what it last wrote\n"
+        ));
+        o.push_str(
+            "           (systemctl status expirenza-agent; journalctl -u expirenza-agent)\n",
+        );
+        return o;
+    }
     if age > DEFAULT_STALE_AFTER_SECS {
         o.push_str("  WARNING: the status file is stale: the agent is not running or is stuck\n");
         o.push_str(
@@ -208,7 +224,7 @@ mod tests {
 
     #[test]
     fn render_for_a_technician() {
-        let r = render(&sample(), T0 + 3);
+        let r = render(&sample(), T0 + 3, &Process::Running);
         assert!(r.contains("restaurant resto-42"), "{r}");
         assert!(r.contains("link              up"), "{r}");
         assert!(r.contains("(10 min ago)"), "{r}");
@@ -223,9 +239,18 @@ mod tests {
         assert!(r.contains("written 3 s ago"), "{r}");
         assert!(r.contains("health            OK"), "{r}");
         assert!(!r.contains("WARNING"));
-        let r = render(&sample(), T0 + 3 * 3600);
+        let r = render(&sample(), T0 + 3 * 3600, &Process::Running);
         assert!(r.contains("stale") && r.contains("UNHEALTHY"), "{r}");
         assert_eq!(ago(T0, T0 + 7200 + 300), "2 h 5 min ago");
+        // The process is gone: stopped, whatever the file says.
+        let gone = Process::Gone("process 1234 is gone".into());
+        let r = render(&sample(), T0 + 3, &gone);
+        assert!(r.starts_with("expirenza-agent 0.1.0 (pid 1234), restaurant resto-42: stopped\n"));
+        assert!(
+            r.contains("health            STOPPED: process 1234 is gone"),
+            "{r}"
+        );
+        assert!(!r.contains("health            OK"), "{r}");
         assert_eq!(ago(T0 + 5, T0), "5 s in the future (clock changed?)");
     }
 
@@ -250,7 +275,7 @@ mod tests {
     fn hostile_text_is_shown_on_one_line() {
         let mut s = sample();
         s.last_disconnect_reason = Some("closed\nlink up\r\n\u{1b}[31m\u{2028}x".into());
-        let r = render(&s, T0 + 3);
+        let r = render(&s, T0 + 3, &Process::Unknown);
         assert!(
             r.contains("reason          closed\\nlink up\\r\\n\\u{1b}[31m\\u{2028}x\n"),
             "{r}"

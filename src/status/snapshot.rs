@@ -18,6 +18,10 @@ pub const MAX_FILE_BYTES: u64 = 64 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Status {
     pub pid: u32,
+    /// When that process started, in clock ticks since boot (`process.rs`): tells it from a
+    /// later process given the same pid. Absent in files of older agents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_start: Option<u64>,
     pub resto_id: String,
     /// `"up"`, `"down"` or `"connecting"`.
     pub link: String,
@@ -110,6 +114,7 @@ pub(crate) mod tests {
     pub(crate) fn sample() -> Status {
         Status {
             pid: 1234,
+            pid_start: Some(98_765),
             resto_id: "resto-42".into(),
             link: "up".into(),
             last_connect: Some(T0 - 600),
@@ -172,7 +177,7 @@ pub(crate) mod tests {
         assert_eq!(v["link"], "up");
         assert_eq!(v["pid"], 1234);
         assert_eq!(v["journal_pending"], 0);
-        assert_eq!(v.as_object().unwrap().len(), 13, "{text}");
+        assert_eq!(v.as_object().unwrap().len(), 14, "{text}");
         assert_eq!(read(&path).unwrap(), s);
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -398,20 +398,21 @@ pub fn write_menu(
 ) -> Result<Counts, MirrorError> {
     let mut b = Budget::new(max_rows);
     j.begin_obj().f_str("rID", rid);
-    let groups = write_groups_section(c, j, &mut b)?;
+    // A column of the wrong storage class is named with the table its section reads.
+    let groups = write_groups_section(c, j, &mut b).map_err(|e| e.in_table("menu_groups"))?;
     let mut dishes = 0;
     let mut modifiers = 0;
     if !j.overflowed() {
-        dishes = write_dishes_section(c, j, &mut b)?;
+        dishes = write_dishes_section(c, j, &mut b).map_err(|e| e.in_table("menu_items"))?;
     }
     if !j.overflowed() {
-        modifiers = write_modifiers_section(c, j, &mut b)?;
+        modifiers = write_modifiers_section(c, j, &mut b).map_err(|e| e.in_table("modifiers"))?;
     }
     if !j.overflowed() {
-        write_group_modifiers_section(c, j, &mut b)?;
+        write_group_modifiers_section(c, j, &mut b).map_err(|e| e.in_table("group_modifiers"))?;
     }
     if !j.overflowed() {
-        write_terminals_section(c, j, &mut b)?;
+        write_terminals_section(c, j, &mut b).map_err(|e| e.in_table("terminal_groups"))?;
     }
     j.end_obj();
     Ok((groups, dishes, modifiers))

@@ -1,0 +1,502 @@
+//! `expirenza-agent check` proves the mirror: the mistakes an integrator makes mapping a POS
+//! (views with INTEGER ids, REAL kopecks, an unmapped state, ISO dates, a discount larger than
+//! the lines, duplicate table numbers, bills and lines pointing at nothing) are each an error
+//! naming the table, the column and the fix; doubtful data (totals that do not add up,
+//! quantities in units) a warning with its reason. Errors exit 1, warnings 0 (1 with
+//! `--strict`), `--json` gives the same as one JSON object. The same wrong storage class met
+//! at run time names the table, the column and the fix too.
+
+mod mirror_fixture;
+
+use std::path::{Path, PathBuf};
+
+use expirenza_agent::check::report::{self, MirrorReport, Served};
+use expirenza_agent::mirror::audit::Severity;
+use mirror_fixture::*;
+use serde_json::Value;
+
+const BILL_1: &str = "6f1d2c7e-4b1a-4e0b-9b55-0d2a7c4e9a11";
+
+/// `orders` as a view over the demo's bills (renamed `pos_orders`), with `state` and
+/// `created` given by the integrator's expressions, and the sums by theirs.
+fn orders_view(m: &TempMirror, state: &str, created: &str, total: &str) {
+    m.exec(&format!(
+        "ALTER TABLE orders RENAME TO pos_orders;
+         CREATE VIEW orders AS SELECT bill_id, order_number, table_id, {state} AS state,
+           {created} AS created, waiter_id, waiter_name, raw_sum_kop, {total} AS total_sum_kop,
+           bonus_sum_kop, is_banquet, is_delivery, split_available, root_bill_id, payment_type,
+           pricing_time FROM pos_orders;"
+    ));
+}
+
+fn build(m: &TempMirror) -> MirrorReport {
+    report::build(&m.config(), report::DEFAULT_SAMPLE)
+}
+
+/// The finding on `table.column` of `severity`, as JSON (it must exist).
+fn finding(r: &MirrorReport, severity: Severity, table: &str, column: &str) -> Value {
+    let f = r
+        .findings
+        .iter()
+        .find(|f| f.severity == severity && f.table == table && f.column.as_deref() == Some(column))
+        .unwrap_or_else(|| panic!("no {severity:?} on {table}.{column} in {:#?}", r.findings));
+    serde_json::to_value(f).unwrap()
+}
+
+fn op<'r>(r: &'r MirrorReport, name: &str) -> &'r report::OpReport {
+    r.operations
+        .iter()
+        .find(|o| o.operation == name)
+        .unwrap_or_else(|| panic!("no {name}"))
+}
+
+#[test]
+fn the_demo_restaurant_is_proved_without_a_finding() {
+    let m = TempMirror::demo("check-demo");
+    let r = build(&m);
+    assert!(r.findings.is_empty(), "{:#?}", r.findings);
+    assert_eq!((r.errors(), r.warnings()), (0, 0));
+    let get_bill = op(&r, "getBill");
+    assert_eq!(get_bill.served, Served::Ok);
+    assert_eq!(
+        get_bill.ran.as_deref(),
+        Some("12 table(s) by number and 4 open bill(s) by id")
+    );
+    assert!(get_bill.kept.as_ref().unwrap().kept, "real tables: kept");
+    assert!(r.scans.iter().all(|s| s.all), "every row read");
+}
+
+#[test]
+fn integer_ids_in_a_view_are_an_error_with_the_cast() {
+    let m = TempMirror::demo("check-int-ids");
+    m.exec(
+        "ALTER TABLE tables RENAME TO pos_tables;
+         CREATE VIEW tables AS SELECT rowid AS id, number, name, hall_id FROM pos_tables;",
+    );
+    let r = build(&m);
+    let f = finding(&r, Severity::Error, "tables", "id");
+    assert!(
+        f["problem"]
+            .as_str()
+            .unwrap()
+            .contains("INTEGER where the agent reads TEXT"),
+        "{f}"
+    );
+    assert_eq!(
+        f["fix"],
+        "write CAST(id AS TEXT) in the view or the sync job"
+    );
+    // Running getBill met the same thing, explained the same way.
+    let get_bill = op(&r, "getBill");
+    assert_eq!(get_bill.served, Served::Fail);
+    let msg = &get_bill.errors[0].message;
+    assert!(
+        msg.contains("tables.id holds INTEGER where the agent reads TEXT")
+            && msg.contains("CAST(id AS TEXT)"),
+        "{msg}"
+    );
+    assert_eq!(get_bill.errors[0].requests, 12, "every table was asked");
+    let kept = op(&r, "tablesInfo").kept.as_ref().unwrap();
+    assert!(
+        !kept.kept && kept.why.contains("'tables' is a view"),
+        "{kept:?}"
+    );
+    assert!(r.errors() > 0);
+}
+
+#[test]
+fn a_wrong_storage_class_at_run_time_names_the_view_column_and_fix() {
+    let m = TempMirror::demo("check-run-time");
+    m.exec(
+        "ALTER TABLE tables RENAME TO pos_tables;
+         CREATE VIEW tables AS SELECT rowid AS id, number, name, hall_id FROM pos_tables;",
+    );
+    let ctx = m.ctx();
+    for (op, extra) in [("getBill", r#""tableNumber":"12""#), ("tablesInfo", "")] {
+        let (v, _) = call(&ctx, op, extra);
+        assert_fail(&v, "POS_UNAVAILABLE", "tables.id holds INTEGER");
+        let msg = v["errorMessage"].as_str().unwrap();
+        assert!(msg.contains("CAST(id AS TEXT)"), "{op}: {msg}");
+        assert!(!msg.contains("Invalid column type"), "{op}: {msg}");
+    }
+    // The menu too: REAL hryvnia where kopecks are read.
+    m.exec(
+        "ALTER TABLE menu_items RENAME TO pos_items;
+         CREATE VIEW menu_items AS SELECT id, name, description, price_kop / 100.0 AS price_kop,
+           category_id, group_id, is_active, type, unit, vendor_code, tax_category,
+           tax_category_id, scale_id, scale_name, scale_size_id, scale_size_name,
+           scale_size_kitchen_name, scale_size_menu_index FROM pos_items;",
+    );
+    let (v, _) = call(&ctx, "menuInfo", "");
+    assert_fail(&v, "POS_UNAVAILABLE", "menu_items.price_kop holds REAL");
+    let msg = v["errorMessage"].as_str().unwrap();
+    assert!(
+        msg.contains("CAST(ROUND(price_kop * 100) AS INTEGER)"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn real_kopecks_are_an_error_with_the_rounding_cast() {
+    let m = TempMirror::demo("check-real-kop");
+    orders_view(&m, "state", "created", "total_sum_kop / 100.0");
+    let r = build(&m);
+    let f = finding(&r, Severity::Error, "orders", "total_sum_kop");
+    assert!(f["problem"]
+        .as_str()
+        .unwrap()
+        .contains("REAL where the agent reads INTEGER kopecks"));
+    assert!(
+        f["fix"]
+            .as_str()
+            .unwrap()
+            .contains("CAST(ROUND(total_sum_kop * 100) AS INTEGER)"),
+        "{f}"
+    );
+    let msg = &op(&r, "getBill").errors[0].message;
+    assert!(msg.contains("orders.total_sum_kop holds REAL"), "{msg}");
+    assert_eq!(
+        op(&r, "payBill").served,
+        Served::Fail,
+        "payBill reads the bill whole too"
+    );
+}
+
+#[test]
+fn an_unmapped_state_and_iso_dates_are_errors() {
+    let m = TempMirror::demo("check-state-dates");
+    orders_view(
+        &m,
+        "CASE state WHEN 'NEW' THEN 'open' ELSE state END",
+        "replace(replace(created, '.', '-'), ' ', 'T')",
+        "total_sum_kop",
+    );
+    let r = build(&m);
+    let state = finding(&r, Severity::Error, "orders", "state");
+    assert!(
+        state["problem"].as_str().unwrap().contains("'open'"),
+        "{state}"
+    );
+    assert!(
+        state["fix"].as_str().unwrap().contains("CASE status"),
+        "{state}"
+    );
+    let created = finding(&r, Severity::Error, "orders", "created");
+    assert!(
+        created["problem"]
+            .as_str()
+            .unwrap()
+            .contains("2024-05-14T18:21:07"),
+        "{created}"
+    );
+    assert!(created["fix"]
+        .as_str()
+        .unwrap()
+        .contains("strftime('%Y.%m.%d %H:%M:%S'"));
+}
+
+#[test]
+fn negative_sums_duplicate_numbers_and_orphans_are_errors() {
+    let m = TempMirror::demo("check-semantics");
+    m.exec(&format!(
+        "PRAGMA foreign_keys = OFF;
+         UPDATE orders SET total_sum_kop = -2050 WHERE bill_id = '{BILL_1}';
+         INSERT INTO orders (bill_id, order_number, table_id, state, created)
+           VALUES ('b-lost', 77, 'table-404', 'NEW', '2024.05.14 19:00:00');
+         INSERT INTO order_positions (bill_id, position_id, line_no, name, count_milli, sum_kop)
+           VALUES ('b-ghost', 'p-1', 1, 'Борщ', 1000, 14500);
+         ALTER TABLE tables RENAME TO pos_tables;
+         CREATE VIEW tables AS SELECT id, number, name, hall_id FROM pos_tables
+           UNION ALL SELECT 'table-12b', 12, 'Дубль', NULL;"
+    ));
+    let r = build(&m);
+    let neg = finding(&r, Severity::Error, "orders", "total_sum_kop");
+    assert!(
+        neg["problem"].as_str().unwrap().contains("negative"),
+        "{neg}"
+    );
+    let dup = finding(&r, Severity::Error, "tables", "number");
+    assert!(dup["problem"].as_str().unwrap().contains("12 ×2"), "{dup}");
+    let lost = finding(&r, Severity::Error, "orders", "table_id");
+    assert!(
+        lost["problem"].as_str().unwrap().contains("table-404"),
+        "{lost}"
+    );
+    let ghost = finding(&r, Severity::Error, "order_positions", "bill_id");
+    assert!(
+        ghost["problem"].as_str().unwrap().contains("b-ghost"),
+        "{ghost}"
+    );
+    // The negative total also does not add up: a warning, with its arithmetic.
+    let sum = finding(&r, Severity::Warning, "orders", "total_sum_kop");
+    assert!(
+        sum["problem"].as_str().unwrap().contains("totalSum -20.50"),
+        "{sum}"
+    );
+}
+
+#[test]
+fn doubtful_totals_and_quantities_in_units_are_warnings() {
+    let m = TempMirror::demo("check-warnings");
+    m.exec(&format!(
+        "UPDATE orders SET total_sum_kop = total_sum_kop + 100 WHERE bill_id = '{BILL_1}';
+         UPDATE order_positions SET count_milli = count_milli / 1000;
+         UPDATE order_positions SET count_milli = 0 WHERE position_id = 'p-3';"
+    ));
+    let r = build(&m);
+    assert_eq!(r.errors(), 0, "{:#?}", r.findings);
+    let sum = finding(&r, Severity::Warning, "orders", "total_sum_kop");
+    assert!(
+        sum["problem"]
+            .as_str()
+            .unwrap()
+            .contains("totalSum 390.50 but rawSum 410.00 − discounts 20.50 − bonus 0.00 = 389.50"),
+        "{sum}"
+    );
+    let units: Vec<&str> = r
+        .findings
+        .iter()
+        .filter(|f| f.column.as_deref() == Some("count_milli"))
+        .map(|f| f.problem.as_str())
+        .collect();
+    assert!(
+        units.iter().any(|p| p.contains("look like units")),
+        "{units:?}"
+    );
+    assert!(units.iter().any(|p| p.contains("quantity 0")), "{units:?}");
+}
+
+// ------------------------------------------------------------------ the command's exit and JSON
+
+fn config(m: &TempMirror) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let p = m.dir.join("agent.toml");
+    std::fs::write(
+        &p,
+        format!(
+            "resto_id = \"r\"\npartner_id = \"p\"\nmirror_path = \"{}\"\nstate_dir = \"{}\"\n\
+             runtime_dir = \"{}\"\n",
+            m.path.display(),
+            m.dir.join("state").display(),
+            m.dir.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+    p
+}
+
+fn check(cfg: &Path, extra: &[&str]) -> (Option<i32>, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_expirenza-agent"))
+        .arg("check")
+        .arg("--config")
+        .arg(cfg)
+        .args(extra)
+        .env_remove("EXPIRENZA_SECRET_KEY")
+        .env_remove("CREDENTIALS_DIRECTORY")
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn errors_exit_1_warnings_0_or_1_with_strict_and_json_says_the_same() {
+    let m = TempMirror::demo("check-exit");
+    let cfg = config(&m);
+    let (code, out) = check(&cfg, &[]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.trim_end().ends_with("OK"), "{out}");
+
+    m.exec(&format!(
+        "UPDATE orders SET total_sum_kop = total_sum_kop + 100 WHERE bill_id = '{BILL_1}';"
+    ));
+    let (code, out) = check(&cfg, &[]);
+    assert_eq!(code, Some(0), "warnings only: {out}");
+    assert!(out.contains("WARN         orders.total_sum_kop:"), "{out}");
+    assert!(out.contains("OK           with 1 warning(s)"), "{out}");
+    let (code, out) = check(&cfg, &["--strict"]);
+    assert_eq!(code, Some(1), "{out}");
+
+    m.exec("UPDATE order_positions SET sum_kop = sum_kop / 100.0 WHERE position_id = 'p-1';");
+    let (code, out) = check(&cfg, &["--json"]);
+    assert_eq!(code, Some(1), "{out}");
+    let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(v["result"], "fail");
+    assert_eq!(v["exit"], 1);
+    let errors: Vec<&Value> = v["mirror"]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["severity"] == "error")
+        .collect();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0]["table"], "order_positions");
+    assert_eq!(errors[0]["column"], "sum_kop");
+    assert!(errors[0]["fix"]
+        .as_str()
+        .unwrap()
+        .contains("CAST(ROUND(sum_kop * 100) AS INTEGER)"));
+    let get_bill = v["mirror"]["operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["operation"] == "getBill")
+        .unwrap();
+    assert_eq!(get_bill["served"], "fail", "{get_bill}");
+    assert!(
+        v["errors"].as_u64().unwrap() >= 2,
+        "the finding and the failing operations"
+    );
+    assert_eq!(v["warnings"], 1);
+}
+
+#[test]
+fn a_missing_or_corrupt_mirror_is_named_not_panicked() {
+    let m = TempMirror::demo("check-bad-file");
+    let cfg = config(&m);
+    std::fs::write(
+        &m.path,
+        b"this is not an SQLite file, it is a text file of 64 bytes......",
+    )
+    .unwrap();
+    let (code, out) = check(&cfg, &[]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("FAIL         the POS mirror cannot be read"),
+        "{out}"
+    );
+    std::fs::remove_file(&m.path).unwrap();
+    let (code, out) = check(&cfg, &["--json"]);
+    assert_eq!(code, Some(1), "{out}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        v["mirror"]["unreadable"]
+            .as_str()
+            .unwrap()
+            .contains("does not exist"),
+        "{v}"
+    );
+}
+
+/// The worked example of docs/mirror.md (a POS with integer ids, hryvnia as REAL, ISO dates and
+/// its own status codes, mapped by views), run as written there, with a few rows of POS data:
+/// `check` proves it clean, as the page says it should; its operations read views, so their
+/// answers are not kept.
+#[test]
+fn the_worked_example_of_the_mirror_doc_proves_clean() {
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/mirror.md")).unwrap();
+    let example = doc
+        .split("## Worked example")
+        .nth(1)
+        .expect("docs/mirror.md has its worked example");
+    let blocks: Vec<&str> = example
+        .split("```sql")
+        .skip(1)
+        .take(2)
+        .map(|b| b.split("```").next().unwrap())
+        .collect();
+    assert_eq!(blocks.len(), 2, "the POS's tables, then the views");
+    let m = TempMirror::empty("check-worked-example");
+    std::fs::remove_file(&m.path).unwrap();
+    let c = rusqlite::Connection::open(&m.path).unwrap();
+    c.execute_batch(blocks[0]).unwrap();
+    c.execute_batch(blocks[1]).unwrap();
+    c.execute_batch(
+        "INSERT INTO pos_halls VALUES (1, 'Головна зала');
+         INSERT INTO pos_tables VALUES (1, 12, 'Біля вікна', 1), (2, 7, NULL, 1);
+         INSERT INTO pos_employees VALUES (1, 'Оксана', 'Мельник', '+380671234567', 0);
+         INSERT INTO pos_roles VALUES (1, 'Офіціант');
+         INSERT INTO pos_employee_roles VALUES (1, 1);
+         INSERT INTO pos_checks VALUES
+           ('c-1', 1842, 1, 1, '2024-05-14 18:21:07', 1, 410.0, 389.5, 0, 0, 0, NULL),
+           ('c-2', 1841, 2, 2, '2024-05-14 17:02:40', 1, 60.0, 60.0, NULL, 0, 0, NULL);
+         INSERT INTO pos_check_lines VALUES
+           ('c-1', 1, 1, 1, NULL, 101, 'Борщ український', 1.0, 145.0, 0),
+           ('c-1', 2, 2, 1, NULL, 205, 'Вареники з картоплею', 2.0, 190.0, 0),
+           ('c-1', 3, 3, 1, 2, 12, 'Сметана', 1.0, 15.0, 1),
+           ('c-1', 4, 4, 2, NULL, 330, 'Узвар 0,5 л', 1.0, 60.0, 0),
+           ('c-2', 5, 1, 1, NULL, 330, 'Узвар 0,5 л', 1.0, 60.0, 0);
+         INSERT INTO pos_check_discounts VALUES ('c-1', 5, 'Знижка 5% постійним гостям', 20.5);
+         INSERT INTO pos_product_groups VALUES (1, 'Перші страви', NULL, 1), (2, 'Напої', NULL, 2);
+         INSERT INTO pos_products VALUES
+           (101, 'Борщ український', 'З пампушками', 145.0, 1, 1, 0, 0, 'порція', 'B-101'),
+           (205, 'Вареники з картоплею', NULL, 95.0, 1, 1, 0, 0, 'порція', 'V-205'),
+           (330, 'Узвар 0,5 л', NULL, 60.0, 2, 0, 0, 0, 'л', 'U-330'),
+           (12, 'Сметана', NULL, 15.0, 1, 1, 1, 0, 'порція', 'S-12');
+         INSERT INTO pos_modifier_sets VALUES (1, 'Соуси', 0, 2);
+         INSERT INTO pos_modifier_set_items VALUES (1, 12, 1, 1);
+         INSERT INTO pos_product_sets VALUES (205, 1, 1);
+         INSERT INTO pos_stop VALUES (330, 3.0);",
+    )
+    .unwrap();
+    drop(c);
+    let r = build(&m);
+    assert!(r.unreadable.is_none(), "{:?}", r.unreadable);
+    assert!(r.findings.is_empty(), "{:#?}", r.findings);
+    for o in &r.operations {
+        assert_eq!(o.served, Served::Ok, "{o:#?}");
+    }
+    assert_eq!(
+        op(&r, "getBill").ran.as_deref(),
+        Some("2 table(s) by number and 1 open bill(s) by id")
+    );
+    let kept = op(&r, "getBill").kept.as_ref().unwrap();
+    assert!(!kept.kept && kept.why.contains("is a view"), "{kept:?}");
+    let (v, _) = call(&m.ctx(), "getBill", r#""tableNumber":"12""#);
+    assert_eq!(v["orders"][0]["totalSum"], 389.5, "{v}");
+    assert_eq!(v["orders"][0]["state"], "BILL", "{v}");
+}
+
+/// A view over a POS table that is gone cannot be read at all: that table is an error of its
+/// own (with SQLite's message), its operations fail, and every other table is still checked.
+#[test]
+fn a_broken_view_is_named_and_the_rest_still_checked() {
+    let m = TempMirror::demo("check-broken-view");
+    m.exec(
+        "PRAGMA foreign_keys = OFF;
+         ALTER TABLE halls RENAME TO pos_halls;
+         CREATE VIEW halls AS SELECT id, name FROM pos_halls;
+         DROP TABLE pos_halls;",
+    );
+    let r = build(&m);
+    let broken = r
+        .findings
+        .iter()
+        .find(|f| f.table == "halls" && f.column.is_none())
+        .unwrap_or_else(|| panic!("{:#?}", r.findings));
+    assert!(
+        broken.problem.contains("main.pos_halls"),
+        "SQLite names what is gone: {broken:?}"
+    );
+    assert_eq!(
+        op(&r, "hallplansInfo").served,
+        Served::Fail,
+        "{:#?}",
+        op(&r, "hallplansInfo")
+    );
+    assert_eq!(op(&r, "getBill").served, Served::Ok);
+    assert!(
+        r.scans.iter().any(|s| s.table == "orders"),
+        "orders still checked"
+    );
+}
+
+/// A mirror a writer keeps locked is said to be busy, with the wait it gave; no panic.
+#[test]
+fn a_locked_mirror_is_named_busy() {
+    let m = TempMirror::demo("check-locked");
+    m.exec("PRAGMA journal_mode = DELETE;");
+    let writer = m.conn();
+    writer.execute_batch("BEGIN EXCLUSIVE;").unwrap();
+    let mut cfg = m.config();
+    cfg.mirror.busy_timeout_ms = 100;
+    let r = report::build(&cfg, report::DEFAULT_SAMPLE);
+    let why = r.unreadable.as_deref().unwrap_or_default();
+    assert!(why.contains("busy") && why.contains("100 ms"), "{why}");
+    assert!(r.errors() > 0);
+    writer.execute_batch("COMMIT;").unwrap();
+}

@@ -264,7 +264,7 @@ mod tests {
             gave_up: 1,
             waiting: 2,
         };
-        let r = render(&s, T0 + 3);
+        let r = render(&s, T0 + 3, &Process::Running);
         assert!(
             r.contains("callback pool     12 callback(s) waited for a free connection (longest 5.0 s), 1 gave up at their deadline, 2 waiting now ([callback] max_connections = 4)"),
             "{r}"

@@ -110,7 +110,11 @@ async fn waits_are_counted_shown_and_bounded_by_the_deadline() {
         (snap.callback_pool.waited, snap.callback_pool.gave_up),
         (2, 1)
     );
-    let text = render(&snap, snap.written_at);
+    let text = render(
+        &snap,
+        snap.written_at,
+        &expirenza_agent::status::Process::Running,
+    );
     assert!(
         text.contains("2 callback(s) waited for a free connection") && text.contains("1 gave up"),
         "{text}"

@@ -57,8 +57,11 @@ wait_until() {
   local end=$(( $(date +%s) + $1 )); shift
   until "$@"; do [ "$(date +%s)" -lt "$end" ] || return 1; sleep 0.2; done
 }
-rss_of() { # "VmRSS=… VmHWM=… RssAnon=… RssFile=…" in KiB
+rss_of() { # "VmHWM=… VmRSS=… RssAnon=… RssFile=… AnonHugePages=…" in KiB
   awk '/^(VmRSS|VmHWM|RssAnon|RssFile):/ { printf "%s=%s ", substr($1, 1, length($1) - 1), $2 }' "/proc/$1/status"
+  # one transparent huge page adds 2 MiB to RssAnon at once: show them, and the THP mode
+  awk '/^AnonHugePages:/ { printf "AnonHugePages=%s", $2 }' "/proc/$1/smaps_rollup"
+  printf ' (THP %s)' "$(grep -o '\[[a-z]*\]' /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null)"
 }
 as_pos() { # run as the POS user, primary group expirenza-agent, umask 0007
   (umask 0007; setpriv --reuid="$POS_USER" --regid="$PKG" --init-groups -- "$@")

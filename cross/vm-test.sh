@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Boot Debian 12 with systemd as PID 1 under QEMU, install the expirenza-agent .deb in it and
-# check, under the real systemd, what the unit and the package promise (docs/testing.md, "The
-# VM test"). Run as root on a Debian 12 machine:
+# check, under the real systemd, what the unit and the package promise (docs/testing.md, "Under
+# a real systemd"). Run as root on a Debian 12 machine:
 #
 #   cross/vm-test.sh [--arch amd64|arm64] [--cloud PATH] PATH.deb
 #

@@ -35,6 +35,7 @@ pub mod money;
 pub mod ops;
 pub mod request;
 pub mod secret;
+pub mod shared_file;
 pub mod shutdown;
 pub mod sign;
 pub mod sqlite_mem;

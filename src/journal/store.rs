@@ -22,6 +22,8 @@ pub fn open(path: &Path, busy_timeout: Duration) -> Result<Connection, JournalEr
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| err(format!("{}: {e}", dir.display())))?;
     }
+    // group-writable from the start: the POS acknowledges in this file (shared_file.rs)
+    crate::shared_file::create(path).map_err(|e| err(format!("creating it: {e}")))?;
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE

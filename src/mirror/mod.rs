@@ -478,8 +478,11 @@ fn read_txn<T>(
     }
 }
 
-/// Create the schema in a new (or existing) writable database: `init-mirror`.
+/// Create the schema in a new (or existing) writable database: `init-mirror`. A new file is
+/// group-writable (mode 0660, see `shared_file.rs`): the agent, in the group, writes its `-shm`.
 pub fn create_schema(path: &Path) -> Result<Connection, MirrorError> {
+    crate::shared_file::create(path)
+        .map_err(|e| MirrorError::Sqlite(format!("creating {}: {e}", path.display())))?;
     let conn = Connection::open(path)?;
     conn.execute_batch("PRAGMA journal_mode = WAL;")?;
     conn.execute_batch(SCHEMA_SQL)?;

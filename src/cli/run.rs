@@ -40,9 +40,10 @@ fn main(parser: &mut lexopt::Parser, mut common: Common) -> Result<ExitCode> {
 /// How long an idle blocking-pool thread is kept (tokio's default is 10 s).
 /// The blocking pool's threads are started once and kept: a day without work before one ends.
 const BLOCKING_KEEP_ALIVE: Duration = Duration::from_secs(24 * 3600);
-/// Blocking threads beyond `max_in_flight`: the status writer, the ORDERS_CACHE push, the
-/// metrics file and a streamed menu run there too.
-const BLOCKING_EXTRA: usize = 2;
+/// Blocking threads beyond `max_in_flight`: the journal writer (one journal write at a time,
+/// outside the `max_in_flight` slots), and the status writer, the ORDERS_CACHE push, the
+/// metrics file, the spool keeper and a streamed menu.
+const BLOCKING_EXTRA: usize = 3;
 
 fn run(cfg: crate::Config) -> Result<ExitCode> {
     limit_malloc_arenas();

@@ -129,7 +129,12 @@ enum Slot {
 /// for a request that has started (`active`, given back when it is done or when it starts
 /// waiting for the POS). Its first step is kept small and the rest of the state machine is
 /// boxed once the slot is held.
-pub(crate) async fn run_job(inner: Arc<Inner>, job: Job, ticket: Ticket, active: Option<Active>) {
+pub(crate) async fn run_job(
+    inner: Arc<Inner>,
+    job: Job,
+    ticket: Ticket,
+    mut active: Option<Active>,
+) {
     let start = Instant::now();
     // During shutdown the slot is released at once (the request answers AGENT_STOPPING), so
     // requests queued here drain quickly.
@@ -137,6 +142,23 @@ pub(crate) async fn run_job(inner: Arc<Inner>, job: Job, ticket: Ticket, active:
         Ok(w) if inner.inline_reads && w.op.is_inline() => {
             let d = inner.delivering.clone().acquire_owned().await.ok();
             Slot::Inline(d)
+        }
+        // One journal write at a time (the journal has one writer connection), outside the
+        // compute slots: a write waiting for a POS's lock holds no slot a read needs. Waiting
+        // for its turn holds no thread and no started-request place; its lock deadline runs
+        // from arrival all the same (`compute_and_wait`).
+        Ok(w) if w.op.writes_journal() => {
+            let permit = match inner.writer.clone().try_acquire_owned() {
+                Ok(p) => Some(p),
+                Err(_) => {
+                    drop(active.take());
+                    inner.writer.clone().acquire_owned().await.ok()
+                }
+            };
+            match permit {
+                Some(p) => Slot::Pool(p),
+                None => Slot::Stopping,
+            }
         }
         Ok(_) => match inner.compute.clone().acquire_owned().await.ok() {
             Some(p) => Slot::Pool(p),
@@ -187,7 +209,9 @@ async fn run_admitted(
                     inner.counters.inline_fallbacks.fetch_add(1, Relaxed);
                     drop(delivery.take());
                     match inner.compute.clone().acquire_owned().await.ok() {
-                        Some(p) => compute_and_wait(&inner, env, op, frame, p, &mut active).await,
+                        Some(p) => {
+                            compute_and_wait(&inner, env, op, frame, p, received, &mut active).await
+                        }
                         None => Computed::Fail(Failure::stopping(op.name(), Some(op))),
                     }
                 }
@@ -195,7 +219,7 @@ async fn run_admitted(
         }
         (Ok(w), Slot::Pool(p)) => {
             let Work { env, op, frame } = *w;
-            compute_and_wait(&inner, env, op, frame, p, &mut active).await
+            compute_and_wait(&inner, env, op, frame, p, received, &mut active).await
         }
     };
     let ready = match computed {
@@ -400,20 +424,25 @@ fn fail_signed(ctx: &Ctx, rid: &str, f: &Failure) -> Option<(SignedBody, String)
 }
 
 /// Compute, and for a journaled command wait for the POS and compute the rest, until the
-/// answer is final.
+/// answer is final. A journal write waits for the journal's lock until `received` +
+/// `[journal] busy_timeout_ms` at most (`journal::lock`).
 async fn compute_and_wait(
     inner: &Arc<Inner>,
     env: Envelope,
     op: Op,
     frame: Vec<u8>,
     permit: OwnedSemaphorePermit,
+    received: Instant,
     active: &mut Option<Active>,
 ) -> Computed {
     let ctx = inner.ctx.clone();
     let rid = env.rid.to_string();
+    let lock_deadline = received + ctx.journal.busy_timeout;
     let mut step = blocking(op, move || {
         let _permit = permit;
-        prepare(&ctx, op, &env.rid, ops::handle(op, &ctx, &env, &frame))
+        crate::journal::lock::until(lock_deadline, || {
+            prepare(&ctx, op, &env.rid, ops::handle(op, &ctx, &env, &frame))
+        })
     })
     .await;
     while let Computed::Await { id, resume } = step {

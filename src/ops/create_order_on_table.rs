@@ -244,7 +244,7 @@ pub fn handle(ctx: &Ctx, env: &Envelope, frame: &[u8]) -> Result<Answer, OpError
     // be found, not refused.
     let earlier = match ctx.journal.find_existing(&new) {
         Ok(c) => c,
-        Err(e) => return fail(ctx, rid, Failed::journal_unreadable(e)),
+        Err(e) => return fail(ctx, rid, journaled::unrecorded(ctx, &new, &e)),
     };
     let cmd = match earlier {
         Some(c) => {

@@ -297,3 +297,109 @@ async fn a_burst_waits_as_frames_and_only_a_few_requests_start() {
     assert!(sent.iter().all(|(_, v)| v["readyToWork"] == true));
     assert_eq!(r.dispatcher.pending_bytes(), 0);
 }
+
+/// A journal write waits for a POS's lock at most `[journal] busy_timeout_ms` counted from the
+/// request's arrival, on a pool thread of its own: reads (inline, and menuInfo on the
+/// `max_in_flight` pool) are answered meanwhile. A request whose wait ran out is spooled and
+/// answered FAIL JOURNAL_UNAVAILABLE; the next journal write moves it in as a review row.
+#[tokio::test]
+async fn a_journal_write_waits_for_the_lock_from_arrival_on_its_own_thread() {
+    let r = rig("journal-lock", |c| {
+        c.limits.max_in_flight = 1;
+        c.journal.busy_timeout_ms = Some(30_000);
+        c.journal.ack_mode = crate::config::AckMode::None;
+    });
+    let journal = r.dispatcher.inner.ctx.journal.path().to_path_buf();
+    let pos = rusqlite::Connection::open(&journal).unwrap();
+    pos.execute_batch("BEGIN IMMEDIATE;").unwrap();
+    let sent = |rid: &str| -> Option<serde_json::Value> {
+        r.stub
+            .sent
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(_, v)| v["rID"] == rid)
+            .map(|(_, v)| v.clone())
+    };
+    async fn until_sent(
+        sent: &impl Fn(&str) -> Option<serde_json::Value>,
+        rid: &str,
+    ) -> serde_json::Value {
+        tokio::time::timeout(GUARD, async {
+            loop {
+                if let Some(v) = sent(rid) {
+                    return v;
+                }
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{rid} answered"))
+    }
+    let waits = crate::journal::lock::waits();
+    // Arrived 31 s ago: its wait is over before it starts. One try, no wait, spooled.
+    let pay = |rid: &str| {
+        format!(r#"{{"rID":"{rid}","operation":"payBill","billId":"d-bill","sum":100.00}}"#)
+    };
+    r.dispatcher.submit(
+        pay("p-late").as_bytes(),
+        Instant::now() - Duration::from_secs(31),
+    );
+    let v = until_sent(&sent, "p-late").await;
+    assert_eq!(v["substate"], "JOURNAL_UNAVAILABLE", "{v}");
+    assert_eq!(
+        crate::journal::lock::waits(),
+        waits,
+        "no wait past the deadline"
+    );
+    let spool = &r.dispatcher.inner.ctx.journal.spool;
+    assert_eq!(spool.read().unwrap().records.len(), 1);
+    // Arrived now: it waits for the lock (event: the busy handler's first call).
+    r.dispatcher
+        .submit(pay("p-wait").as_bytes(), Instant::now());
+    tokio::time::timeout(GUARD, async {
+        while crate::journal::lock::waits() == waits {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the payBill waits for the lock");
+    // Meanwhile a short read and a menuInfo (the one compute slot) are answered.
+    r.dispatcher.submit(
+        br#"{"rID":"g-1","operation":"getBill","billId":"d-bill"}"#,
+        Instant::now(),
+    );
+    r.dispatcher
+        .submit(br#"{"rID":"m-1","operation":"menuInfo"}"#, Instant::now());
+    assert_eq!(until_sent(&sent, "g-1").await["state"], "SUCCESS");
+    assert!(until_sent(&sent, "m-1").await["dishes"].is_array());
+    assert!(sent("p-wait").is_none(), "still waiting for the lock");
+    // The POS's transaction ends: the payment is journaled, the spooled one moved in first.
+    pos.execute_batch("COMMIT;").unwrap();
+    assert_eq!(until_sent(&sent, "p-wait").await["state"], "SUCCESS");
+    let rows: Vec<(String, String, Option<String>)> = pos
+        .prepare("SELECT rid, status, substate FROM commands ORDER BY id")
+        .unwrap()
+        .query_map([], |x| Ok((x.get(0)?, x.get(1)?, x.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        rows,
+        [
+            (
+                "p-late".to_string(),
+                "review".to_string(),
+                Some("JOURNAL_UNAVAILABLE".to_string())
+            ),
+            ("p-wait".to_string(), "pending".to_string(), None)
+        ]
+    );
+    assert!(
+        !spool.has_records(),
+        "the spool is emptied after the commit"
+    );
+    tokio::time::timeout(GUARD, r.dispatcher.drained())
+        .await
+        .expect("drained");
+}

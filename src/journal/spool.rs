@@ -247,6 +247,50 @@ pub async fn keeper<J>(
     }
 }
 
+/// `expirenza-agent journal`'s section for the spool: one line per record (local time, rID,
+/// operation, bill or externalId, sum, tips, why it was spooled), or nothing when it is empty.
+/// Returns how many records are listed.
+pub fn print_listing(c: &Contents, out: &mut dyn Write) -> std::io::Result<usize> {
+    if c.records.is_empty() && c.torn == 0 {
+        return Ok(0);
+    }
+    writeln!(
+        out,
+        "\nspooled, not yet in the journal ({}): answered FAIL JOURNAL_UNAVAILABLE; moved in as \
+         review rows when the journal can be written (the running agent does this)",
+        c.records.len()
+    )?;
+    let money = |v: Option<i64>| {
+        v.map(|k| crate::money::Kopecks(k).to_string())
+            .unwrap_or_else(|| "-".into())
+    };
+    for r in &c.records {
+        let s = r.spooled_at.div_euclid(1000);
+        writeln!(
+            out,
+            "  {}  {}  {}  {}  sum {}  tips {}  {}",
+            crate::clock::pos_datetime(s, crate::clock::local_offset(s)),
+            r.rid,
+            r.operation,
+            r.bill_id
+                .as_deref()
+                .or(r.external_id.as_deref())
+                .unwrap_or("-"),
+            money(r.sum_kop),
+            money(r.tips_kop),
+            r.error
+        )?;
+    }
+    if c.torn > 0 {
+        writeln!(
+            out,
+            "  ({} bytes of a record cut short by a crash: it was never answered)",
+            c.torn
+        )?;
+    }
+    Ok(c.records.len())
+}
+
 fn checksum(payload: &[u8]) -> String {
     let d = Sha256::digest(payload);
     d.iter().take(8).map(|b| format!("{b:02x}")).collect()

@@ -75,7 +75,7 @@ impl Rig {
         &self.ctx.journal.spool
     }
     /// `(rid, operation, status, substate, sum_kop, created_at)` of every row, by id.
-    fn rows(&self) -> Vec<(String, String, String, Option<String>, Option<i64>, i64)> {
+    fn rows(&self) -> Vec<Row> {
         self.journal()
             .prepare(
                 "SELECT rid, operation, status, substate, sum_kop, created_at FROM commands ORDER BY id",
@@ -89,6 +89,9 @@ impl Rig {
             .unwrap()
     }
 }
+
+/// `(rid, operation, status, substate, sum_kop, created_at)`.
+type Row = (String, String, String, Option<String>, Option<i64>, i64);
 
 /// A POS transaction holding the journal's write lock until dropped.
 struct PosLock(Connection);

@@ -241,7 +241,9 @@ fn every_review_row_has_a_substate() {
 #[test]
 fn a_refusal_is_read_from_the_columns_then_from_result() {
     let r = rig(|_| {});
-    let cases: [(Option<&str>, Option<&str>, Option<&str>, &str, &str); 4] = [
+    // (substate column, reason column, result, the cloud's substate, its message contains)
+    type Case<'a> = (Option<&'a str>, Option<&'a str>, Option<&'a str>, &'a str, &'a str);
+    let cases: [Case<'_>; 4] = [
         (
             Some("ORDER_CLOSED"),
             Some("closed at the till"),

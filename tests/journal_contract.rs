@@ -242,7 +242,13 @@ fn every_review_row_has_a_substate() {
 fn a_refusal_is_read_from_the_columns_then_from_result() {
     let r = rig(|_| {});
     // (substate column, reason column, result, the cloud's substate, its message contains)
-    type Case<'a> = (Option<&'a str>, Option<&'a str>, Option<&'a str>, &'a str, &'a str);
+    type Case<'a> = (
+        Option<&'a str>,
+        Option<&'a str>,
+        Option<&'a str>,
+        &'a str,
+        &'a str,
+    );
     let cases: [Case<'_>; 4] = [
         (
             Some("ORDER_CLOSED"),

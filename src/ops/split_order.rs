@@ -2,13 +2,14 @@
 //!
 //! The request is checked against the mirror before it is journaled: the bill is open and
 //! `splitAvailable`, every position is on it (once), and each quantity is > 0 and at most the
-//! line's count. `controlSum` (its meaning is only [inferred]: the total of the chosen lines) is
-//! compared with the chosen lines; a mismatch, or a `controlSum` missing or unreadable, is
-//! logged and the split goes on, unless `[compat] strict_control_sum = true`, which answers FAIL
-//! `WRONG_CONTROL_SUM` (`BAD_REQUEST` when missing/unreadable). A line taken whole counts its
-//! `sum`; a part of a line counts `sum × quantity ÷ count`, in exact integer arithmetic, rounded
-//! half up to the kopeck per line (the POS splits a line's sum the same way, see docs/journal.md).
-//! Any mismatch answers FAIL and nothing is journaled: no money has moved yet.
+//! line's count. What moves is [`plan`]'s, the rule docs/journal.md gives the POS: a listed
+//! line moves `quantity` of its count and `sum × quantity ÷ count` of its sum (exact integer
+//! arithmetic, half up per line), and the modifier lines hanging from it follow in the same
+//! proportion. `controlSum` (its meaning is only [inferred]: the total of what is split off) is
+//! compared with that total; a mismatch, or a `controlSum` missing or unreadable, is logged and
+//! the split goes on, unless `[compat] strict_control_sum = true`, which answers FAIL
+//! `WRONG_CONTROL_SUM` (`BAD_REQUEST` when missing/unreadable). Any refusal answers FAIL and
+//! nothing is journaled: no money has moved yet.
 //!
 //! Then the command is journaled and the agent waits for the POS, which moves the positions,
 //! updates the mirror, and only then acknowledges with `result = {"newBillId": …}`. The answer is

@@ -198,8 +198,8 @@ pub struct JournalConfig {
     pub ack_mode: AckMode,
     /// How long a command may wait for the journal's write lock (a POS transaction holding
     /// it), counted from the request's arrival, before it is spooled instead. Default
-    /// [`DEFAULT_JOURNAL_BUSY_MS`] (15 s), or less when `pos_ack_timeout_secs` leaves less room
-    /// in the callback deadline ([`JournalConfig::busy_timeout_ms`]).
+    /// [`DEFAULT_JOURNAL_BUSY_MS`] (15 s), or less (at least 1 s) when `pos_ack_timeout_secs`
+    /// leaves less room in the callback deadline ([`JournalConfig::busy_timeout_ms`]).
     pub busy_timeout_ms: Option<u64>,
     /// Cap of the spool file (`<state_dir>/journal.spool`), where a request the journal could
     /// not take is kept until it can be moved into the journal. Default 1 MiB.
@@ -214,14 +214,16 @@ pub const ANSWER_MARGIN_SECS: u64 = 5;
 impl JournalConfig {
     /// The effective wait for the journal's lock: the configured value, else
     /// [`DEFAULT_JOURNAL_BUSY_MS`] capped by what `deadline_secs` leaves after the
-    /// acknowledgement wait and [`ANSWER_MARGIN_SECS`].
+    /// acknowledgement wait and [`ANSWER_MARGIN_SECS`], and at least 1 s (a file that set a
+    /// long acknowledgement wait keeps loading; the dispatcher still ends that wait
+    /// [`ANSWER_MARGIN_SECS`] before the callback deadline).
     pub fn busy_timeout_ms(&self, callback: &CallbackConfig) -> u64 {
         self.busy_timeout_ms.unwrap_or_else(|| {
             let room = callback
                 .deadline_secs
                 .saturating_sub(self.pos_ack_timeout_secs + ANSWER_MARGIN_SECS)
                 .saturating_mul(1000);
-            room.min(DEFAULT_JOURNAL_BUSY_MS)
+            room.clamp(1000, DEFAULT_JOURNAL_BUSY_MS)
         })
     }
 }

@@ -119,8 +119,8 @@ impl Config {
             ));
         }
         let j = &self.journal;
-        let busy = j.busy_timeout_ms(c);
-        let waits_ms = busy
+        let waits_ms = j
+            .busy_timeout_ms(c)
             .saturating_add(j.pos_ack_timeout_secs.saturating_mul(1000))
             .saturating_add(super::ANSWER_MARGIN_SECS * 1000);
         match j.busy_timeout_ms {
@@ -138,19 +138,6 @@ impl Config {
                 super::ANSWER_MARGIN_SECS,
                 c.deadline_secs
             ))
-            }
-            None if busy < 1000 => {
-                return bad(format!(
-                    "[journal] pos_ack_timeout_secs ({} s) leaves less than 1 s of [callback] \
-                     deadline_secs ({} s), after {} s for the answer, for the wait for the \
-                     journal's lock ([journal] busy_timeout_ms): lower pos_ack_timeout_secs to {} \
-                     or less",
-                    j.pos_ack_timeout_secs,
-                    c.deadline_secs,
-                    super::ANSWER_MARGIN_SECS,
-                    c.deadline_secs
-                        .saturating_sub(super::ANSWER_MARGIN_SECS + 1)
-                ))
             }
             _ => {}
         }

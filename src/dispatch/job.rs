@@ -12,6 +12,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use super::{Active, Inner, Ticket};
 use crate::body_stream::{StreamBody, CHUNK, CHUNKS_IN_FLIGHT};
 use crate::callback::CallbackError;
+use crate::config::ANSWER_MARGIN_SECS;
 use crate::journal::{Command, JournalError};
 use crate::metrics::Outcome;
 use crate::ops::{self, substate, Answer, Ctx, Op, OpError, Resume};
@@ -448,7 +449,7 @@ async fn compute_and_wait(
     while let Computed::Await { id, resume } = step {
         // Waiting for the POS is not active work: the next queued request may start.
         drop(active.take());
-        let now = wait_pos(inner, id).await;
+        let now = wait_pos(inner, id, received).await;
         let permit = inner.compute.clone().acquire_owned().await;
         let (ctx, rid) = (inner.ctx.clone(), rid.clone());
         step = blocking(op, move || {
@@ -497,10 +498,17 @@ fn prepare(ctx: &Ctx, op: Op, rid: &str, r: Result<Answer, OpError>) -> Computed
 
 /// The wait stage: poll command `id` on a timer until the POS finished it, the ack timeout
 /// passed, or the agent is stopping. Holds a `max_waiting` slot, no thread; each check takes
-/// a compute slot for one primary-key read.
-async fn wait_pos(inner: &Arc<Inner>, id: i64) -> Result<Command, JournalError> {
+/// a compute slot for one primary-key read. The wait ends [`ANSWER_MARGIN_SECS`] before the
+/// request's callback deadline at the latest, whatever it waited before (queue, journal lock),
+/// so its answer keeps that long to be delivered.
+async fn wait_pos(inner: &Arc<Inner>, id: i64, received: Instant) -> Result<Command, JournalError> {
     let j = &inner.ctx.journal;
-    let deadline = tokio::time::Instant::now() + j.ack_timeout;
+    let margin = std::time::Duration::from_secs(ANSWER_MARGIN_SECS);
+    let answer_by = (received + inner.ctx.cfg.callback_deadline())
+        .checked_sub(margin)
+        .unwrap_or(received);
+    let deadline = (tokio::time::Instant::now() + j.ack_timeout)
+        .min(tokio::time::Instant::from_std(answer_by));
     let mut stop = inner.stop_signal();
     let slot = tokio::select! {
         s = inner.waiting.clone().acquire_owned() => s.ok(),

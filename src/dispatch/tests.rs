@@ -403,3 +403,33 @@ async fn a_journal_write_waits_for_the_lock_from_arrival_on_its_own_thread() {
         .await
         .expect("drained");
 }
+
+/// The wait for the POS ends 5 s before the request's callback deadline at the latest, however
+/// long the request waited before it (here: it arrived 76 s ago, so of its 60 s acknowledgement
+/// wait nothing is left): the answer, POS_TIMEOUT, still has its 5 s to be delivered.
+#[tokio::test]
+async fn the_wait_for_the_pos_ends_before_the_callback_deadline() {
+    let r = rig("ack-clip", |c| c.journal.pos_ack_timeout_secs = 60);
+    let received = Instant::now() - Duration::from_secs(76);
+    r.dispatcher.submit(
+        br#"{"rID":"p-old","operation":"payBill","billId":"d-bill","sum":100.00}"#,
+        received,
+    );
+    // Guard only: without the bound the wait would last 60 s.
+    tokio::time::timeout(GUARD, r.dispatcher.drained())
+        .await
+        .expect("answered without waiting the full 60 s");
+    let sent = r.stub.sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].1["substate"], "POS_TIMEOUT", "{}", sent[0].1);
+    let status: String = rusqlite::Connection::open(r.dispatcher.inner.ctx.journal.path())
+        .unwrap()
+        .query_row("SELECT status FROM commands WHERE rid = 'p-old'", [], |x| {
+            x.get(0)
+        })
+        .unwrap();
+    assert_eq!(
+        status, "pending",
+        "still applied once when the POS gets to it"
+    );
+}

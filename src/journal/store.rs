@@ -167,9 +167,20 @@ pub fn insert_after_spool(
 ) -> Result<Journaled, JournalError> {
     let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let held = match spool.map(take_spool).transpose()? {
+        // In a savepoint: spooled records that cannot be moved must not stop this request.
         Some(Some(h)) => {
-            move_records(&tx, &h.contents.records)?;
-            Some(h)
+            tx.execute_batch("SAVEPOINT spool")?;
+            match move_records(&tx, &h.contents.records) {
+                Ok(_) => {
+                    tx.execute_batch("RELEASE spool")?;
+                    Some(h)
+                }
+                Err(e) => {
+                    log_error!("journal: spooled requests not moved ({e}); they stay in the spool");
+                    tx.execute_batch("ROLLBACK TO spool; RELEASE spool")?;
+                    None
+                }
+            }
         }
         _ => None,
     };

@@ -144,10 +144,10 @@ pub(crate) async fn run_job(
             let d = inner.delivering.clone().acquire_owned().await.ok();
             Slot::Inline(d)
         }
-        // One journal write at a time (the journal has one writer connection), outside the
-        // compute slots: a write waiting for a POS's lock holds no slot a read needs. Waiting
-        // for its turn holds no thread and no started-request place; its lock deadline runs
-        // from arrival all the same (`compute_and_wait`).
+        // Operations that write the journal have slots and threads of their own: one waiting
+        // for a POS's lock on the journal holds no slot a read needs. Waiting for a slot holds
+        // no thread and no started-request place; the lock deadline runs from arrival all the
+        // same (`compute_and_wait`).
         Ok(w) if w.op.writes_journal() => {
             let permit = match inner.writer.clone().try_acquire_owned() {
                 Ok(p) => Some(p),

@@ -433,3 +433,61 @@ async fn the_wait_for_the_pos_ends_before_the_callback_deadline() {
         "still applied once when the POS gets to it"
     );
 }
+
+/// Operations that write the journal do not queue behind one another's mirror wait: a payBill
+/// whose bill check waits for the POS's lock on the mirror does not hold up a showMessage.
+#[tokio::test]
+async fn a_journal_operation_waiting_for_the_mirror_does_not_hold_up_another() {
+    let r = rig("journal-writers", |c| {
+        c.limits.max_in_flight = 2;
+        c.mirror.busy_timeout_ms = 15_000;
+    });
+    let journal = r.dispatcher.inner.ctx.journal.path().to_path_buf();
+    let w = rusqlite::Connection::open(r.dir.join("mirror.sqlite")).unwrap();
+    w.execute_batch(
+        "PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE; \
+         UPDATE orders SET waiter_name = waiter_name;",
+    )
+    .unwrap();
+    let writers = &r.dispatcher.inner.writer;
+    r.dispatcher.submit(
+        br#"{"rID":"p-m","operation":"payBill","billId":"d-bill","sum":100.00}"#,
+        Instant::now(),
+    );
+    // Event: the payBill holds its slot (and is reading the locked mirror).
+    tokio::time::timeout(GUARD, async {
+        while writers.available_permits() == 2 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the payBill starts");
+    r.dispatcher.submit(
+        br#"{"rID":"s-m","operation":"showMessage","message":"hi"}"#,
+        Instant::now(),
+    );
+    let rows = |rid: &str| -> i64 {
+        rusqlite::Connection::open(&journal)
+            .unwrap()
+            .query_row("SELECT count(*) FROM commands WHERE rid = ?1", [rid], |x| {
+                x.get(0)
+            })
+            .unwrap()
+    };
+    tokio::time::timeout(GUARD, async {
+        while rows("s-m") == 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the message is journaled while the payBill waits for the mirror");
+    assert_eq!(rows("p-m"), 0, "the payBill still waits for the mirror");
+    drop(w);
+    tokio::time::timeout(GUARD, async {
+        while rows("p-m") == 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the payBill is journaled once the mirror is free");
+}

@@ -18,9 +18,10 @@
 //! operations, money operations spool the request and answer FAIL `JOURNAL_UNAVAILABLE`, and
 //! every later operation tries to open it again.
 //!
-//! Two connections: the writer (inserts, behind a mutex; the dispatcher lets one journal write
-//! run at a time) and a reader for lookups and counts, so a look-up never queues behind a
-//! write waiting for a POS's lock (in WAL mode a reader does not wait for a writer).
+//! Two connections: the writer (inserts, one user at a time through a gate whose wait ends at
+//! the same deadline as the wait for the POS's lock) and a reader for lookups and counts, so a
+//! look-up never queues behind a write waiting for a POS's lock (in WAL mode a reader does not
+//! wait for a writer).
 
 pub mod lock;
 pub mod report;
@@ -29,7 +30,7 @@ pub mod store;
 pub mod wait;
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
@@ -199,6 +200,8 @@ pub struct Journal {
     pub poll_interval: Duration,
     pub ack_mode: AckMode,
     conn: Mutex<Option<Connection>>,
+    /// Who may use `conn` now: waiting for it is bounded ([`Gate::enter`]).
+    gate: Gate,
     /// Lookups and counts ([`Journal::read`]): never behind a write waiting for a lock.
     reader: Mutex<Option<Connection>>,
     /// Requests the journal could not take, until they are moved into it.
@@ -220,6 +223,7 @@ impl Journal {
             poll_interval: Duration::from_millis(cfg.journal.poll_interval_ms),
             ack_mode: cfg.journal.ack_mode,
             conn: Mutex::new(None),
+            gate: Gate::default(),
             reader: Mutex::new(None),
             spool: spool::Spool::new(cfg.spool_path(), cfg.journal.max_spool_bytes),
             peek: Mutex::new(None),
@@ -246,13 +250,16 @@ impl Journal {
 
     /// Run `f` on the writer connection, opening it first if needed. A wait for the write lock
     /// ends at the deadline [`lock::until`] set (the dispatcher: the request's arrival plus
-    /// `busy_timeout_ms`), else `busy_timeout_ms` from now. An error drops the connection so the
-    /// next call reopens it.
+    /// `busy_timeout_ms`), else `busy_timeout_ms` from now. An error other than a held lock
+    /// drops the connection so the next call reopens it.
     pub fn with<T>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, JournalError>,
     ) -> Result<T, JournalError> {
         let until = lock::deadline().unwrap_or_else(|| Instant::now() + self.busy_timeout);
+        // Another write holds the connection (waiting for the POS's lock, most likely): wait
+        // for it until the same deadline.
+        let _turn = self.gate.enter(until).ok_or(JournalError::Busy)?;
         let guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         self.with_writer(guard, until, f)
     }
@@ -263,7 +270,8 @@ impl Journal {
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, JournalError>,
     ) -> Option<Result<T, JournalError>> {
-        let guard = self.conn.try_lock().ok()?;
+        let _turn = self.gate.enter(Instant::now())?;
+        let guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         Some(self.with_writer(guard, Instant::now(), f))
     }
 
@@ -280,7 +288,8 @@ impl Journal {
             *guard = Some(c);
         }
         let res = f(guard.as_mut().expect("opened above"));
-        if res.is_err() {
+        // A lock held by the POS says nothing against the connection; any other error drops it.
+        if matches!(&res, Err(e) if !matches!(e, JournalError::Busy)) {
             *guard = None;
         }
         res
@@ -340,12 +349,72 @@ impl Journal {
     }
 }
 
+/// One user of the writer connection at a time, the others waiting at most until a deadline
+/// (a `Mutex` alone cannot bound its wait).
+#[derive(Default)]
+struct Gate {
+    taken: Mutex<bool>,
+    freed: Condvar,
+}
+
+/// A turn at the writer connection; the next waiter goes on when it is dropped.
+struct Turn<'a>(&'a Gate);
+
+impl Gate {
+    /// Wait for the connection until `until`; `None` if it is still in use then.
+    fn enter(&self, until: Instant) -> Option<Turn<'_>> {
+        let mut taken = self.taken.lock().unwrap_or_else(|p| p.into_inner());
+        while *taken {
+            let left = until.checked_duration_since(Instant::now())?;
+            if left.is_zero() {
+                return None;
+            }
+            taken = self
+                .freed
+                .wait_timeout(taken, left)
+                .map_or_else(|p| p.into_inner().0, |r| r.0);
+        }
+        *taken = true;
+        Some(Turn(self))
+    }
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        *self.0.taken.lock().unwrap_or_else(|p| p.into_inner()) = false;
+        self.0.freed.notify_one();
+    }
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod gate_tests {
+    use super::*;
+
+    #[test]
+    fn a_turn_is_waited_for_until_the_deadline_only() {
+        let g = Gate::default();
+        let first = g.enter(Instant::now()).expect("free");
+        // Taken: a wait that ends now, or soon, ends without a turn.
+        assert!(g.enter(Instant::now()).is_none());
+        assert!(g
+            .enter(Instant::now() + Duration::from_millis(20))
+            .is_none());
+        // Given back while another waits: that one gets it.
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| g.enter(Instant::now() + Duration::from_secs(30)).is_some());
+            drop(first);
+            assert!(waiter.join().unwrap());
+        });
+        assert!(g.enter(Instant::now()).is_some(), "free again");
+    }
 }
 
 #[cfg(test)]

@@ -209,8 +209,8 @@ pub fn handle_to_end(op: Op, ctx: &Ctx, env: &Envelope, frame: &[u8]) -> Result<
 }
 
 impl Op {
-    /// Writes the journal when it runs: the dispatcher runs these one at a time, on a pool
-    /// thread of their own, outside the `max_in_flight` slots (`dispatch/job.rs`), so a long
+    /// Writes the journal when it runs: the dispatcher gives these slots of their own on the
+    /// blocking pool, outside the `max_in_flight` compute slots (`dispatch/job.rs`), so a long
     /// wait for the journal's lock holds no slot a read needs.
     pub fn writes_journal(self) -> bool {
         matches!(

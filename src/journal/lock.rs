@@ -9,7 +9,8 @@
 //!
 //! The wait is SQLite's busy handler, replaced here by one that sleeps until the deadline in
 //! this thread's [`WaitUntil`] (the writer connection is used on one thread at a time) and
-//! logs when it starts waiting, so a POS holding the lock shows in the log.
+//! logs once a wait has lasted [`LOG_AFTER`], so a POS holding the lock shows in the log
+//! (the brief collisions with its claims and acknowledgements do not).
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,7 +25,12 @@ thread_local! {
     static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
     /// When the busy handler gives up on this thread ([`WaitUntil`]).
     static WAIT_UNTIL: Cell<Option<Instant>> = const { Cell::new(None) };
+    /// When the current wait began, and whether it was logged.
+    static WAITING_SINCE: Cell<Option<(Instant, bool)>> = const { Cell::new(None) };
 }
+
+/// A wait for the lock this long is logged (once per wait).
+pub const LOG_AFTER: Duration = Duration::from_secs(1);
 
 /// Lock waits begun since the process started (the busy handler's first call for a statement).
 static WAITS: AtomicU64 = AtomicU64::new(0);
@@ -82,18 +88,27 @@ fn busy(n: i32) -> bool {
         return false;
     };
     let now = Instant::now();
+    if n == 0 {
+        WAITS.fetch_add(1, Ordering::Relaxed);
+        WAITING_SINCE.with(|c| c.set(Some((now, false))));
+    }
+    let (since, logged) = WAITING_SINCE.with(Cell::get).unwrap_or((now, false));
     if now >= until {
         if n > 0 {
             log_warn!(
-                "journal: the write lock is still held by another connection; gave up after {n} tries"
+                "journal: the write lock is still held by another connection after {} ms; \
+                 gave up",
+                now.duration_since(since).as_millis()
             );
         }
         return false;
     }
-    if n == 0 {
-        WAITS.fetch_add(1, Ordering::Relaxed);
+    if !logged && now.duration_since(since) >= LOG_AFTER {
+        WAITING_SINCE.with(|c| c.set(Some((since, true))));
         log_info!(
-            "journal: the write lock is held by another connection (a POS transaction?); waiting up to {} ms",
+            "journal: the write lock is held by another connection (a POS transaction?) for {} ms \
+             already; waiting up to {} ms more",
+            now.duration_since(since).as_millis(),
             (until - now).as_millis()
         );
     }

@@ -89,7 +89,9 @@ fn busy(n: i32) -> bool {
     };
     let now = Instant::now();
     if n == 0 {
-        WAITS.fetch_add(1, Ordering::Relaxed);
+        if now < until {
+            WAITS.fetch_add(1, Ordering::Relaxed);
+        }
         WAITING_SINCE.with(|c| c.set(Some((now, false))));
     }
     let (since, logged) = WAITING_SINCE.with(Cell::get).unwrap_or((now, false));

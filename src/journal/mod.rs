@@ -202,13 +202,12 @@ pub struct Journal {
     conn: Mutex<Option<Connection>>,
     /// Who may use `conn` now: waiting for it is bounded ([`Gate::enter`]).
     gate: Gate,
-    /// Lookups and counts ([`Journal::read`]): never behind a write waiting for a lock.
+    /// Query only: look-ups and counts ([`Journal::read`]), never behind a write waiting for a
+    /// lock, and the dispatcher's poll for the POS's acknowledgement, which reads one row
+    /// through it on the event loop without waiting ([`Journal::peek`]).
     reader: Mutex<Option<Connection>>,
     /// Requests the journal could not take, until they are moved into it.
     pub spool: spool::Spool,
-    /// A query-only connection that never waits for a lock: the dispatcher's poll for the
-    /// POS's acknowledgement reads one row through it on the event loop ([`Journal::peek`]).
-    peek: Mutex<Option<Connection>>,
 }
 
 impl Journal {
@@ -226,7 +225,6 @@ impl Journal {
             gate: Gate::default(),
             reader: Mutex::new(None),
             spool: spool::Spool::new(cfg.spool_path(), cfg.journal.max_spool_bytes),
-            peek: Mutex::new(None),
         };
         match j.with(|_| Ok(())) {
             Ok(()) => match j.pending_count() {
@@ -319,15 +317,19 @@ impl Journal {
     }
 
     /// Command `id` as it is now, read without waiting: `None` when it cannot be read at once
-    /// (the peek connection is in use, the journal is locked, or an error, which drops the
-    /// connection): the caller then reads it with [`Journal::get`] on the blocking pool. A
-    /// primary-key read in WAL mode waits for no writer, so this is the common case.
+    /// (the reader is in use, the journal is locked, or an error, which drops the connection):
+    /// the caller then reads it with [`Journal::get`] on the blocking pool. A primary-key read
+    /// in WAL mode waits for no writer, so this is the common case.
     pub fn peek(&self, id: i64) -> Option<Command> {
-        let mut guard = self.peek.try_lock().ok()?;
+        let mut guard = self.reader.try_lock().ok()?;
         if guard.is_none() {
-            *guard = Some(store::open_peek(&self.path).ok()?);
+            *guard = Some(store::open_reader(&self.path, self.busy_timeout).ok()?);
         }
-        match store::by_id(guard.as_ref()?, id) {
+        let c = guard.as_ref()?;
+        c.busy_timeout(Duration::ZERO).ok()?;
+        let r = store::by_id(c, id);
+        let _ = c.busy_timeout(self.busy_timeout);
+        match r {
             Ok(Some(cmd)) => Some(cmd),
             // Locked right now (a checkpoint, a recovery): keep the connection, ask the pool.
             Err(JournalError::Busy) => None,

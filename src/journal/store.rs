@@ -46,20 +46,8 @@ pub fn open(path: &Path, busy_timeout: Duration) -> Result<Connection, JournalEr
     Ok(conn)
 }
 
-/// The dispatcher's poll connection ([`super::Journal::peek`]): an existing journal, read
-/// only (`query_only`), never waiting for a lock, schema and mode left to the main connection.
-pub fn open_peek(path: &Path) -> Result<Connection, JournalError> {
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    conn.busy_timeout(Duration::ZERO)?;
-    crate::sqlite_mem::bound(&conn)?;
-    conn.execute_batch("PRAGMA query_only = ON;")?;
-    Ok(conn)
-}
-
-/// The reader connection ([`super::Journal::read`]): an existing journal, query only.
+/// The reader connection ([`super::Journal::read`], [`super::Journal::peek`]): an existing
+/// journal, query only.
 pub fn open_reader(path: &Path, busy_timeout: Duration) -> Result<Connection, JournalError> {
     let conn = Connection::open_with_flags(
         path,

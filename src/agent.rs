@@ -122,6 +122,12 @@ pub fn spawn(cfg: Config, hooks: Hooks, shutdown: Shutdown) -> Result<Running, A
         .enabled
         .then(|| crate::cache::pusher::spawn(ctx.clone(), shutdown.clone()));
     let watch = tokio::spawn(watch_mirror(ctx.clone(), shutdown.clone()));
+    // Requests the journal could not take: moved into it at start and whenever it is free.
+    tokio::spawn(crate::journal::spool::keeper(
+        ctx.clone(),
+        crate::journal::spool::KEEPER_EVERY,
+        shutdown.clone(),
+    ));
     let (s1, s2) = (shutdown.clone(), shutdown);
     let join = tokio::spawn(async move {
         let worker = tokio::spawn(worker.run(s1));

@@ -56,3 +56,9 @@ impl Ctx {
         self.cfg.limits.max_rows
     }
 }
+
+impl AsRef<Journal> for Ctx {
+    fn as_ref(&self) -> &Journal {
+        &self.journal
+    }
+}

@@ -126,6 +126,22 @@ fn normalise(body: &[u8]) -> String {
             from = start + "<time>".len();
         }
     }
+    // A split's new bill is created when the POS splits it: its `created` (the order holding a
+    // `rootBillId`, which comes before its `guests`).
+    let pat = "\"created\":\"";
+    let mut from = 0;
+    while let Some(i) = s[from..].find(pat) {
+        let start = from + i + pat.len();
+        let end = start + s[start..].find('"').unwrap();
+        let rest = &s[end..];
+        let order_head = &rest[..rest.find("\"guests\"").unwrap_or(rest.len())];
+        if order_head.contains("\"rootBillId\":\"") {
+            s.replace_range(start..end, "<time>");
+            from = start + "<time>".len();
+        } else {
+            from = end;
+        }
+    }
     s
 }
 

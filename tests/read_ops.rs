@@ -773,12 +773,16 @@ fn get_bill_carries_every_order_field() {
 
 // ---------------------------------------------------------------------------- docs/mirror.md
 
-/// The SQL blocks of docs/mirror.md's worked example, run as written on a fresh database: the
-/// views must satisfy `check` and serve every read operation with correct values.
+/// docs/mirror.md's worked example is the reference POS's (contrib/pos/kasapro/): its SQL
+/// blocks are excerpts of `schema.sql` and `mirror_views.sql`, which, run on a fresh database,
+/// satisfy `check` and serve every read operation with correct values.
 #[test]
 fn mirror_doc_worked_example_views_serve_every_operation() {
-    let doc =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/mirror.md")).unwrap();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let read = |p: &str| std::fs::read_to_string(format!("{root}/{p}")).unwrap();
+    let doc = read("docs/mirror.md");
+    let schema = read("contrib/pos/kasapro/schema.sql");
+    let views = read("contrib/pos/kasapro/mirror_views.sql");
     let example = &doc[doc
         .find("## Worked example")
         .expect("worked example section")..];
@@ -787,26 +791,49 @@ fn mirror_doc_worked_example_views_serve_every_operation() {
         .skip(1)
         .map(|b| &b[..b.find("```").unwrap()])
         .collect();
-    assert_eq!(blocks.len(), 2, "POS schema + views");
+    assert_eq!(blocks.len(), 2, "POS tables + their views");
     assert!(doc.contains("## The command journal (written by the agent, applied by the POS)"));
+    // Statements without comments or runs of blanks: the doc's must be the files'.
+    let norm = |sql: &str| -> Vec<String> {
+        let text: String = sql
+            .lines()
+            .map(|l| l.split("--").next().unwrap_or(""))
+            .collect::<Vec<_>>()
+            .join(" ");
+        text.split(';')
+            .map(|st| st.split_whitespace().collect::<Vec<_>>().join(" "))
+            .filter(|st| !st.is_empty())
+            .collect()
+    };
+    for (block, file, name) in [
+        (blocks[0], &schema, "schema.sql"),
+        (blocks[1], &views, "mirror_views.sql"),
+    ] {
+        let in_file = norm(file);
+        for st in norm(block) {
+            assert!(in_file.contains(&st), "docs/mirror.md: not in {name}: {st}");
+        }
+    }
 
     let m = TempMirror::empty("doc");
     std::fs::remove_file(&m.path).unwrap();
     let c = rusqlite::Connection::open(&m.path).unwrap();
-    c.execute_batch(blocks[0]).unwrap();
-    c.execute_batch(blocks[1]).unwrap();
+    c.execute_batch(&schema).unwrap();
+    c.execute_batch(&views).unwrap();
     c.execute_batch(
         "INSERT INTO pos_halls VALUES (1, 'Головна зала');
          INSERT INTO pos_tables VALUES (5, 12, 'Біля вікна', 1);
          INSERT INTO pos_employees VALUES (17, 'Оксана', 'Мельник', '+380671234567', 0), (18, 'Звільнений', 'Х', NULL, 1);
          INSERT INTO pos_roles VALUES (1, 'Офіціант'), (2, 'Менеджер');
          INSERT INTO pos_employee_roles VALUES (17, 1), (17, 2);
-         INSERT INTO pos_checks VALUES ('guid-1', 1842, 5, 1, '2024-05-14 18:21:07', 17, 410.0, 389.5, 0, 0, 0, NULL),
-                                       ('guid-2', 1700, 5, 2, '2024-05-14 12:00:00', 17, 60.0, 60.0, 0, 0, 0, NULL);
-         INSERT INTO pos_check_lines VALUES ('guid-1', 1, 1, 1, NULL, 205, 'Вареники з картоплею', 2.0, 190.0, 0),
-                                            ('guid-1', 2, 2, 1, 1, 12, 'Сметана', 1.0, 15.0, 1),
-                                            ('guid-1', 3, 3, 1, NULL, 905, 'Шашлик', 1.3, 845.0, 0);
-         INSERT INTO pos_check_discounts VALUES ('guid-1', 5, 'Знижка 5%', 20.5);
+         INSERT INTO pos_checks (check_id, check_no, table_id, status, opened_at, waiter_id, total, to_pay, splittable)
+           VALUES (1, 1842, 5, 1, '2024-05-14 18:21:07', 17, 410.0, 389.5, 0),
+                  (2, 1700, 5, 2, '2024-05-14 12:00:00', 17, 60.0, 60.0, 0);
+         INSERT INTO pos_check_lines (line_id, check_id, line_pos, guest, parent_line_id, product_id, product_name, qty, amount, is_modifier)
+           VALUES (1, 1, 1, 1, NULL, 205, 'Вареники з картоплею', 2.0, 190.0, 0),
+                  (2, 1, 2, 1, 1, 12, 'Сметана', 1.0, 15.0, 1),
+                  (3, 1, 3, 1, NULL, 905, 'Шашлик', 1.3, 845.0, 0);
+         INSERT INTO pos_check_discounts VALUES (1, 5, 'Знижка 5%', 5.0, 20.5);
          INSERT INTO pos_product_groups VALUES (1, 'Вареники', NULL, 1);
          INSERT INTO pos_products VALUES (205, 'Вареники з картоплею', 'Домашні', 95.0, 1, 1, 0, 0, 'порція', 'V205'),
                                          (905, 'Шашлик', NULL, 650.0, 1, 1, 0, 0, 'кг', NULL),
@@ -833,7 +860,7 @@ fn mirror_doc_worked_example_views_serve_every_operation() {
         "the paid check is not open"
     );
     let o = &v["orders"][0];
-    assert_eq!(o["billId"], "guid-1");
+    assert_eq!(o["billId"], "1", "an integer id, as text");
     assert_eq!(o["created"], "2024.05.14 18:21:07");
     assert_eq!(o["waiter"], "Оксана Мельник");
     assert_eq!(o["waiterId"], "17");

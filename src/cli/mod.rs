@@ -19,6 +19,7 @@ pub mod journal;
 pub mod preview;
 pub mod run;
 pub mod sign;
+pub mod simulate;
 pub mod status;
 
 /// One subcommand: its name, a line for the global usage, its own usage, and its entry point.
@@ -34,6 +35,7 @@ pub const COMMANDS: &[Command] = &[
     run::COMMAND,
     check::COMMAND,
     preview::COMMAND,
+    simulate::COMMAND,
     init_mirror::COMMAND,
     sign::COMMAND,
     journal::COMMAND,

@@ -28,6 +28,7 @@ mod validate;
 pub use endpoint::{is_loopback_host, Endpoint, Scheme, UrlError};
 use secret_source::{load_secret, SecretError};
 pub use sections::*;
+pub use validate::MIN_JOURNAL_BUSY_MS;
 
 /// Whether a command needs the secret. Only what connects or signs does (`run`, `preview`,
 /// `check --online`); read-only commands (`check`, `status`, `journal`) run where the secret is
@@ -288,6 +289,14 @@ impl Config {
             .path
             .clone()
             .unwrap_or_else(|| self.state_dir.join("journal.sqlite"))
+    }
+    /// The spool: requests the journal could not take, kept until they can be moved into it.
+    pub fn spool_path(&self) -> PathBuf {
+        self.state_dir.join("journal.spool")
+    }
+    /// How long a command may wait for the journal's write lock ([`JournalConfig::busy_timeout_ms`]).
+    pub fn journal_busy_timeout(&self) -> Duration {
+        Duration::from_millis(self.journal.busy_timeout_ms(&self.callback))
     }
     pub fn status_path(&self) -> PathBuf {
         self.status

@@ -156,7 +156,8 @@ impl Default for CallbackConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MirrorConfig {
-    /// SQLite busy timeout while a POS writer holds the lock. Default 2 000 ms.
+    /// SQLite busy timeout of a mirror read while a POS writer holds the mirror's lock. The
+    /// mirror only: the journal has its own, `[journal] busy_timeout_ms`. Default 2 000 ms.
     pub busy_timeout_ms: u64,
     /// Open read connections kept (one per in-flight operation at most). Default 4.
     pub max_connections: usize,
@@ -195,6 +196,36 @@ pub struct JournalConfig {
     pub poll_interval_ms: u64,
     /// `wait` (default) or `none`.
     pub ack_mode: AckMode,
+    /// How long a command may wait for the journal's write lock (a POS transaction holding
+    /// it), counted from the request's arrival, before it is spooled instead. Default
+    /// [`DEFAULT_JOURNAL_BUSY_MS`] (15 s), or less (at least 1 s) when `pos_ack_timeout_secs`
+    /// leaves less room in the callback deadline ([`JournalConfig::busy_timeout_ms`]).
+    pub busy_timeout_ms: Option<u64>,
+    /// Cap of the spool file (`<state_dir>/journal.spool`), where a request the journal could
+    /// not take is kept until it can be moved into the journal. Default 1 MiB.
+    pub max_spool_bytes: u64,
+}
+
+/// `[journal] busy_timeout_ms` when the file does not set it (and the deadline has the room).
+pub const DEFAULT_JOURNAL_BUSY_MS: u64 = 15_000;
+/// Seconds of the callback deadline kept for delivering the answer after the waits.
+pub const ANSWER_MARGIN_SECS: u64 = 5;
+
+impl JournalConfig {
+    /// The effective wait for the journal's lock: the configured value, else
+    /// [`DEFAULT_JOURNAL_BUSY_MS`] capped by what `deadline_secs` leaves after the
+    /// acknowledgement wait and [`ANSWER_MARGIN_SECS`], and at least 1 s (a file that set a
+    /// long acknowledgement wait keeps loading; the dispatcher still ends that wait
+    /// [`ANSWER_MARGIN_SECS`] before the callback deadline).
+    pub fn busy_timeout_ms(&self, callback: &CallbackConfig) -> u64 {
+        self.busy_timeout_ms.unwrap_or_else(|| {
+            let room = callback
+                .deadline_secs
+                .saturating_sub(self.pos_ack_timeout_secs + ANSWER_MARGIN_SECS)
+                .saturating_mul(1000);
+            room.clamp(1000, DEFAULT_JOURNAL_BUSY_MS)
+        })
+    }
 }
 
 impl Default for JournalConfig {
@@ -204,6 +235,8 @@ impl Default for JournalConfig {
             pos_ack_timeout_secs: 60,
             poll_interval_ms: 200,
             ack_mode: AckMode::Wait,
+            busy_timeout_ms: None,
+            max_spool_bytes: 1 << 20,
         }
     }
 }

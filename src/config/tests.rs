@@ -244,3 +244,62 @@ fn the_status_snapshot_lives_in_the_runtime_dir() {
     let cfg = load(&text, &env(&[])).unwrap();
     assert_eq!(cfg.status_path(), Path::new("/elsewhere/st"));
 }
+
+#[test]
+fn the_journal_waits_for_its_lock_within_the_callback_deadline() {
+    let base = "resto_id = \"r1\"\nsecret_key = \"s\"\n";
+    // Default: 15 s, with the 60 s acknowledgement wait and 5 s for the answer in 80 s.
+    let c = load(base, &env(&[])).unwrap();
+    assert_eq!(c.journal.busy_timeout_ms, None);
+    assert_eq!(c.journal_busy_timeout(), Duration::from_millis(15_000));
+    assert_eq!(c.journal.max_spool_bytes, 1 << 20);
+    // Not set and less room: what is left (a file that set only the ack wait still loads).
+    let c = load(
+        &format!("{base}[journal]\npos_ack_timeout_secs = 70\n"),
+        &env(&[]),
+    )
+    .unwrap();
+    assert_eq!(c.journal_busy_timeout(), Duration::from_millis(5_000));
+    // No room left (a file valid before the key existed): 1 s, and the file still loads.
+    let c = load(
+        &format!("{base}[journal]\npos_ack_timeout_secs = 75\n"),
+        &env(&[]),
+    )
+    .unwrap();
+    assert_eq!(c.journal_busy_timeout(), Duration::from_millis(1_000));
+    // The mirror's busy timeout is the mirror's only.
+    let c = load(
+        &format!("{base}[mirror]\nbusy_timeout_ms = 9000\n"),
+        &env(&[]),
+    )
+    .unwrap();
+    assert_eq!(c.journal_busy_timeout(), Duration::from_millis(15_000));
+    // Set: taken as it is when it fits.
+    let c = load(
+        &format!("{base}[journal]\nbusy_timeout_ms = 20000\npos_ack_timeout_secs = 55\n"),
+        &env(&[]),
+    )
+    .unwrap();
+    assert_eq!(c.journal_busy_timeout(), Duration::from_millis(20_000));
+    for (extra, needles) in [
+        (
+            "[journal]\nbusy_timeout_ms = 20000\n",
+            &["busy_timeout_ms", "pos_ack_timeout_secs", "deadline_secs"][..],
+        ),
+        (
+            "[journal]\nbusy_timeout_ms = 50\n",
+            &["busy_timeout_ms", "at least 100"][..],
+        ),
+        (
+            "[journal]\nmax_spool_bytes = 1000\n",
+            &["max_spool_bytes"][..],
+        ),
+    ] {
+        let e = load(&format!("{base}{extra}"), &env(&[]))
+            .unwrap_err()
+            .to_string();
+        for n in needles {
+            assert!(e.contains(n), "{extra}: {e}");
+        }
+    }
+}

@@ -5,6 +5,9 @@
 use super::endpoint::Endpoint;
 use super::{Config, ConfigError, SecretNeed};
 
+/// The shortest `[journal] busy_timeout_ms` accepted.
+pub const MIN_JOURNAL_BUSY_MS: u64 = 100;
+
 impl Config {
     /// Checks that serde cannot express. Every message names the key to fix.
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -116,6 +119,32 @@ impl Config {
                 "[journal] pos_ack_timeout_secs must be > 0 and at least 5 s below [callback] deadline_secs ({})",
                 c.deadline_secs
             ));
+        }
+        let j = &self.journal;
+        let waits_ms = j
+            .busy_timeout_ms(c)
+            .saturating_add(j.pos_ack_timeout_secs.saturating_mul(1000))
+            .saturating_add(super::ANSWER_MARGIN_SECS * 1000);
+        match j.busy_timeout_ms {
+            Some(b) if b < MIN_JOURNAL_BUSY_MS => {
+                return bad(format!(
+                    "[journal] busy_timeout_ms must be at least {MIN_JOURNAL_BUSY_MS} (got {b})"
+                ))
+            }
+            Some(b) if waits_ms > c.deadline_secs.saturating_mul(1000) => {
+                return bad(format!(
+                "[journal] busy_timeout_ms ({b} ms) + [journal] pos_ack_timeout_secs ({} s) must \
+                     leave {} s of [callback] deadline_secs ({} s) for the answer: lower \
+                     busy_timeout_ms or pos_ack_timeout_secs",
+                j.pos_ack_timeout_secs,
+                super::ANSWER_MARGIN_SECS,
+                c.deadline_secs
+            ))
+            }
+            _ => {}
+        }
+        if !(64 * 1024..=1 << 30).contains(&j.max_spool_bytes) {
+            return bad("[journal] max_spool_bytes must be between 64 KiB and 1 GiB".into());
         }
         if self.journal.poll_interval_ms == 0 {
             return bad("[journal] poll_interval_ms must be > 0".into());

@@ -12,6 +12,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use super::{Active, Inner, Ticket};
 use crate::body_stream::{StreamBody, CHUNK, CHUNKS_IN_FLIGHT};
 use crate::callback::CallbackError;
+use crate::config::ANSWER_MARGIN_SECS;
 use crate::journal::{Command, JournalError};
 use crate::metrics::Outcome;
 use crate::ops::{self, substate, Answer, Ctx, Op, OpError, Resume};
@@ -129,7 +130,12 @@ enum Slot {
 /// for a request that has started (`active`, given back when it is done or when it starts
 /// waiting for the POS). Its first step is kept small and the rest of the state machine is
 /// boxed once the slot is held.
-pub(crate) async fn run_job(inner: Arc<Inner>, job: Job, ticket: Ticket, active: Option<Active>) {
+pub(crate) async fn run_job(
+    inner: Arc<Inner>,
+    job: Job,
+    ticket: Ticket,
+    mut active: Option<Active>,
+) {
     let start = Instant::now();
     // During shutdown the slot is released at once (the request answers AGENT_STOPPING), so
     // requests queued here drain quickly.
@@ -137,6 +143,23 @@ pub(crate) async fn run_job(inner: Arc<Inner>, job: Job, ticket: Ticket, active:
         Ok(w) if inner.inline_reads && w.op.is_inline() => {
             let d = inner.delivering.clone().acquire_owned().await.ok();
             Slot::Inline(d)
+        }
+        // Operations that write the journal have slots and threads of their own: one waiting
+        // for a POS's lock on the journal holds no slot a read needs. Waiting for a slot holds
+        // no thread and no started-request place; the lock deadline runs from arrival all the
+        // same (`compute_and_wait`).
+        Ok(w) if w.op.writes_journal() => {
+            let permit = match inner.writer.clone().try_acquire_owned() {
+                Ok(p) => Some(p),
+                Err(_) => {
+                    drop(active.take());
+                    inner.writer.clone().acquire_owned().await.ok()
+                }
+            };
+            match permit {
+                Some(p) => Slot::Pool(p),
+                None => Slot::Stopping,
+            }
         }
         Ok(_) => match inner.compute.clone().acquire_owned().await.ok() {
             Some(p) => Slot::Pool(p),
@@ -187,7 +210,9 @@ async fn run_admitted(
                     inner.counters.inline_fallbacks.fetch_add(1, Relaxed);
                     drop(delivery.take());
                     match inner.compute.clone().acquire_owned().await.ok() {
-                        Some(p) => compute_and_wait(&inner, env, op, frame, p, &mut active).await,
+                        Some(p) => {
+                            compute_and_wait(&inner, env, op, frame, p, received, &mut active).await
+                        }
                         None => Computed::Fail(Failure::stopping(op.name(), Some(op))),
                     }
                 }
@@ -195,7 +220,7 @@ async fn run_admitted(
         }
         (Ok(w), Slot::Pool(p)) => {
             let Work { env, op, frame } = *w;
-            compute_and_wait(&inner, env, op, frame, p, &mut active).await
+            compute_and_wait(&inner, env, op, frame, p, received, &mut active).await
         }
     };
     let ready = match computed {
@@ -400,26 +425,31 @@ fn fail_signed(ctx: &Ctx, rid: &str, f: &Failure) -> Option<(SignedBody, String)
 }
 
 /// Compute, and for a journaled command wait for the POS and compute the rest, until the
-/// answer is final.
+/// answer is final. A journal write waits for the journal's lock until `received` +
+/// `[journal] busy_timeout_ms` at most (`journal::lock`).
 async fn compute_and_wait(
     inner: &Arc<Inner>,
     env: Envelope,
     op: Op,
     frame: Vec<u8>,
     permit: OwnedSemaphorePermit,
+    received: Instant,
     active: &mut Option<Active>,
 ) -> Computed {
     let ctx = inner.ctx.clone();
     let rid = env.rid.to_string();
+    let lock_deadline = received + ctx.journal.busy_timeout;
     let mut step = blocking(op, move || {
         let _permit = permit;
-        prepare(&ctx, op, &env.rid, ops::handle(op, &ctx, &env, &frame))
+        crate::journal::lock::until(lock_deadline, || {
+            prepare(&ctx, op, &env.rid, ops::handle(op, &ctx, &env, &frame))
+        })
     })
     .await;
     while let Computed::Await { id, resume } = step {
         // Waiting for the POS is not active work: the next queued request may start.
         drop(active.take());
-        let now = wait_pos(inner, id).await;
+        let now = wait_pos(inner, id, received).await;
         let permit = inner.compute.clone().acquire_owned().await;
         let (ctx, rid) = (inner.ctx.clone(), rid.clone());
         step = blocking(op, move || {
@@ -468,10 +498,17 @@ fn prepare(ctx: &Ctx, op: Op, rid: &str, r: Result<Answer, OpError>) -> Computed
 
 /// The wait stage: poll command `id` on a timer until the POS finished it, the ack timeout
 /// passed, or the agent is stopping. Holds a `max_waiting` slot, no thread; each check takes
-/// a compute slot for one primary-key read.
-async fn wait_pos(inner: &Arc<Inner>, id: i64) -> Result<Command, JournalError> {
+/// a compute slot for one primary-key read. The wait ends [`ANSWER_MARGIN_SECS`] before the
+/// request's callback deadline at the latest, whatever it waited before (queue, journal lock),
+/// so its answer keeps that long to be delivered.
+async fn wait_pos(inner: &Arc<Inner>, id: i64, received: Instant) -> Result<Command, JournalError> {
     let j = &inner.ctx.journal;
-    let deadline = tokio::time::Instant::now() + j.ack_timeout;
+    let margin = std::time::Duration::from_secs(ANSWER_MARGIN_SECS);
+    let answer_by = (received + inner.ctx.cfg.callback_deadline())
+        .checked_sub(margin)
+        .unwrap_or(received);
+    let deadline = (tokio::time::Instant::now() + j.ack_timeout)
+        .min(tokio::time::Instant::from_std(answer_by));
     let mut stop = inner.stop_signal();
     let slot = tokio::select! {
         s = inner.waiting.clone().acquire_owned() => s.ok(),

@@ -16,9 +16,11 @@
 //!    the event loop when `[limits] inline_reads` is on (the default): no hand-off to another
 //!    thread and back. It takes its delivery slot first, so an answer is built only when it
 //!    can be sent at once, and it never waits for a mirror lock: a locked mirror sends it to
-//!    the blocking pool instead. Everything else (journal writes, which fsync; menuInfo)
-//!    runs on the blocking pool, at most `[limits] max_in_flight` (default: the number of
-//!    CPUs) at once.
+//!    the blocking pool instead. menuInfo (it can be large) and reads that met a lock run on
+//!    the blocking pool, at most `[limits] max_in_flight` (default: the number of CPUs) at
+//!    once. Operations that write the journal (they fsync, and may wait up to `[journal]
+//!    busy_timeout_ms` for a POS's lock, counted from arrival) have `max_in_flight` pool
+//!    threads of their own, outside those slots; one waiting for its turn holds no thread.
 //! 3. **wait** — a journaled command waits for the POS's acknowledgement on a tokio timer,
 //!    holding no thread, no compute slot and no started-request place; each poll is one
 //!    primary-key read of the journal on the event loop through a connection that never waits
@@ -108,6 +110,9 @@ pub(crate) struct Inner {
     pub events: Arc<dyn OpEvents>,
     pub counters: Arc<Counters>,
     pub compute: Arc<Semaphore>,
+    /// Operations that write the journal (`Op::writes_journal`): `max_in_flight` at once, on
+    /// pool threads of their own, outside `compute`.
+    pub writer: Arc<Semaphore>,
     pub waiting: Arc<Semaphore>,
     pub delivering: Arc<Semaphore>,
     pending: AtomicUsize,
@@ -317,6 +322,7 @@ pub fn channel(ctx: Arc<Ctx>, events: Arc<dyn OpEvents>) -> (Dispatcher, Worker)
     let l = &ctx.cfg.limits;
     let inner = Arc::new(Inner {
         compute: Arc::new(Semaphore::new(l.max_in_flight)),
+        writer: Arc::new(Semaphore::new(l.max_in_flight)),
         waiting: Arc::new(Semaphore::new(l.max_waiting)),
         delivering: Arc::new(Semaphore::new(l.max_delivering)),
         max_pending: l.max_pending_bytes,

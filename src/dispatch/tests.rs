@@ -297,3 +297,197 @@ async fn a_burst_waits_as_frames_and_only_a_few_requests_start() {
     assert!(sent.iter().all(|(_, v)| v["readyToWork"] == true));
     assert_eq!(r.dispatcher.pending_bytes(), 0);
 }
+
+/// A journal write waits for a POS's lock at most `[journal] busy_timeout_ms` counted from the
+/// request's arrival, on a pool thread of its own: reads (inline, and menuInfo on the
+/// `max_in_flight` pool) are answered meanwhile. A request whose wait ran out is spooled and
+/// answered FAIL JOURNAL_UNAVAILABLE; the next journal write moves it in as a review row.
+#[tokio::test]
+async fn a_journal_write_waits_for_the_lock_from_arrival_on_its_own_thread() {
+    let r = rig("journal-lock", |c| {
+        c.limits.max_in_flight = 1;
+        c.journal.busy_timeout_ms = Some(30_000);
+        c.journal.ack_mode = crate::config::AckMode::None;
+    });
+    let journal = r.dispatcher.inner.ctx.journal.path().to_path_buf();
+    let pos = rusqlite::Connection::open(&journal).unwrap();
+    pos.execute_batch("BEGIN IMMEDIATE;").unwrap();
+    let sent = |rid: &str| -> Option<serde_json::Value> {
+        r.stub
+            .sent
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(_, v)| v["rID"] == rid)
+            .map(|(_, v)| v.clone())
+    };
+    async fn until_sent(
+        sent: &impl Fn(&str) -> Option<serde_json::Value>,
+        rid: &str,
+    ) -> serde_json::Value {
+        tokio::time::timeout(GUARD, async {
+            loop {
+                if let Some(v) = sent(rid) {
+                    return v;
+                }
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{rid} answered"))
+    }
+    let waits = crate::journal::lock::waits();
+    // Arrived 31 s ago: its wait is over before it starts. One try, no wait, spooled.
+    let pay = |rid: &str| {
+        format!(r#"{{"rID":"{rid}","operation":"payBill","billId":"d-bill","sum":100.00}}"#)
+    };
+    r.dispatcher.submit(
+        pay("p-late").as_bytes(),
+        Instant::now() - Duration::from_secs(31),
+    );
+    let v = until_sent(&sent, "p-late").await;
+    assert_eq!(v["substate"], "JOURNAL_UNAVAILABLE", "{v}");
+    assert_eq!(
+        crate::journal::lock::waits(),
+        waits,
+        "no wait past the deadline"
+    );
+    let spool = &r.dispatcher.inner.ctx.journal.spool;
+    assert_eq!(spool.read().unwrap().records.len(), 1);
+    // Arrived now: it waits for the lock (event: the busy handler's first call).
+    r.dispatcher
+        .submit(pay("p-wait").as_bytes(), Instant::now());
+    tokio::time::timeout(GUARD, async {
+        while crate::journal::lock::waits() == waits {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the payBill waits for the lock");
+    // Meanwhile a short read and a menuInfo (the one compute slot) are answered.
+    r.dispatcher.submit(
+        br#"{"rID":"g-1","operation":"getBill","billId":"d-bill"}"#,
+        Instant::now(),
+    );
+    r.dispatcher
+        .submit(br#"{"rID":"m-1","operation":"menuInfo"}"#, Instant::now());
+    assert_eq!(until_sent(&sent, "g-1").await["state"], "SUCCESS");
+    assert!(until_sent(&sent, "m-1").await["dishes"].is_array());
+    assert!(sent("p-wait").is_none(), "still waiting for the lock");
+    // The POS's transaction ends: the payment is journaled, the spooled one moved in first.
+    pos.execute_batch("COMMIT;").unwrap();
+    assert_eq!(until_sent(&sent, "p-wait").await["state"], "SUCCESS");
+    let rows: Vec<(String, String, Option<String>)> = pos
+        .prepare("SELECT rid, status, substate FROM commands ORDER BY id")
+        .unwrap()
+        .query_map([], |x| Ok((x.get(0)?, x.get(1)?, x.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        rows,
+        [
+            (
+                "p-late".to_string(),
+                "review".to_string(),
+                Some("JOURNAL_UNAVAILABLE".to_string())
+            ),
+            ("p-wait".to_string(), "pending".to_string(), None)
+        ]
+    );
+    assert!(
+        !spool.has_records(),
+        "the spool is emptied after the commit"
+    );
+    tokio::time::timeout(GUARD, r.dispatcher.drained())
+        .await
+        .expect("drained");
+}
+
+/// The wait for the POS ends 5 s before the request's callback deadline at the latest, however
+/// long the request waited before it (here: it arrived 76 s ago, so of its 60 s acknowledgement
+/// wait nothing is left): the answer, POS_TIMEOUT, still has its 5 s to be delivered.
+#[tokio::test]
+async fn the_wait_for_the_pos_ends_before_the_callback_deadline() {
+    let r = rig("ack-clip", |c| c.journal.pos_ack_timeout_secs = 60);
+    let received = Instant::now() - Duration::from_secs(76);
+    r.dispatcher.submit(
+        br#"{"rID":"p-old","operation":"payBill","billId":"d-bill","sum":100.00}"#,
+        received,
+    );
+    // Guard only: without the bound the wait would last 60 s.
+    tokio::time::timeout(GUARD, r.dispatcher.drained())
+        .await
+        .expect("answered without waiting the full 60 s");
+    let sent = r.stub.sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].1["substate"], "POS_TIMEOUT", "{}", sent[0].1);
+    let status: String = rusqlite::Connection::open(r.dispatcher.inner.ctx.journal.path())
+        .unwrap()
+        .query_row("SELECT status FROM commands WHERE rid = 'p-old'", [], |x| {
+            x.get(0)
+        })
+        .unwrap();
+    assert_eq!(
+        status, "pending",
+        "still applied once when the POS gets to it"
+    );
+}
+
+/// Operations that write the journal do not queue behind one another's mirror wait: a payBill
+/// whose bill check waits for the POS's lock on the mirror does not hold up a showMessage.
+#[tokio::test]
+async fn a_journal_operation_waiting_for_the_mirror_does_not_hold_up_another() {
+    let r = rig("journal-writers", |c| {
+        c.limits.max_in_flight = 2;
+        c.mirror.busy_timeout_ms = 15_000;
+    });
+    let journal = r.dispatcher.inner.ctx.journal.path().to_path_buf();
+    let w = rusqlite::Connection::open(r.dir.join("mirror.sqlite")).unwrap();
+    w.execute_batch(
+        "PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE; \
+         UPDATE orders SET waiter_name = waiter_name;",
+    )
+    .unwrap();
+    let writers = &r.dispatcher.inner.writer;
+    r.dispatcher.submit(
+        br#"{"rID":"p-m","operation":"payBill","billId":"d-bill","sum":100.00}"#,
+        Instant::now(),
+    );
+    // Event: the payBill holds its slot (and is reading the locked mirror).
+    tokio::time::timeout(GUARD, async {
+        while writers.available_permits() == 2 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the payBill starts");
+    r.dispatcher.submit(
+        br#"{"rID":"s-m","operation":"showMessage","message":"hi"}"#,
+        Instant::now(),
+    );
+    let rows = |rid: &str| -> i64 {
+        rusqlite::Connection::open(&journal)
+            .unwrap()
+            .query_row("SELECT count(*) FROM commands WHERE rid = ?1", [rid], |x| {
+                x.get(0)
+            })
+            .unwrap()
+    };
+    tokio::time::timeout(GUARD, async {
+        while rows("s-m") == 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the message is journaled while the payBill waits for the mirror");
+    assert_eq!(rows("p-m"), 0, "the payBill still waits for the mirror");
+    drop(w);
+    tokio::time::timeout(GUARD, async {
+        while rows("p-m") == 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the payBill is journaled once the mirror is free");
+}

@@ -7,26 +7,43 @@
 //! opens the same file, claims pending rows, applies them and acknowledges (`docs/journal.md`).
 //!
 //! - `store.rs`: opening, the idempotent insert, lookups.
+//! - `lock.rs`: the bounded wait for the journal's write lock (`[journal] busy_timeout_ms`,
+//!   counted from the request's arrival).
+//! - `spool.rs`: where a request goes when the journal still cannot take it, and how it is
+//!   moved into the journal later, exactly once.
 //! - `wait.rs`: waiting (bounded) for the POS to acknowledge a row.
 //! - `report.rs`: the `expirenza-agent journal` listing for end-of-shift reconciliation.
 //!
 //! The journal is opened lazily: if it cannot be opened at start the agent still runs its read
-//! operations, money operations answer FAIL `JOURNAL_UNAVAILABLE`, and every later operation
-//! tries to open it again.
+//! operations, money operations spool the request and answer FAIL `JOURNAL_UNAVAILABLE`, and
+//! every later operation tries to open it again.
+//!
+//! Two connections: the writer (inserts, one user at a time through a gate whose wait ends at
+//! the same deadline as the wait for the POS's lock) and a reader for lookups and counts, so a
+//! look-up never queues behind a write waiting for a POS's lock (in WAL mode a reader does not
+//! wait for a writer).
 
+pub mod lock;
 pub mod report;
+pub mod spool;
 pub mod store;
 pub mod wait;
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::time::Duration;
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
 use crate::config::{AckMode, Config};
 
 pub const SCHEMA_SQL: &str = include_str!("schema.sql");
+
+/// The `substate` of a `review` row kept for a second rID paying a bill that already has a live
+/// payment (`dup_of` names it). The cloud is answered with that payment's outcome, never this.
+pub const SUBSTATE_DUPLICATE: &str = "DUPLICATE_PAYMENT";
+/// The `substate` of a `review` row moved in from the spool: the cloud was answered FAIL with it.
+pub const SUBSTATE_SPOOLED: &str = "JOURNAL_UNAVAILABLE";
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
@@ -36,7 +53,7 @@ pub enum JournalError {
     Sqlite(String),
     #[error("journal command #{0} vanished")]
     Missing(i64),
-    #[error("the journal is locked")]
+    #[error("the journal is locked by another connection (a POS transaction?)")]
     Busy,
 }
 
@@ -177,14 +194,20 @@ impl Journaled {
 /// (every critical section is one short statement or transaction).
 pub struct Journal {
     path: PathBuf,
-    busy_timeout: Duration,
+    /// `[journal] busy_timeout_ms`: the longest wait for the write lock.
+    pub busy_timeout: Duration,
     pub ack_timeout: Duration,
     pub poll_interval: Duration,
     pub ack_mode: AckMode,
     conn: Mutex<Option<Connection>>,
-    /// A query-only connection that never waits for a lock: the dispatcher's poll for the
-    /// POS's acknowledgement reads one row through it on the event loop ([`Journal::peek`]).
-    peek: Mutex<Option<Connection>>,
+    /// Who may use `conn` now: waiting for it is bounded ([`Gate::enter`]).
+    gate: Gate,
+    /// Query only: look-ups and counts ([`Journal::read`]), never behind a write waiting for a
+    /// lock, and the dispatcher's poll for the POS's acknowledgement, which reads one row
+    /// through it on the event loop without waiting ([`Journal::peek`]).
+    reader: Mutex<Option<Connection>>,
+    /// Requests the journal could not take, until they are moved into it.
+    pub spool: spool::Spool,
 }
 
 impl Journal {
@@ -192,12 +215,16 @@ impl Journal {
     pub fn new(cfg: &Config) -> Journal {
         let j = Journal {
             path: cfg.journal_path(),
-            busy_timeout: Duration::from_millis(cfg.mirror.busy_timeout_ms.max(1_000)),
+            busy_timeout: cfg
+                .journal_busy_timeout()
+                .max(Duration::from_millis(crate::config::MIN_JOURNAL_BUSY_MS)),
             ack_timeout: Duration::from_secs(cfg.journal.pos_ack_timeout_secs),
             poll_interval: Duration::from_millis(cfg.journal.poll_interval_ms),
             ack_mode: cfg.journal.ack_mode,
             conn: Mutex::new(None),
-            peek: Mutex::new(None),
+            gate: Gate::default(),
+            reader: Mutex::new(None),
+            spool: spool::Spool::new(cfg.spool_path(), cfg.journal.max_spool_bytes),
         };
         match j.with(|_| Ok(())) {
             Ok(()) => match j.pending_count() {
@@ -219,17 +246,70 @@ impl Journal {
         &self.path
     }
 
-    /// Run `f` on the connection, opening it first if needed. An error drops the connection so
-    /// the next call reopens it.
+    /// Run `f` on the writer connection, opening it first if needed. A wait for the write lock
+    /// ends at the deadline [`lock::until`] set (the dispatcher: the request's arrival plus
+    /// `busy_timeout_ms`), else `busy_timeout_ms` from now. An error other than a held lock
+    /// drops the connection so the next call reopens it.
     pub fn with<T>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, JournalError>,
     ) -> Result<T, JournalError> {
-        let mut guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let until = lock::deadline().unwrap_or_else(|| Instant::now() + self.busy_timeout);
+        // Another write holds the connection (waiting for the POS's lock, most likely): wait
+        // for it until the same deadline.
+        let _turn = self.gate.enter(until).ok_or(JournalError::Busy)?;
+        let guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        self.with_writer(guard, until, f)
+    }
+
+    /// [`Journal::with`] if the writer connection is free right now and the write lock can be
+    /// had without waiting; `None` when the connection is in use.
+    pub fn try_with<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, JournalError>,
+    ) -> Option<Result<T, JournalError>> {
+        let _turn = self.gate.enter(Instant::now())?;
+        let guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        Some(self.with_writer(guard, Instant::now(), f))
+    }
+
+    fn with_writer<T>(
+        &self,
+        mut guard: std::sync::MutexGuard<'_, Option<Connection>>,
+        until: Instant,
+        f: impl FnOnce(&mut Connection) -> Result<T, JournalError>,
+    ) -> Result<T, JournalError> {
+        let _waits = lock::WaitUntil::set(until);
         if guard.is_none() {
-            *guard = Some(store::open(&self.path, self.busy_timeout)?);
+            let c = store::open(&self.path, self.busy_timeout)?;
+            lock::install(&c)?;
+            *guard = Some(c);
         }
         let res = f(guard.as_mut().expect("opened above"));
+        // A lock held by the POS says nothing against the connection; any other error drops it.
+        if matches!(&res, Err(e) if !matches!(e, JournalError::Busy)) {
+            *guard = None;
+        }
+        res
+    }
+
+    /// Run `f` on the reader connection (query only). Before the journal exists (the writer
+    /// creates it), or when the reader cannot be opened, `f` runs on the writer instead.
+    pub fn read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, JournalError>,
+    ) -> Result<T, JournalError> {
+        let mut guard = self.reader.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.is_none() {
+            match store::open_reader(&self.path, self.busy_timeout) {
+                Ok(c) => *guard = Some(c),
+                Err(_) => {
+                    drop(guard);
+                    return self.with(|c| f(c));
+                }
+            }
+        }
+        let res = f(guard.as_ref().expect("opened above"));
         if res.is_err() {
             *guard = None;
         }
@@ -237,15 +317,19 @@ impl Journal {
     }
 
     /// Command `id` as it is now, read without waiting: `None` when it cannot be read at once
-    /// (the peek connection is in use, the journal is locked, or an error, which drops the
-    /// connection): the caller then reads it with [`Journal::get`] on the blocking pool. A
-    /// primary-key read in WAL mode waits for no writer, so this is the common case.
+    /// (the reader is in use, the journal is locked, or an error, which drops the connection):
+    /// the caller then reads it with [`Journal::get`] on the blocking pool. A primary-key read
+    /// in WAL mode waits for no writer, so this is the common case.
     pub fn peek(&self, id: i64) -> Option<Command> {
-        let mut guard = self.peek.try_lock().ok()?;
+        let mut guard = self.reader.try_lock().ok()?;
         if guard.is_none() {
-            *guard = Some(store::open_peek(&self.path).ok()?);
+            *guard = Some(store::open_reader(&self.path, self.busy_timeout).ok()?);
         }
-        match store::by_id(guard.as_ref()?, id) {
+        let c = guard.as_ref()?;
+        c.busy_timeout(Duration::ZERO).ok()?;
+        let r = store::by_id(c, id);
+        let _ = c.busy_timeout(self.busy_timeout);
+        match r {
             Ok(Some(cmd)) => Some(cmd),
             // Locked right now (a checkpoint, a recovery): keep the connection, ask the pool.
             Err(JournalError::Busy) => None,
@@ -258,12 +342,49 @@ impl Journal {
 
     /// Commands the POS has not finished (pending or claimed): for the status board.
     pub fn pending_count(&self) -> Result<u64, JournalError> {
-        self.with(|c| store::pending_count(c))
+        self.read(store::pending_count)
     }
 
     /// Open commands by status, for the metrics file.
     pub fn open_by_status(&self) -> Result<Vec<(&'static str, u64)>, JournalError> {
-        self.with(|c| store::open_by_status(c))
+        self.read(store::open_by_status)
+    }
+}
+
+/// One user of the writer connection at a time, the others waiting at most until a deadline
+/// (a `Mutex` alone cannot bound its wait).
+#[derive(Default)]
+struct Gate {
+    taken: Mutex<bool>,
+    freed: Condvar,
+}
+
+/// A turn at the writer connection; the next waiter goes on when it is dropped.
+struct Turn<'a>(&'a Gate);
+
+impl Gate {
+    /// Wait for the connection until `until`; `None` if it is still in use then.
+    fn enter(&self, until: Instant) -> Option<Turn<'_>> {
+        let mut taken = self.taken.lock().unwrap_or_else(|p| p.into_inner());
+        while *taken {
+            let left = until.checked_duration_since(Instant::now())?;
+            if left.is_zero() {
+                return None;
+            }
+            taken = self
+                .freed
+                .wait_timeout(taken, left)
+                .map_or_else(|p| p.into_inner().0, |r| r.0);
+        }
+        *taken = true;
+        Some(Turn(self))
+    }
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        *self.0.taken.lock().unwrap_or_else(|p| p.into_inner()) = false;
+        self.0.freed.notify_one();
     }
 }
 
@@ -272,6 +393,29 @@ pub fn now_ms() -> i64 {
     let (s, ns) = crate::clock::unix_now();
     s.saturating_mul(1000)
         .saturating_add(i64::from(ns / 1_000_000))
+}
+
+#[cfg(test)]
+mod gate_tests {
+    use super::*;
+
+    #[test]
+    fn a_turn_is_waited_for_until_the_deadline_only() {
+        let g = Gate::default();
+        let first = g.enter(Instant::now()).expect("free");
+        // Taken: a wait that ends now, or soon, ends without a turn.
+        assert!(g.enter(Instant::now()).is_none());
+        assert!(g
+            .enter(Instant::now() + Duration::from_millis(20))
+            .is_none());
+        // Given back while another waits: that one gets it.
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| g.enter(Instant::now() + Duration::from_secs(30)).is_some());
+            drop(first);
+            assert!(waiter.join().unwrap());
+        });
+        assert!(g.enter(Instant::now()).is_some(), "free again");
+    }
 }
 
 #[cfg(test)]

@@ -226,13 +226,20 @@ pub fn print(
 /// "cut":bool}`. Each command has its journal columns as they are (times as Unix
 /// milliseconds and as local `yyyy.MM.dd HH:mm:ss`, sums in kopecks), absent ones `null`.
 /// Returns the number of rows the POS has not finished, as [`print`] does.
+/// The listing as one JSON object: the journal's commands (none when there is no journal yet),
+/// the counts, and the requests still in the spool. Returns what [`print`] returns, plus the
+/// spooled requests.
 pub fn print_json(
-    journal: &Journal,
+    journal: Option<&Journal>,
     since_ms: i64,
     status: Option<Status>,
+    spooled: &super::spool::Contents,
     out: &mut dyn Write,
 ) -> Result<u64, ReportError> {
-    let (commands, cut) = rows(journal, since_ms, status)?;
+    let (commands, cut) = match journal {
+        Some(j) => rows(j, since_ms, status)?,
+        None => (Vec::new(), false),
+    };
     let list: Vec<serde_json::Value> = commands
         .iter()
         .map(|c| {
@@ -261,15 +268,35 @@ pub fn print_json(
         .iter()
         .map(|s| (s.as_str().to_string(), counts[*s as usize].into()))
         .collect();
+    let spool: Vec<serde_json::Value> = spooled
+        .records
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "rid": r.rid,
+                "operation": r.operation,
+                "bill_id": r.bill_id,
+                "external_id": r.external_id,
+                "sum_kop": r.sum_kop,
+                "tips_kop": r.tips_kop,
+                "spooled_at_ms": r.spooled_at,
+                "error": r.error,
+            })
+        })
+        .collect();
     let doc = serde_json::json!({
         "commands": list,
         "counts": by_status,
         "total": commands.len(),
         "cut": cut,
+        "spooled": spool,
+        "spool_torn_bytes": spooled.torn,
     });
     let text = serde_json::to_string_pretty(&doc).map_err(std::io::Error::other)?;
     writeln!(out, "{text}")?;
-    Ok(counts[Status::Pending as usize] + counts[Status::Claimed as usize])
+    Ok(counts[Status::Pending as usize]
+        + counts[Status::Claimed as usize]
+        + spooled.records.len() as u64)
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior};
 
+use super::spool::{Held, Record, Spool};
 use super::{now_ms, Command, JournalError, Journaled, Status, SCHEMA_SQL};
 
 /// Open (creating if needed) the journal read-write: WAL, synchronous=FULL, busy timeout.
@@ -47,16 +48,18 @@ pub fn open(path: &Path, busy_timeout: Duration) -> Result<Connection, JournalEr
     Ok(conn)
 }
 
-/// The dispatcher's poll connection ([`super::Journal::peek`]): an existing journal, read
-/// only (`query_only`), never waiting for a lock, schema and mode left to the main connection.
-pub fn open_peek(path: &Path) -> Result<Connection, JournalError> {
+/// The reader connection ([`super::Journal::read`], [`super::Journal::peek`]): an existing
+/// journal, query only.
+pub fn open_reader(path: &Path, busy_timeout: Duration) -> Result<Connection, JournalError> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
-    conn.busy_timeout(Duration::ZERO)?;
+    conn.busy_timeout(busy_timeout)?;
     crate::sqlite_mem::bound(&conn)?;
     conn.execute_batch("PRAGMA query_only = ON;")?;
+    // The schema is the writer's to create: a journal without it is not ready for reading.
+    conn.query_row("SELECT count(*) FROM commands WHERE 0", [], |_| Ok(()))?;
     Ok(conn)
 }
 
@@ -141,34 +144,155 @@ fn live_by_key(c: &Connection, new: &NewCommand<'_>) -> Result<Option<Command>, 
 
 /// Journal `new` exactly once, durably, or find the row that already answers it.
 pub fn insert(c: &mut Connection, new: &NewCommand<'_>) -> Result<Journaled, JournalError> {
+    insert_after_spool(c, None, new)
+}
+
+/// [`insert`], first moving whatever `spool` holds into the journal in the same transaction
+/// (spooled requests arrived earlier, so they get the lower ids). The spool is emptied only
+/// after the commit; a spool that cannot be read is logged and left for a later try.
+pub fn insert_after_spool(
+    c: &mut Connection,
+    spool: Option<&Spool>,
+    new: &NewCommand<'_>,
+) -> Result<Journaled, JournalError> {
     let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    if let Some(existing) = by_rid(&tx, new.rid)? {
+    let held = match spool.map(take_spool).transpose()? {
+        // In a savepoint: spooled records that cannot be moved must not stop this request.
+        Some(Some(h)) => {
+            tx.execute_batch("SAVEPOINT spool")?;
+            match move_records(&tx, &h.contents.records) {
+                Ok(_) => {
+                    tx.execute_batch("RELEASE spool")?;
+                    Some(h)
+                }
+                Err(e) => {
+                    log_error!("journal: spooled requests not moved ({e}); they stay in the spool");
+                    tx.execute_batch("ROLLBACK TO spool; RELEASE spool")?;
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+    let out = insert_in(&tx, new)?;
+    tx.commit()?;
+    if let Some(h) = held {
+        clear_spool(h);
+    }
+    Ok(out)
+}
+
+/// Move what `spool` holds into the journal now, in a transaction of its own. Returns how many
+/// records became `review` rows (records already in the journal are skipped).
+pub fn move_spool(c: &mut Connection, spool: &Spool) -> Result<usize, JournalError> {
+    if !spool.has_records() {
+        return Ok(0);
+    }
+    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let Some(held) = take_spool(spool)? else {
+        return Ok(0);
+    };
+    let n = move_records(&tx, &held.contents.records)?;
+    tx.commit()?;
+    clear_spool(held);
+    Ok(n)
+}
+
+/// Lock the spool (under the journal's write lock) and read it; an unreadable spool is logged
+/// and treated as empty for now.
+fn take_spool(spool: &Spool) -> Result<Option<Held>, JournalError> {
+    match spool.hold() {
+        Ok(h) => Ok(h),
+        Err(e) => {
+            log_error!("journal: {e}; spooled requests stay there for a later try");
+            Ok(None)
+        }
+    }
+}
+
+fn clear_spool(held: Held) {
+    if let Err(e) = held.clear() {
+        // The records are in the journal; the next move finds their rIDs there and skips them.
+        log_error!("journal: spooled requests moved, but {e}");
+    }
+}
+
+/// Insert each spooled record whose rID the journal does not have as a `review` row with the
+/// sub-state [`super::SUBSTATE_SPOOLED`]. The rID's uniqueness makes this exactly once, even
+/// when a crash left moved records in the spool.
+pub fn move_records(tx: &Connection, records: &[Record]) -> Result<usize, JournalError> {
+    let mut moved = 0;
+    for r in records {
+        if let Some(existing) = by_rid(tx, &r.rid)? {
+            log_info!(
+                "journal: spooled {} rID={} is already command #{} ({}); not moved again",
+                r.operation,
+                r.rid,
+                existing.id,
+                existing.status.as_str()
+            );
+            continue;
+        }
+        let reason = format!(
+            "not journaled when it arrived ({}); the cloud was answered FAIL {}. Kept in the \
+             spool, moved here for staff to settle",
+            r.error,
+            super::SUBSTATE_SPOOLED
+        );
+        tx.execute(
+            "INSERT INTO commands (rid, operation, bill_id, external_id, request, sum_kop, tips_kop, \
+             status, substate, reason, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'review', ?8, ?9, ?10)",
+            params![
+                r.rid,
+                r.operation,
+                r.bill_id,
+                r.external_id,
+                r.request,
+                r.sum_kop,
+                r.tips_kop,
+                super::SUBSTATE_SPOOLED,
+                reason,
+                r.spooled_at
+            ],
+        )?;
+        log_warn!(
+            "journal: spooled {} rID={} moved into the journal as review #{}",
+            r.operation,
+            r.rid,
+            tx.last_insert_rowid()
+        );
+        moved += 1;
+    }
+    Ok(moved)
+}
+
+/// The insert itself, inside the caller's write transaction.
+fn insert_in(tx: &Connection, new: &NewCommand<'_>) -> Result<Journaled, JournalError> {
+    if let Some(existing) = by_rid(tx, new.rid)? {
         // A repeat payment recorded earlier answers with the payment it repeats.
         let out = match existing.dup_of {
             Some(orig) => Journaled::SameKey {
-                live: by_id(&tx, orig)?.ok_or(JournalError::Missing(orig))?,
+                live: by_id(tx, orig)?.ok_or(JournalError::Missing(orig))?,
                 recorded: Some(Box::new(existing)),
             },
             None => Journaled::SameRid(existing),
         };
-        tx.commit()?;
         return Ok(out);
     }
     // A live row for the same key wins over this request's own review verdict: after the POS
     // applied a payment the bill reads as closed, and a repeat must get the first outcome.
-    let live = live_by_key(&tx, new)?;
+    let live = live_by_key(tx, new)?;
     let (status, substate, reason, dup_of) = match (&live, &new.review) {
         (Some(l), _) if new.dedup == Dedup::ExternalId => {
-            let out = Journaled::SameKey {
+            return Ok(Journaled::SameKey {
                 live: l.clone(),
                 recorded: None,
-            };
-            tx.commit()?;
-            return Ok(out);
+            });
         }
         (Some(l), _) => (
             Status::Review,
-            None,
+            Some(super::SUBSTATE_DUPLICATE),
             Some(format!(
                 "repeat payment for bill {} already paid by command #{} (rID {})",
                 new.bill_id.unwrap_or(""),
@@ -200,8 +324,7 @@ pub fn insert(c: &mut Connection, new: &NewCommand<'_>) -> Result<Journaled, Jou
         ],
     )?;
     let id = tx.last_insert_rowid();
-    let row = by_id(&tx, id)?.ok_or(JournalError::Missing(id))?;
-    tx.commit()?;
+    let row = by_id(tx, id)?.ok_or(JournalError::Missing(id))?;
     Ok(match live {
         Some(live) => Journaled::SameKey {
             live,
@@ -273,21 +396,36 @@ pub fn list(
 }
 
 impl super::Journal {
-    /// Journal `new` (see [`insert`]).
+    /// Journal `new` (see [`insert`]), moving any spooled requests in first.
     pub fn insert(&self, new: &NewCommand<'_>) -> Result<Journaled, JournalError> {
-        self.with(|c| insert(c, new))
+        self.with(|c| insert_after_spool(c, Some(&self.spool), new))
+    }
+    /// Move spooled requests into the journal if the write lock can be had without waiting
+    /// and the writer is free; `Ok(0)` when there is nothing to move or it is not free now.
+    pub fn move_spool_now(&self) -> Result<usize, JournalError> {
+        if !self.spool.has_records() {
+            return Ok(0);
+        }
+        match self.try_with(|c| move_spool(c, &self.spool)) {
+            None | Some(Err(JournalError::Busy)) => Ok(0),
+            Some(r) => r,
+        }
+    }
+    /// Move spooled requests into the journal, waiting for the lock like a write does.
+    pub fn move_spool(&self) -> Result<usize, JournalError> {
+        self.with(|c| move_spool(c, &self.spool))
     }
     pub fn get(&self, id: i64) -> Result<Command, JournalError> {
-        self.with(|c| by_id(c, id)?.ok_or(JournalError::Missing(id)))
+        self.read(|c| by_id(c, id)?.ok_or(JournalError::Missing(id)))
     }
     pub fn by_rid(&self, rid: &str) -> Result<Option<Command>, JournalError> {
-        self.with(|c| by_rid(c, rid))
+        self.read(|c| by_rid(c, rid))
     }
     pub fn put_settings(&self, rid: &str, json: &str) -> Result<(), JournalError> {
         self.with(|c| put_settings(c, rid, json))
     }
     pub fn settings(&self) -> Result<Option<(String, String)>, JournalError> {
-        self.with(|c| settings(c))
+        self.read(settings)
     }
 }
 
@@ -295,7 +433,7 @@ impl super::Journal {
     /// The row that already answers `new`, without writing: same rID (a recorded repeat
     /// payment resolves to the payment it repeats), else a live row for the same key.
     pub fn find_existing(&self, new: &NewCommand<'_>) -> Result<Option<Command>, JournalError> {
-        self.with(|c| {
+        self.read(|c| {
             if let Some(existing) = by_rid(c, new.rid)? {
                 return Ok(Some(match existing.dup_of {
                     Some(orig) => by_id(c, orig)?.ok_or(JournalError::Missing(orig))?,

@@ -1,10 +1,12 @@
 //! Waiting for the POS to acknowledge a command.
 //!
 //! The POS is another process writing the same SQLite file; SQLite offers no cross-process
-//! notification, so the agent polls the row every `[journal] poll_interval_ms` (default 200 ms)
-//! on the blocking-pool thread the operation already runs on. The wait is bounded by
-//! `[journal] pos_ack_timeout_secs` (default 60 s, kept at least 5 s below the 80 s callback
-//! deadline by `Config::validate`), and each poll is one indexed primary-key read.
+//! notification, so this polls the row every `[journal] poll_interval_ms` (default 200 ms),
+//! blocking its thread: for offline tools (`ops::handle_to_end`, `simulate`); the running
+//! agent's dispatcher waits on timers instead (`dispatch/job.rs`). The wait is bounded by
+//! `[journal] pos_ack_timeout_secs` (default 60 s; with the lock wait and 5 s for the answer it
+//! fits the 80 s callback deadline, `Config::validate`), and each poll is one indexed
+//! primary-key read.
 
 use std::time::{Duration, Instant};
 

@@ -8,9 +8,10 @@
 //!    `remaining_milli`; no row means no limit). Otherwise FAIL `PRODUCT_UNAVAILABLE` /
 //!    `TABLE_NOT_FOUND`; nothing is journaled. A mirror without `menu_items`/`stop_list`
 //!    answers FAIL `POS_UNAVAILABLE` naming the missing table.
-//! 3. The create-and-pay command is journaled and the agent waits for the POS, which creates
-//!    the order, prints tickets, pays it, updates the mirror, then acknowledges with
-//!    `result = {"orderId": …}`.
+//! 3. The create-and-pay command is journaled with `sum_kop`, the order's price from the
+//!    mirror's menu now (what the POS charges, docs/journal.md), and the agent waits for the
+//!    POS, which creates the order, prints tickets, pays it, updates the mirror, then
+//!    acknowledges with `result = {"orderId": …}`.
 //! 4. The answer is `{"rID", "result": {"success", "stage", "rootOrder", "ordersSummary",
 //!    "guests"}}` read from the mirror. `stage` and `orderStatus` carry the order's state
 //!    (`PAYED` once paid) [inferred]. A FAIL also carries `state`/`substate`/`errorMessage` and
@@ -244,7 +245,7 @@ pub fn handle(ctx: &Ctx, env: &Envelope, frame: &[u8]) -> Result<Answer, OpError
     // be found, not refused.
     let earlier = match ctx.journal.find_existing(&new) {
         Ok(c) => c,
-        Err(e) => return fail(ctx, rid, Failed::journal_unreadable(e)),
+        Err(e) => return fail(ctx, rid, journaled::unrecorded(ctx, &new, &e)),
     };
     let cmd = match earlier {
         Some(c) => {

@@ -4,26 +4,64 @@
 
 use super::{substate, Answer, Ctx, OpError};
 use crate::config::AckMode;
+use crate::journal::spool::Record;
 use crate::journal::store::NewCommand;
 use crate::journal::{Command, JournalError, Journaled, Status};
 
 /// Why a journal-backed operation cannot go on.
+#[derive(Debug)]
 pub struct Failed {
     pub substate: &'static str,
     pub message: String,
 }
 
-impl Failed {
-    /// The journal could not be read while looking for an earlier command.
-    pub fn journal_unreadable(e: impl std::fmt::Display) -> Failed {
-        Failed {
-            substate: substate::JOURNAL_UNAVAILABLE,
-            message: format!("the journal cannot be read: {e}"),
+/// The journal could not take `new` (`e`): append it to the spool (fsync'd) so it is moved
+/// into the journal as a `review` row at the next chance, and give the FAIL to answer. This
+/// runs before the answer is sent: a charged payment is never only a log line.
+pub fn unrecorded(ctx: &Ctx, new: &NewCommand<'_>, e: &JournalError) -> Failed {
+    let rec = Record {
+        rid: new.rid.to_string(),
+        operation: new.operation.to_string(),
+        bill_id: new.bill_id.map(str::to_string),
+        external_id: new.external_id.map(str::to_string),
+        sum_kop: new.sum_kop,
+        tips_kop: new.tips_kop,
+        spooled_at: crate::journal::now_ms(),
+        error: e.to_string(),
+        request: new.request.to_string(),
+    };
+    let message = match ctx.journal.spool.append(&rec) {
+        Ok(n) => {
+            log_error!(
+                "journal: {} rID={} could NOT be journaled: {e}; kept in the spool {} ({n} \
+                 waiting), to be moved into the journal for review",
+                new.operation,
+                new.rid,
+                ctx.journal.spool.path().display()
+            );
+            format!(
+                "the agent could not journal this request ({e}); it is kept in the agent's spool \
+                 and will be listed for staff to settle: check the POS"
+            )
         }
+        Err(s) => {
+            log_error!(
+                "journal: {} rID={} could NOT be recorded anywhere: {e}; and {s}. The frame: {}",
+                new.operation,
+                new.rid,
+                new.request
+            );
+            format!("the agent could not record this request: {e}; {s}")
+        }
+    };
+    Failed {
+        substate: substate::JOURNAL_UNAVAILABLE,
+        message,
     }
 }
 
-/// Journal `new` and log how it went. Errors are the FAIL to answer (nothing was recorded).
+/// Journal `new` and log how it went. An error is the FAIL to answer: the request was spooled
+/// ([`unrecorded`]).
 pub fn journal(ctx: &Ctx, new: &NewCommand<'_>) -> Result<Journaled, Failed> {
     match ctx.journal.insert(new) {
         Ok(j) => {
@@ -57,17 +95,7 @@ pub fn journal(ctx: &Ctx, new: &NewCommand<'_>) -> Result<Journaled, Failed> {
             }
             Ok(j)
         }
-        Err(e) => {
-            log_error!(
-                "journal: {} rID={} could NOT be journaled: {e}",
-                new.operation,
-                new.rid
-            );
-            Err(Failed {
-                substate: substate::JOURNAL_UNAVAILABLE,
-                message: format!("the agent could not record this request: {e}"),
-            })
-        }
+        Err(e) => Err(unrecorded(ctx, new, &e)),
     }
 }
 

@@ -217,6 +217,20 @@ pub fn handle_to_end(op: Op, ctx: &Ctx, env: &Envelope, frame: &[u8]) -> Result<
 }
 
 impl Op {
+    /// Writes the journal when it runs: the dispatcher gives these slots of their own on the
+    /// blocking pool, outside the `max_in_flight` compute slots (`dispatch/job.rs`), so a long
+    /// wait for the journal's lock holds no slot a read needs.
+    pub fn writes_journal(self) -> bool {
+        matches!(
+            self,
+            Op::PayBill
+                | Op::SplitOrder
+                | Op::CreateOrderOnTable
+                | Op::ShowMessage
+                | Op::SetSettings
+        )
+    }
+
     /// Case-sensitive match first, then case-insensitive (the odd `hallplansInfo` casing).
     pub fn from_name(s: &str) -> Option<Op> {
         Op::ALL.iter().copied().find(|o| o.name() == s).or_else(|| {

@@ -13,7 +13,11 @@
 //!   applies (its duty per docs/journal.md) and rejects a mismatch;
 //! - the same rID again: the stored outcome (waiting for it if still pending);
 //! - another payment for a bill with a live (pending/claimed/applied) payment: the first
-//!   payment's outcome; the repeat is kept as a `review` row pointing at it (`dup_of`);
+//!   payment's outcome; the repeat is kept as a `review` row pointing at it (`dup_of`, sub-state
+//!   `DUPLICATE_PAYMENT`);
+//! - the journal cannot be written within `[journal] busy_timeout_ms` of arrival (a POS holding
+//!   its lock) or opened: the frame is spooled (fsync'd) and FAIL `JOURNAL_UNAVAILABLE`
+//!   answered; the spool becomes a `review` row later (`journal/spool.rs`);
 //! - the POS does not acknowledge within `[journal] pos_ack_timeout_secs`: FAIL `POS_TIMEOUT`;
 //!   the command stays pending and is applied once when the POS gets to it;
 //! - `[journal] ack_mode = "none"`: SUCCESS as soon as the row is committed, with the bill as

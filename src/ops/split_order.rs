@@ -2,13 +2,14 @@
 //!
 //! The request is checked against the mirror before it is journaled: the bill is open and
 //! `splitAvailable`, every position is on it (once), and each quantity is > 0 and at most the
-//! line's count. `controlSum` (its meaning is only [inferred]: the total of the chosen lines) is
-//! compared with the chosen lines; a mismatch, or a `controlSum` missing or unreadable, is
-//! logged and the split goes on, unless `[compat] strict_control_sum = true`, which answers FAIL
-//! `WRONG_CONTROL_SUM` (`BAD_REQUEST` when missing/unreadable). A line taken whole counts its
-//! `sum`; a part of a line counts `sum × quantity ÷ count`, in exact integer arithmetic, rounded
-//! half up to the kopeck per line (the POS splits a line's sum the same way, see docs/journal.md).
-//! Any mismatch answers FAIL and nothing is journaled: no money has moved yet.
+//! line's count. What moves is [`plan`]'s, the rule docs/journal.md gives the POS: a listed
+//! line moves `quantity` of its count and `sum × quantity ÷ count` of its sum (exact integer
+//! arithmetic, half up per line), and the modifier lines hanging from it follow in the same
+//! proportion. `controlSum` (its meaning is only [inferred]: the total of what is split off) is
+//! compared with that total; a mismatch, or a `controlSum` missing or unreadable, is logged and
+//! the split goes on, unless `[compat] strict_control_sum = true`, which answers FAIL
+//! `WRONG_CONTROL_SUM` (`BAD_REQUEST` when missing/unreadable). Any refusal answers FAIL and
+//! nothing is journaled: no money has moved yet.
 //!
 //! Then the command is journaled and the agent waits for the POS, which moves the positions,
 //! updates the mirror, and only then acknowledges with `result = {"newBillId": …}`. The answer is
@@ -61,11 +62,129 @@ pub fn part_sum(sum: Kopecks, count: Qty, qty: Qty) -> Kopecks {
     if qty == count || count.0 <= 0 {
         return sum;
     }
-    let (s, q, c) = (sum.0 as i128, qty.0 as i128, count.0 as i128);
-    Kopecks(((s * q * 2 + c) / (c * 2)) as i64)
+    Kopecks(ratio(sum.0, qty.0, count.0))
 }
 
-/// Check the split against the bill; returns the sum of the chosen lines. `strict`:
+/// `v × num ÷ den`, rounded half up, in i128 (`den` > 0, all values non-negative).
+fn ratio(v: i64, num: i64, den: i64) -> i64 {
+    let (v, n, d) = (v as i128, num as i128, den as i128);
+    ((v * n * 2 + d) / (d * 2)) as i64
+}
+
+/// A line of the bill, as [`plan`] needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct SplitLine<'a> {
+    pub position_id: &'a str,
+    pub linked_to: Option<&'a str>,
+    pub count: Qty,
+    pub sum: Kopecks,
+}
+
+impl<'a> From<&'a crate::mirror::orders::Position> for SplitLine<'a> {
+    fn from(p: &'a crate::mirror::orders::Position) -> Self {
+        SplitLine {
+            position_id: &p.position_id,
+            linked_to: p.linked_to.as_deref(),
+            count: p.count,
+            sum: p.sum,
+        }
+    }
+}
+
+/// What one line of the bill gives to the new bill.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Move {
+    pub position_id: String,
+    /// Quantity moved (thousandths); the line's whole count when `whole`.
+    pub count: Qty,
+    /// Sum moved; the line's whole sum when `whole`.
+    pub sum: Kopecks,
+    /// The whole line moves (the parent keeps none of it).
+    pub whole: bool,
+}
+
+/// Which lines move, and how much of each (docs/journal.md, "splitOrder"):
+/// - a listed line moves `quantity` of its `count`, and `sum × quantity ÷ count` of its sum
+///   (rounded half up to the kopeck; the whole sum when the whole count moves);
+/// - a line linked to a listed line (its modifiers, directly or through another modifier)
+///   follows it in the same proportion: `count × quantity ÷ dish count` (rounded half up to
+///   the thousandth) and `sum × quantity ÷ dish count`; a part that rounds to no quantity
+///   stays, and a part that rounds to the whole count takes the whole line;
+/// - a listed line linked to another listed line follows that one (its own `quantity` is not
+///   used), so nothing moves twice.
+///
+/// Positions are checked first (on the bill, listed once, 0 < quantity <= count).
+pub fn plan(
+    bill_id: &str,
+    lines: &[SplitLine<'_>],
+    positions: &[SplitPosition],
+) -> Result<Vec<Move>, Failed> {
+    let bad = |m: String| Failed {
+        substate: substate::WRONG_POSITIONS,
+        message: m,
+    };
+    if positions.is_empty() {
+        return Err(bad("no positions to split".into()));
+    }
+    for (i, p) in positions.iter().enumerate() {
+        if positions[..i].iter().any(|q| q.id == p.id) {
+            return Err(bad(format!("position {} is listed twice", p.id)));
+        }
+        let Some(line) = lines.iter().find(|l| l.position_id == p.id.as_str()) else {
+            return Err(bad(format!("position {} is not on bill {bill_id}", p.id)));
+        };
+        if p.quantity.0 <= 0 || p.quantity > line.count {
+            return Err(bad(format!(
+                "position {}: quantity {} is not within 0 < q <= {}",
+                p.id, p.quantity, line.count
+            )));
+        }
+    }
+    let listed = |id: &str| positions.iter().find(|p| p.id.as_str() == id);
+    let line = |id: &str| lines.iter().find(|l| l.position_id == id);
+    let mut moves = Vec::new();
+    for l in lines {
+        // The outermost listed line among this line and the lines it hangs from.
+        let mut mover = listed(l.position_id).map(|p| (l, p));
+        let mut up = l.linked_to;
+        let mut steps = 0;
+        while let Some(id) = up {
+            steps += 1;
+            if steps > lines.len() {
+                break; // a cycle of links: stop at what was found so far
+            }
+            let Some(parent) = line(id) else { break };
+            if let Some(p) = listed(id) {
+                mover = Some((parent, p));
+            }
+            up = parent.linked_to;
+        }
+        let Some((a, p)) = mover else { continue };
+        let (q, of) = (p.quantity.0, a.count.0);
+        let count = if q == of {
+            l.count.0
+        } else {
+            ratio(l.count.0, q, of)
+        };
+        if count <= 0 {
+            continue;
+        }
+        let whole = count >= l.count.0;
+        moves.push(Move {
+            position_id: l.position_id.to_string(),
+            count: if whole { l.count } else { Qty(count) },
+            sum: if whole {
+                l.sum
+            } else {
+                Kopecks(ratio(l.sum.0, q, of))
+            },
+            whole,
+        });
+    }
+    Ok(moves)
+}
+
+/// Check the split against the bill; returns the sum of what moves ([`plan`]). `strict`:
 /// `[compat] strict_control_sum`.
 pub fn check(o: &Order, f: &Fields, strict: bool) -> Result<Kopecks, Failed> {
     let bad = |s: &'static str, m: String| {
@@ -86,34 +205,10 @@ pub fn check(o: &Order, f: &Fields, strict: bool) -> Result<Kopecks, Failed> {
             format!("bill {} cannot be split", o.bill_id),
         );
     }
-    if f.positions.is_empty() {
-        return bad(substate::WRONG_POSITIONS, "no positions to split".into());
-    }
-    let mut total = Kopecks::ZERO;
-    for (i, p) in f.positions.iter().enumerate() {
-        if f.positions[..i].iter().any(|q| q.id == p.id) {
-            return bad(
-                substate::WRONG_POSITIONS,
-                format!("position {} is listed twice", p.id),
-            );
-        }
-        let Some(line) = o.positions.iter().find(|l| l.position_id == p.id.as_str()) else {
-            return bad(
-                substate::WRONG_POSITIONS,
-                format!("position {} is not on bill {}", p.id, o.bill_id),
-            );
-        };
-        if p.quantity.0 <= 0 || p.quantity > line.count {
-            return bad(
-                substate::WRONG_POSITIONS,
-                format!(
-                    "position {}: quantity {} is not within 0 < q <= {}",
-                    p.id, p.quantity, line.count
-                ),
-            );
-        }
-        total = total + part_sum(line.sum, line.count, p.quantity);
-    }
+    let lines: Vec<SplitLine<'_>> = o.positions.iter().map(SplitLine::from).collect();
+    let total = plan(&o.bill_id, &lines, &f.positions)?
+        .iter()
+        .fold(Kopecks::ZERO, |t, m| t + m.sum);
     let control = match &f.control_sum {
         None | Some(Scalar::Null) => Err("controlSum is missing".to_string()),
         Some(v) => match v.text() {
@@ -145,7 +240,17 @@ pub fn handle(ctx: &Ctx, env: &Envelope, frame: &[u8]) -> Result<Answer, OpError
     // A repeated rID answers from the journal: the bill was changed by the first one.
     let earlier = match ctx.journal.by_rid(rid) {
         Ok(c) => c,
-        Err(e) => return fail(ctx, rid, Failed::journal_unreadable(e)),
+        Err(e) => {
+            let bill = parse(frame).ok().map(|f| f.bill_id.to_string());
+            let new = NewCommand {
+                rid,
+                operation: "splitOrder",
+                bill_id: bill.as_deref(),
+                request: std::str::from_utf8(frame).unwrap_or_default(),
+                ..NewCommand::default()
+            };
+            return fail(ctx, rid, journaled::unrecorded(ctx, &new, &e));
+        }
     };
     let cmd = match earlier {
         Some(c) => {
@@ -305,6 +410,115 @@ mod tests {
             .err()
             .expect("one too many");
         assert!(e.contains("at most 64"), "{e}");
+    }
+
+    fn line<'a>(id: &'a str, linked: Option<&'a str>, count: i64, sum: i64) -> SplitLine<'a> {
+        SplitLine {
+            position_id: id,
+            linked_to: linked,
+            count: Qty(count),
+            sum: Kopecks(sum),
+        }
+    }
+
+    fn pos(id: &str, q: i64) -> SplitPosition {
+        SplitPosition {
+            id: id.try_into().unwrap(),
+            quantity: Qty(q),
+        }
+    }
+
+    /// Two dumpling portions (190.00) with sour cream (15.00 for both) hanging from them, and
+    /// a sauce hanging from the sour cream; a drink on its own.
+    const LINES: [(&str, Option<&str>, i64, i64); 4] = [
+        ("p-2", None, 2000, 19000),
+        ("p-3", Some("p-2"), 2000, 1500),
+        ("p-5", Some("p-3"), 1000, 301),
+        ("p-4", None, 1000, 6000),
+    ];
+
+    fn lines() -> Vec<SplitLine<'static>> {
+        LINES
+            .iter()
+            .map(|(i, l, c, s)| line(i, *l, *c, *s))
+            .collect()
+    }
+
+    fn moved(m: &[Move]) -> Vec<(&str, i64, i64, bool)> {
+        m.iter()
+            .map(|m| (m.position_id.as_str(), m.count.0, m.sum.0, m.whole))
+            .collect()
+    }
+
+    #[test]
+    fn modifiers_follow_their_dish_whole_or_in_part() {
+        let all = plan("b", &lines(), &[pos("p-2", 2000)]).unwrap();
+        assert_eq!(
+            moved(&all),
+            [
+                ("p-2", 2000, 19000, true),
+                ("p-3", 2000, 1500, true),
+                ("p-5", 1000, 301, true)
+            ]
+        );
+        // One portion of two: half of each line below it, sums rounded half up per line.
+        let half = plan("b", &lines(), &[pos("p-2", 1000)]).unwrap();
+        assert_eq!(
+            moved(&half),
+            [
+                ("p-2", 1000, 9500, false),
+                ("p-3", 1000, 750, false),
+                ("p-5", 500, 151, false)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_listed_modifier_of_a_listed_dish_moves_once_with_its_dish() {
+        let m = plan("b", &lines(), &[pos("p-2", 1000), pos("p-3", 2000)]).unwrap();
+        assert_eq!(m.iter().filter(|m| m.position_id == "p-3").count(), 1);
+        assert_eq!(moved(&m)[1], ("p-3", 1000, 750, false), "the dish's share");
+        // Listed without its dish, a modifier moves on its own.
+        let m = plan("b", &lines(), &[pos("p-3", 2000), pos("p-4", 1000)]).unwrap();
+        assert_eq!(
+            moved(&m),
+            [
+                ("p-3", 2000, 1500, true),
+                ("p-5", 1000, 301, true),
+                ("p-4", 1000, 6000, true)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_part_that_rounds_to_nothing_stays_and_a_cycle_of_links_ends() {
+        let tiny = [line("d", None, 3000, 900), line("m", Some("d"), 1, 7)];
+        assert_eq!(
+            moved(&plan("b", &tiny, &[pos("d", 1000)]).unwrap()),
+            [("d", 1000, 300, false)],
+            "a third of 0.001 rounds to none: the modifier stays whole"
+        );
+        let cycle = [
+            line("a", Some("b"), 1000, 100),
+            line("b", Some("a"), 1000, 200),
+        ];
+        let m = plan("b", &cycle, &[pos("a", 1000)]).unwrap();
+        assert_eq!(m.len(), 2);
+    }
+
+    #[test]
+    fn positions_are_checked_before_anything_moves() {
+        for (ps, needle) in [
+            (vec![], "no positions"),
+            (vec![pos("p-9", 1000)], "not on bill"),
+            (vec![pos("p-2", 1000), pos("p-2", 1000)], "twice"),
+            (vec![pos("p-2", 2001)], "not within"),
+            (vec![pos("p-2", 0)], "not within"),
+        ] {
+            let e = plan("b", &lines(), &ps).expect_err("refused");
+            assert_eq!(e.substate, substate::WRONG_POSITIONS);
+            assert!(e.message.contains(needle), "{}", e.message);
+        }
     }
 
     #[test]

@@ -32,8 +32,13 @@ substates! {
     POS_REJECTED;
     /// The mirror cannot be read, or the POS's result is inconsistent with it. [inferred]
     POS_UNAVAILABLE;
-    /// The journal cannot be opened or written: nothing was recorded by the agent. [inferred]
+    /// The journal could not be written within `[journal] busy_timeout_ms` (a POS transaction
+    /// held its lock) or cannot be opened. The request was kept in the agent's spool and is
+    /// moved into the journal as a `review` row for staff to settle. [inferred]
     JOURNAL_UNAVAILABLE;
+    /// Never sent: the `substate` of a `review` row kept for a second rID paying a bill that
+    /// already has a live payment (the cloud gets that payment's outcome). [inferred]
+    DUPLICATE_PAYMENT;
     /// The request lacks a field or has one of the wrong type. [inferred]
     BAD_REQUEST;
     /// splitOrder: the bill is not marked `split_available`. [inferred]
@@ -60,4 +65,17 @@ substates! {
 /// The known constant equal to `s`, if any.
 pub fn known(s: &str) -> Option<&'static str> {
     ALL.iter().copied().find(|k| *k == s)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_journal_writes_known_sub_states() {
+        for s in [
+            crate::journal::SUBSTATE_DUPLICATE,
+            crate::journal::SUBSTATE_SPOOLED,
+        ] {
+            assert_eq!(super::known(s), Some(s));
+        }
+    }
 }

@@ -349,61 +349,98 @@ fn apply_split(tx: &Connection, c: &Claimed) -> Result<Outcome, SimError> {
             ))
         }
     }
+    // The bill's lines, and what moves: the agent's own rule (split_order::plan), so the POS
+    // moves exactly what the agent checked controlSum against.
+    let rows: Vec<(String, Option<String>, i64, i64)> = {
+        let mut st = tx.prepare(
+            "SELECT position_id, linked_to, count_milli, sum_kop FROM order_positions \
+             WHERE bill_id = ?1 ORDER BY guest_no, line_no",
+        )?;
+        let rows = st
+            .query_map(params![parent], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })?
+            .collect::<Result<_, _>>()?;
+        rows
+    };
+    let lines: Vec<split_order::SplitLine<'_>> = rows
+        .iter()
+        .map(|(id, linked, count, sum)| split_order::SplitLine {
+            position_id: id,
+            linked_to: linked.as_deref(),
+            count: Qty(*count),
+            sum: Kopecks(*sum),
+        })
+        .collect();
+    let moves = match split_order::plan(parent, &lines, &f.positions) {
+        Ok(m) => m,
+        Err(failed) => return Ok(Outcome::reject(failed.substate, failed.message)),
+    };
+    let raw_before: i64 = rows.iter().map(|r| r.3).sum();
     let child = format!("{parent}-split-{}", c.id);
     let number = next_order_number(tx)?;
-    // A new bill with the parent's table, waiter and type (docs/protocol.md §5.3 duty 3).
+    // A new bill (docs/journal.md): created now, state NEW, not splittable itself, with the
+    // parent's table, waiter and order type, and root_bill_id = the parent.
     tx.execute(
         "INSERT INTO orders (bill_id, order_number, table_id, state, created, waiter_id, waiter_name, \
          is_banquet, is_delivery, split_available, root_bill_id, payment_type, pricing_time) \
-         SELECT ?2, ?3, table_id, 'NEW', created, waiter_id, waiter_name, is_banquet, is_delivery, 0, bill_id, \
+         SELECT ?2, ?3, table_id, 'NEW', ?4, waiter_id, waiter_name, is_banquet, is_delivery, 0, bill_id, \
          payment_type, pricing_time FROM orders WHERE bill_id = ?1",
-        params![parent, child, number],
+        params![
+            parent,
+            child,
+            number,
+            expirenza_agent::clock::pos_datetime_now()
+        ],
     )?;
-    for p in &f.positions {
-        let line: Option<(i64, i64)> = tx
-            .query_row(
-                "SELECT count_milli, sum_kop FROM order_positions WHERE bill_id = ?1 AND position_id = ?2",
-                params![parent, p.id.as_str()],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        let Some((count, sum)) = line else {
-            return Ok(Outcome::reject(
-                substate::WRONG_POSITIONS,
-                format!("position {} is not on bill {parent}", p.id),
-            ));
-        };
-        if p.quantity.0 <= 0 || p.quantity.0 > count {
-            return Ok(Outcome::reject(
-                substate::WRONG_POSITIONS,
-                format!(
-                    "position {}: quantity {} of {}",
-                    p.id,
-                    p.quantity,
-                    Qty(count)
-                ),
-            ));
-        }
-        if p.quantity.0 == count {
-            // Whole line (and its modifiers) moves.
+    for m in &moves {
+        if m.whole {
             tx.execute(
-                "UPDATE order_positions SET bill_id = ?2 WHERE bill_id = ?1 AND (position_id = ?3 OR linked_to = ?3)",
-                params![parent, child, p.id.as_str()],
+                "UPDATE order_positions SET bill_id = ?2 WHERE bill_id = ?1 AND position_id = ?3",
+                params![parent, child, m.position_id],
             )?;
         } else {
-            let part = split_order::part_sum(Kopecks(sum), Qty(count), p.quantity).0;
             tx.execute(
                 "INSERT INTO order_positions (bill_id, position_id, line_no, guest_no, guest_name, linked_to, dish_id, name, \
                  count_milli, sum_kop, category, category_id, tax_category, tax_category_id, type, check_number) \
                  SELECT ?2, position_id, line_no, guest_no, guest_name, linked_to, dish_id, name, ?4, ?5, category, \
                  category_id, tax_category, tax_category_id, type, check_number \
                  FROM order_positions WHERE bill_id = ?1 AND position_id = ?3",
-                params![parent, child, p.id.as_str(), p.quantity.0, part],
+                params![parent, child, m.position_id, m.count.0, m.sum.0],
             )?;
             tx.execute(
                 "UPDATE order_positions SET count_milli = count_milli - ?3, sum_kop = sum_kop - ?4 \
                  WHERE bill_id = ?1 AND position_id = ?2",
-                params![parent, p.id.as_str(), p.quantity.0, part],
+                params![parent, m.position_id, m.count.0, m.sum.0],
+            )?;
+        }
+    }
+    // The mirror's discounts are amounts: each is divided in proportion to the lines' sums,
+    // the new bill's share rounded half up, so the two add up to the original (a copy would
+    // count a fixed discount twice).
+    let moved: i64 = moves.iter().map(|m| m.sum.0).sum();
+    if raw_before > 0 && moved > 0 {
+        let discounts: Vec<(String, String, i64)> = {
+            let mut st = tx.prepare(
+                "SELECT discount_id, name, sum_kop FROM order_discounts WHERE bill_id = ?1",
+            )?;
+            let d = st
+                .query_map(params![parent], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<Result<_, _>>()?;
+            d
+        };
+        for (id, name, sum) in discounts {
+            let share = split_order::part_sum(Kopecks(sum), Qty(raw_before), Qty(moved)).0;
+            if share == 0 {
+                continue;
+            }
+            tx.execute(
+                "INSERT INTO order_discounts (bill_id, discount_id, name, sum_kop) VALUES (?1, ?2, ?3, ?4)",
+                params![child, id, name, share],
+            )?;
+            tx.execute(
+                "UPDATE order_discounts SET sum_kop = sum_kop - ?3 WHERE bill_id = ?1 AND discount_id = ?2",
+                params![parent, id, share],
             )?;
         }
     }

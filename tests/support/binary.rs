@@ -223,6 +223,21 @@ impl Agent {
         (get("VmHWM:"), get("VmRSS:"))
     }
 
+    /// Wait (bounded) for the process to end by itself: its exit code, `None` when a signal
+    /// ended it.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        let mut child = self.child.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait());
+        });
+        let status = rx
+            .recv_timeout(limit)
+            .unwrap_or_else(|_| panic!("the process did not end within {limit:?}"))
+            .unwrap();
+        status.code()
+    }
+
     /// SIGTERM, then wait (bounded); returns the exit code and all output.
     pub fn stop(mut self, limit: Duration) -> Output {
         let mut child = self.child.take().unwrap();

@@ -1,0 +1,1 @@
+"""КасаПро: an example POS, and its side of the expirenza-agent journal and mirror."""

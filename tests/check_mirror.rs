@@ -381,58 +381,21 @@ fn a_missing_or_corrupt_mirror_is_named_not_panicked() {
     );
 }
 
-/// The worked example of docs/mirror.md (a POS with integer ids, hryvnia as REAL, ISO dates and
-/// its own status codes, mapped by views), run as written there, with a few rows of POS data:
-/// `check` proves it clean, as the page says it should; its operations read views, so their
-/// answers are not kept.
+/// The worked example of docs/mirror.md is the reference POS's (contrib/pos/kasapro/: integer
+/// ids, hryvnia as REAL, ISO dates and its own status codes, mapped by views; tests/read_ops.rs
+/// checks that the page quotes those files). With its demo restaurant, `check` proves it clean,
+/// as the page says it should; its operations read views, so their answers are not kept.
 #[test]
 fn the_worked_example_of_the_mirror_doc_proves_clean() {
-    let doc =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/mirror.md")).unwrap();
-    let example = doc
-        .split("## Worked example")
-        .nth(1)
-        .expect("docs/mirror.md has its worked example");
-    let blocks: Vec<&str> = example
-        .split("```sql")
-        .skip(1)
-        .take(2)
-        .map(|b| b.split("```").next().unwrap())
-        .collect();
-    assert_eq!(blocks.len(), 2, "the POS's tables, then the views");
+    let root = env!("CARGO_MANIFEST_DIR");
+    let read =
+        |p: &str| std::fs::read_to_string(format!("{root}/contrib/pos/kasapro/{p}")).unwrap();
     let m = TempMirror::empty("check-worked-example");
     std::fs::remove_file(&m.path).unwrap();
     let c = rusqlite::Connection::open(&m.path).unwrap();
-    c.execute_batch(blocks[0]).unwrap();
-    c.execute_batch(blocks[1]).unwrap();
-    c.execute_batch(
-        "INSERT INTO pos_halls VALUES (1, 'Головна зала');
-         INSERT INTO pos_tables VALUES (1, 12, 'Біля вікна', 1), (2, 7, NULL, 1);
-         INSERT INTO pos_employees VALUES (1, 'Оксана', 'Мельник', '+380671234567', 0);
-         INSERT INTO pos_roles VALUES (1, 'Офіціант');
-         INSERT INTO pos_employee_roles VALUES (1, 1);
-         INSERT INTO pos_checks VALUES
-           ('c-1', 1842, 1, 1, '2024-05-14 18:21:07', 1, 410.0, 389.5, 0, 0, 0, NULL),
-           ('c-2', 1841, 2, 2, '2024-05-14 17:02:40', 1, 60.0, 60.0, NULL, 0, 0, NULL);
-         INSERT INTO pos_check_lines VALUES
-           ('c-1', 1, 1, 1, NULL, 101, 'Борщ український', 1.0, 145.0, 0),
-           ('c-1', 2, 2, 1, NULL, 205, 'Вареники з картоплею', 2.0, 190.0, 0),
-           ('c-1', 3, 3, 1, 2, 12, 'Сметана', 1.0, 15.0, 1),
-           ('c-1', 4, 4, 2, NULL, 330, 'Узвар 0,5 л', 1.0, 60.0, 0),
-           ('c-2', 5, 1, 1, NULL, 330, 'Узвар 0,5 л', 1.0, 60.0, 0);
-         INSERT INTO pos_check_discounts VALUES ('c-1', 5, 'Знижка 5% постійним гостям', 20.5);
-         INSERT INTO pos_product_groups VALUES (1, 'Перші страви', NULL, 1), (2, 'Напої', NULL, 2);
-         INSERT INTO pos_products VALUES
-           (101, 'Борщ український', 'З пампушками', 145.0, 1, 1, 0, 0, 'порція', 'B-101'),
-           (205, 'Вареники з картоплею', NULL, 95.0, 1, 1, 0, 0, 'порція', 'V-205'),
-           (330, 'Узвар 0,5 л', NULL, 60.0, 2, 0, 0, 0, 'л', 'U-330'),
-           (12, 'Сметана', NULL, 15.0, 1, 1, 1, 0, 'порція', 'S-12');
-         INSERT INTO pos_modifier_sets VALUES (1, 'Соуси', 0, 2);
-         INSERT INTO pos_modifier_set_items VALUES (1, 12, 1, 1);
-         INSERT INTO pos_product_sets VALUES (205, 1, 1);
-         INSERT INTO pos_stop VALUES (330, 3.0);",
-    )
-    .unwrap();
+    c.execute_batch(&read("schema.sql")).unwrap();
+    c.execute_batch(&read("mirror_views.sql")).unwrap();
+    c.execute_batch(&read("demo.sql")).unwrap();
     drop(c);
     let r = build(&m);
     assert!(r.unreadable.is_none(), "{:?}", r.unreadable);
@@ -440,15 +403,16 @@ fn the_worked_example_of_the_mirror_doc_proves_clean() {
     for o in &r.operations {
         assert_eq!(o.served, Served::Ok, "{o:#?}");
     }
-    assert_eq!(
-        op(&r, "getBill").ran.as_deref(),
-        Some("2 table(s) by number and 1 open bill(s) by id")
-    );
+    let ran = op(&r, "getBill")
+        .ran
+        .as_deref()
+        .unwrap_or_default()
+        .to_string();
+    assert!(ran.starts_with("12 table(s) by number and "), "{ran}");
     let kept = op(&r, "getBill").kept.as_ref().unwrap();
     assert!(!kept.kept && kept.why.contains("is a view"), "{kept:?}");
     let (v, _) = call(&m.ctx(), "getBill", r#""tableNumber":"12""#);
     assert_eq!(v["orders"][0]["totalSum"], 389.5, "{v}");
-    assert_eq!(v["orders"][0]["state"], "BILL", "{v}");
 }
 
 /// A view over a POS table that is gone cannot be read at all: that table is an error of its

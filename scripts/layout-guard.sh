@@ -3,7 +3,9 @@
 #   1. no production source file over 600 lines: lines before a file's first `#[cfg(test)]`
 #      (test modules sit at the end by convention; `tests.rs` files and `src/test_util.rs` are
 #      test code);
-#   2. nothing below `ops` imports `ops` (only the edge and the session layer may);
+#   2. the layers of docs/design.md (a module imports only from its own layer or below), for
+#      every module; no import circle between files; docs/design.md names every module and file,
+#      and only paths that exist (scripts/layout-guard.py);
 #   3. one root-store crate: webpki-root-certs, never webpki-roots too.
 # Prints the largest files either way; exits 1 on any violation.
 set -euo pipefail
@@ -24,16 +26,9 @@ if [ -n "$over" ]; then
   fail=1
 fi
 
-# ops is imported by the edge (main.rs, agent.rs, check/, cli/), the session layer
-# (dispatch/, link/) and itself. (Test support, in the testkit/ crate, sits above everything.)
-below=$(grep -rn 'crate::ops' src --include='*.rs' \
-  | grep -v -e '^src/ops/' -e '^src/cli/' -e '^src/main.rs:' -e '^src/agent.rs:' \
-            -e '^src/check/' -e '^src/dispatch/' -e '^src/link/' || true)
-if [ -n "$below" ]; then
-  echo "a module below ops imports ops (move the shared part to ctx.rs or wire/):" >&2
-  echo "$below" >&2
-  fail=1
-fi
+# The layers, table-driven for every module; no import circle; docs/design.md as the map
+# (scripts/layout-guard.py says what it reads and how).
+python3 scripts/layout-guard.py || fail=1
 
 if grep -q '^name = "webpki-roots"$' Cargo.lock; then
   echo "webpki-roots is in Cargo.lock: src/tls.rs uses webpki-root-certs only" >&2

@@ -34,6 +34,7 @@ pub mod mirror;
 pub mod money;
 pub mod ops;
 pub mod request;
+pub mod runtime_file;
 pub mod secret;
 pub mod shared_file;
 pub mod shutdown;

@@ -16,8 +16,9 @@
 
 use serde::Deserialize;
 
-/// Deepest nesting accepted in a frame. Real requests nest 4 levels (items → modifier).
-pub const MAX_DEPTH: usize = 16;
+/// Deepest nesting accepted in a frame (the reader's own cap: the precheck here and the
+/// parser in `json_in` hold a frame to the same depth).
+pub use crate::json_in::MAX_DEPTH;
 pub type RId = heapless::String<256>;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -310,8 +311,8 @@ mod tests {
         );
     }
 
-    /// Issue 12, defect 1: an rID over the envelope's cap made of two-byte letters put byte
-    /// 128 inside a letter, and the old `sniff_rid` sliced there and panicked.
+    /// An rID over the envelope's cap made of multi-byte letters puts the cap inside a letter:
+    /// the rID is cut at a character boundary, never sliced inside one (a panic).
     #[test]
     fn sniff_never_slices_inside_a_character() {
         for letter in ["Б", "€", "😀"] {

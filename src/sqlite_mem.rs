@@ -1,4 +1,4 @@
-//! Memory bounds for every SQLite connection the agent opens (issue 14).
+//! Memory bounds for every SQLite connection the agent opens.
 //!
 //! SQLite's defaults are sized for a desktop: a 2 MiB page cache per connection, memory-mapped
 //! I/O where compiled in, and temporary tables (sorts too large for the cache) wherever the

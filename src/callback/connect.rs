@@ -15,7 +15,7 @@ use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use super::http::Io;
+use super::io::Io;
 
 /// The delay before the next address is tried while earlier ones are pending (RFC 8305's
 /// recommended "Connection Attempt Delay").

@@ -36,6 +36,7 @@
 pub mod connect;
 pub mod head;
 pub mod http;
+pub mod io;
 pub mod pool;
 pub mod redirect;
 pub mod response;
@@ -49,7 +50,8 @@ use crate::body_stream::StreamBody;
 use crate::config::{Config, Endpoint};
 use crate::sign::SignedBody;
 use connect::ConnectError;
-use http::{Body, ExchangeError, Failure, Response};
+use http::Body;
+use io::{ExchangeError, Failure, Response};
 pub use pool::PoolStats;
 use pool::{Lease, Pool};
 

@@ -25,7 +25,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use super::connect::{self, ConnectError, MAX_ADDRS};
-use super::http::{Io, ReadBuf};
+use super::io::{Io, ReadBuf};
 use crate::config::Endpoint;
 
 /// An idle connection older than this is closed rather than reused (servers commonly close

@@ -8,7 +8,7 @@
 //! all (the connection cannot be reused anyway, and the status is all a delivery needs).
 
 use super::head::{self, Framing, HeadError, MAX_HEAD};
-use super::http::{closed_kind, err, End, ExchangeError, Failure, Io, ReadBuf, Response, Stop};
+use super::io::{closed_kind, err, End, ExchangeError, Failure, Io, ReadBuf, Response, Stop};
 use tokio::time::Instant;
 
 /// Read the response at the start of `rb` (and then of `io`).

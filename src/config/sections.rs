@@ -63,8 +63,8 @@ pub struct Limits {
     /// `[mirror] busy_timeout_ms`. Journal writes and menuInfo always run on the pool.
     /// Default true; false computes every operation on the pool.
     pub inline_reads: bool,
-    /// No longer used: admission is bounded by `max_pending_bytes`. Accepted so that older
-    /// configuration files still load.
+    /// Ignored: admission is bounded by `max_pending_bytes`. Accepted so that configuration
+    /// files that set it still load.
     pub max_queue: usize,
     /// Bytes of requests admitted and not yet finished (frames, plus answers waiting for or in
     /// delivery). Past it a request is answered FAIL `AGENT_BUSY` at once. Default 4 MiB.

@@ -15,14 +15,15 @@
 //! - **Numbers keep their decimal text** for money and quantities: [`DECIMAL`] hands the token's
 //!   text (or a string's content) to the visitor, so no float ever touches an amount
 //!   (`money.rs`).
-//! - **Depth** is capped at [`crate::request::MAX_DEPTH`]; a deeper value is an error, never a
-//!   stack overflow. No input panics: every index is checked.
+//! - **Depth** is capped at [`MAX_DEPTH`]; a deeper value is an error, never a stack overflow.
+//!   No input panics: every index is checked.
 
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, IntoDeserializer, MapAccess, SeqAccess, Visitor};
 
-use crate::request::MAX_DEPTH;
+/// Deepest nesting accepted in a frame. Real requests nest 4 levels (items → modifier).
+pub const MAX_DEPTH: usize = 16;
 
 mod capped;
 mod scalar;

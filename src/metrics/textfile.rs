@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::registry::{Gauges, Registry};
-use crate::status::atomic::write_atomic;
+use crate::runtime_file::write_atomic;
 
 /// Gathers the journal backlog `(status, count)`; runs on the blocking pool.
 pub type BacklogFn = Arc<dyn Fn() -> Result<Vec<(&'static str, u64)>, String> + Send + Sync>;

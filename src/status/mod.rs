@@ -9,11 +9,9 @@
 //!   shutdown with link `down`, reason `shutdown`;
 //! - `snapshot.rs`: [`Status`], the file's content, written and [`read`] with serde (JSON,
 //!   unknown keys ignored, bounded to 64 KiB);
-//! - `atomic.rs`: the atomic write (temp file, rename, mode 0644; no fsync: tmpfs);
 //! - `render.rs`: [`render()`] for a technician and the [`health`] rules;
 //! - `process.rs`: whether the process the file names still runs (`/proc/<pid>/stat`).
 
-pub mod atomic;
 pub mod backlog;
 pub mod board;
 pub mod process;

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::atomic::write_atomic;
+use crate::runtime_file::write_atomic;
 
 /// Largest status file [`read`] accepts.
 pub const MAX_FILE_BYTES: u64 = 64 * 1024;

@@ -32,9 +32,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use super::rid::extract_rid;
+use super::shared::{error_body, find_header};
 use super::tap::{Tap, TapHandle};
 use super::wait::{lock, Events};
-use super::ws::find_header;
 use expirenza_agent::secret::Secret;
 use expirenza_agent::sign::verify;
 
@@ -436,38 +436,4 @@ fn respond(status: u16, close: bool) -> Response<Full<Bytes>> {
             .insert(CONNECTION, HeaderValue::from_static("close"));
     }
     resp
-}
-
-/// The cloud's error body shape (docs/protocol.md §2.3), with a generic text.
-pub(crate) fn error_body(status: u16) -> String {
-    format!(
-        r#"{{"errCode":{{}},"errText":"fake cloud: HTTP {status} {}","errTitle":"Error","errType":"FULLSCREEN","fieldErrors":[]}}"#,
-        reason(status)
-    )
-}
-
-fn reason(status: u16) -> &'static str {
-    match status {
-        100 => "Continue",
-        200 => "OK",
-        201 => "Created",
-        202 => "Accepted",
-        204 => "No Content",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        408 => "Request Timeout",
-        409 => "Conflict",
-        413 => "Content Too Large",
-        429 => "Too Many Requests",
-        431 => "Request Header Fields Too Large",
-        500 => "Internal Server Error",
-        501 => "Not Implemented",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        504 => "Gateway Timeout",
-        _ => "Status",
-    }
 }

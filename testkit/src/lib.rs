@@ -23,6 +23,7 @@ pub mod fake_cloud;
 pub mod harness;
 pub mod http;
 mod rid;
+mod shared;
 pub mod sim_pos;
 mod tap;
 mod wait;

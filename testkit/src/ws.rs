@@ -25,7 +25,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-use super::http::error_body;
+use super::shared::{error_body, find_header};
 use super::wait::{lock, Events};
 
 /// Path of the WebSocket endpoint, as on `wss://api.shaketopay.com.ua/restaurantEntryPoint`.
@@ -57,13 +57,6 @@ impl Handshake {
     pub fn header(&self, name: &str) -> Option<&str> {
         find_header(&self.headers, name)
     }
-}
-
-pub(crate) fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
 }
 
 /// A command from the handle to the live connection task.

@@ -1,10 +1,11 @@
-//! The atomic write of the status file (and the metrics textfile): readers (`expirenza-agent
-//! status`, monitoring, node_exporter) never see a torn or half-written file.
+//! Files of the runtime directory (the status file, the metrics textfile), replaced atomically:
+//! readers (`expirenza-agent status`, monitoring, node_exporter) never see a torn or
+//! half-written file.
 //!
-//! No fsync: the file lives in the runtime directory (tmpfs, `/run/expirenza-agent`) and means
-//! nothing after a reboot; the rename alone is what keeps readers from a torn file. (Rewritten
-//! every 5 s with two fsyncs on the SD card it was about 17 000 fsyncs a day; only the journal
-//! needs durability.)
+//! No fsync: the files live in the runtime directory (tmpfs, `/run/expirenza-agent`) and mean
+//! nothing after a reboot; the rename alone keeps readers from a torn file. Rewritten every
+//! 5 s, two fsyncs each would be about 17,000 a day on the SD card, where only the journal
+//! needs durability.
 
 use std::io::Write;
 use std::path::Path;

@@ -353,9 +353,17 @@ fn golden_bodies_under_each_compat_setting() {
     ] {
         let r = rig(|c| c.compat.closed_orders = shape);
         let bounds = Bounds::from_config(&r.ctx.cfg);
+        // Read as the pusher reads, through the agent's mirror; `conn` writes.
+        let push = |acked: &Acked| {
+            r.ctx
+                .mirror
+                .with(|c| Ok(prepare_with(c, acked, bounds, TIME, shape)))
+                .unwrap()
+                .unwrap()
+        };
         let conn = rusqlite::Connection::open(&r.mirror).unwrap();
         let mut acked = Acked::default();
-        let first = prepare_with(&conn, &acked, bounds, TIME, shape).unwrap();
+        let first = push(&acked);
         g.check(&format!("ordersCache.{name}.first"), &first.body);
         assert!(first.closed_body.is_none());
         acked.replace(first.commit);
@@ -364,7 +372,7 @@ fn golden_bodies_under_each_compat_setting() {
             [BILL1],
         )
         .unwrap();
-        let next = prepare_with(&conn, &acked, bounds, TIME, shape).unwrap();
+        let next = push(&acked);
         g.check(&format!("ordersCache.{name}.next"), &next.body);
         match (shape, next.closed_body) {
             (ClosedOrdersShape::Separate, Some(b)) => g.check("ordersCache.separate.closed", &b),

@@ -20,13 +20,11 @@ pub mod tracker;
 
 use std::collections::HashMap;
 
-use rusqlite::Connection;
-
 use crate::callback::CallbackError;
 use crate::config::ClosedOrdersShape;
 use crate::json::{BodyTooLarge, JsonBuf};
 use crate::mirror::orders::{self, Order};
-use crate::mirror::MirrorError;
+use crate::mirror::{Conn, MirrorError};
 
 use shape::Closed;
 use tracker::{Acked, Fingerprint};
@@ -98,7 +96,7 @@ pub struct Prepared {
 
 /// [`prepare_with`] with closed orders inline (`closedOrders` in the ORDERS_CACHE body).
 pub fn prepare(
-    conn: &Connection,
+    conn: &Conn<'_>,
     acked: &Acked,
     bounds: Bounds,
     event_time: &str,
@@ -110,24 +108,21 @@ pub fn prepare(
 /// the closed-orders body when `shape` is `Separate`). Reads happen in one read transaction, so
 /// the body is a consistent snapshot of the mirror.
 pub fn prepare_with(
-    conn: &Connection,
+    conn: &Conn<'_>,
     acked: &Acked,
     bounds: Bounds,
     event_time: &str,
     shape: ClosedOrdersShape,
 ) -> Result<Prepared, CacheError> {
     let inline = shape == ClosedOrdersShape::Inline;
-    // `Mirror::with` already reads in one transaction; a bare connection (tests, tools) gets
-    // its own here.
+    // `Mirror::with` already reads in one transaction; a connection outside the pool (tests)
+    // gets its own here.
     let own = if conn.is_autocommit() {
         Some(conn.unchecked_transaction()?)
     } else {
         None
     };
-    // The statements a full order is read with, kept for this scan (dropped before `conn`).
-    let stmts = crate::mirror::raw::Stmts::default();
-    let tx = &crate::mirror::Conn::new(conn, &stmts);
-    let scan = tracker::scan(tx, bounds.max_tracked, bounds.max_rows)?;
+    let scan = tracker::scan(conn, bounds.max_tracked, bounds.max_rows)?;
 
     // Orders acknowledged as open that are open no more (closed, paid, or deleted).
     let mut closed = Vec::new();
@@ -142,7 +137,7 @@ pub fn prepare_with(
         for id in gone {
             closed.push(Closed {
                 bill_id: id.to_string(),
-                state: tracker::closed_state(tx, id)?,
+                state: tracker::closed_state(conn, id)?,
             });
         }
     }
@@ -178,7 +173,7 @@ pub fn prepare_with(
             stats.deferred += 1;
             continue;
         }
-        let Some(order) = orders::order_by_id(tx, &o.bill_id, bounds.max_rows)? else {
+        let Some(order) = orders::order_by_id(conn, &o.bill_id, bounds.max_rows)? else {
             continue; // cannot happen inside the transaction; harmless if it does
         };
         let mut probe = JsonBuf::new(remaining);

@@ -13,7 +13,7 @@ static N: AtomicUsize = AtomicUsize::new(0);
 
 struct TempMirror {
     path: PathBuf,
-    conn: Connection,
+    conn: crate::mirror::raw::RawConn,
 }
 
 impl Drop for TempMirror {
@@ -32,6 +32,7 @@ fn demo() -> TempMirror {
     ));
     let mut conn = crate::mirror::create_schema(&path).unwrap();
     crate::mirror::demo::fill(&mut conn).unwrap();
+    let conn = crate::mirror::raw::RawConn::new(conn);
     TempMirror { path, conn }
 }
 
@@ -78,7 +79,13 @@ fn all_ids(v: &Value) -> Vec<String> {
 }
 
 fn push(m: &TempMirror, acked: &mut Acked, b: Bounds, commit: bool) -> (Prepared, Value) {
-    let p = prepare(&m.conn, acked, b, "2024-05-14T16:21:10.000000000Z").unwrap();
+    let p = prepare(
+        &Conn::new(&m.conn),
+        acked,
+        b,
+        "2024-05-14T16:21:10.000000000Z",
+    )
+    .unwrap();
     let v = json(&p);
     if commit {
         acked.replace(p.commit.clone());
@@ -268,8 +275,7 @@ fn full_details_that_do_not_fit_are_deferred() {
     let mut everything_acked = Acked::default();
     everything_acked.replace(p_all.commit.clone());
     let (p_short, _) = push(&m, &mut everything_acked, bounds(), false);
-    let stmts = crate::mirror::raw::Stmts::default();
-    let conn = crate::mirror::Conn::new(&m.conn, &stmts);
+    let conn = Conn::new(&m.conn);
     let max_full = ids
         .iter()
         .map(|id| {
@@ -319,6 +325,6 @@ fn too_small_a_body_cap_is_an_error_not_a_partial_list() {
         max_body: 64,
         ..bounds()
     };
-    let e = prepare(&m.conn, &Acked::default(), b, "t").unwrap_err();
+    let e = prepare(&Conn::new(&m.conn), &Acked::default(), b, "t").unwrap_err();
     assert!(matches!(e, CacheError::TooLarge(_)), "{e}");
 }

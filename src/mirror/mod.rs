@@ -4,10 +4,11 @@
 //! only reads the tables and columns that `docs/mirror.md` names (`schema.sql` creates them for
 //! a fresh mirror, `contract.rs` says how each column is read). Connections are opened lazily,
 //! with a busy timeout and `query_only`, and kept in a small pool (`[mirror] max_connections`,
-//! `pool.rs`). A connection is dropped instead of pooled after any error, and the file's
-//! identity (device, inode) is checked on every checkout, so a mirror that is replaced or
-//! deleted while the agent runs is picked up again once it is back; a replaced file is opened
-//! only after every connection to the old one is closed and its log truncated (`pool.rs`).
+//! `pool.rs`), each with the statements prepared on it (`raw.rs`). A connection is dropped
+//! instead of pooled after any error, and the file's identity (device, inode) is checked on
+//! every checkout, so a mirror that is replaced or deleted while the agent runs is picked up
+//! again once it is back; a replaced file is opened only after every connection to the old one
+//! is closed and its log truncated (`pool.rs`).
 //!
 //! A missing or malformed mirror never stops the agent: the operations that need it answer FAIL
 //! with a clear message, and `expirenza-agent check` names what is missing.
@@ -18,7 +19,7 @@ pub mod contract;
 pub mod demo;
 pub mod orders;
 mod pool;
-pub mod raw;
+pub(crate) mod raw;
 pub mod rows;
 
 use std::path::{Path, PathBuf};
@@ -136,10 +137,86 @@ impl From<rusqlite::Error> for MirrorError {
 }
 
 /// A mirror connection as the readers see it: the connection (through `Deref`) and the
-/// statements kept prepared beside it ([`raw::Stmts`]).
+/// statements kept prepared on it, both owned by one `raw::RawConn` (`mirror/raw.rs`) that
+/// this borrows. [`Mirror::with`] hands one to a reader for the length of one read.
+///
+/// The statements and rows themselves are private to the crate; outside it, a kept statement
+/// is reached only through a `Conn`, and a `Conn` stays with its connection: it cannot be used
+/// on another thread (it is neither `Send` nor `Sync`), nor kept after the read it was handed
+/// for (the pooled connection goes back to the pool then, where another thread may take it),
+/// and a row's text cannot be kept past the next step. (Inside the crate, `raw.rs` checks at
+/// compile time that only the owner of a connection and its statements can change threads.)
+/// Another thread reads with a `Conn` of its own:
+///
+/// ```
+/// use expirenza_agent::mirror::{orders, rows::Budget, Mirror, MirrorError};
+///
+/// fn read(m: &Mirror) -> Result<(), MirrorError> {
+///     let here = m.with(|c| orders::table_by_number(c, "7"))?;
+///     let there = std::thread::scope(|s| {
+///         s.spawn(|| m.with(|c| orders::table_by_number(c, "7"))).join().unwrap()
+///     })?;
+///     assert_eq!(here, there);
+///     let mut lines = Vec::new();
+///     m.with(|c| {
+///         orders::for_each_line(c, "b-1", &mut Budget::new(100), |l| {
+///             lines.push(l.to_position())
+///         })
+///     })?;
+///     Ok(())
+/// }
+/// # let dir = std::env::temp_dir().join(format!("mirror-conn-doc-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir).unwrap();
+/// # let path = dir.join("mirror.sqlite");
+/// # drop(expirenza_agent::mirror::create_schema(&path).unwrap());
+/// # read(&Mirror::new(&path, 100, 2)).unwrap();
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// ```
+///
+/// The same reads with the `Conn` moved away from its connection do not compile. On another
+/// thread, while this one holds the connection (E0277: the connection and its statements
+/// "cannot be shared between threads safely"):
+///
+/// ```compile_fail
+/// # use expirenza_agent::mirror::{orders, Mirror, MirrorError};
+/// fn read(m: &Mirror) -> Result<(), MirrorError> {
+///     let there = m.with(|c| {
+///         std::thread::scope(|s| s.spawn(|| orders::table_by_number(c, "7")).join().unwrap())
+///     })?;
+///     Ok(())
+/// }
+/// ```
+///
+/// Kept after the read, when the connection may be another thread's (E0521: borrowed data
+/// escapes the closure):
+///
+/// ```compile_fail
+/// # use expirenza_agent::mirror::{orders, Mirror, MirrorError};
+/// fn read(m: &Mirror) -> Result<(), MirrorError> {
+///     let mut kept = None;
+///     m.with(|c| {
+///         kept = Some(c);
+///         Ok(())
+///     })?;
+///     let later = orders::table_by_number(kept.unwrap(), "7")?;
+///     Ok(())
+/// }
+/// ```
+///
+/// A line borrowed from its row, kept past the next step (E0521):
+///
+/// ```compile_fail
+/// # use expirenza_agent::mirror::{orders, rows::Budget, Mirror, MirrorError};
+/// fn read(m: &Mirror) -> Result<(), MirrorError> {
+///     let mut lines = Vec::new();
+///     m.with(|c| {
+///         orders::for_each_line(c, "b-1", &mut Budget::new(100), |l| lines.push(*l))
+///     })?;
+///     Ok(())
+/// }
+/// ```
 pub struct Conn<'a> {
-    conn: &'a Connection,
-    stmts: &'a raw::Stmts,
+    raw: &'a raw::RawConn,
     /// The pooled connection's serial; `None` for any other.
     serial: Option<u64>,
 }
@@ -168,17 +245,20 @@ impl Version {
 static SERIALS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl<'a> Conn<'a> {
-    /// `conn` with `stmts` kept beside it; `stmts` must be emptied before `conn` closes (a
-    /// local `Stmts` declared after the connection is dropped first).
-    pub fn new(conn: &'a Connection, stmts: &'a raw::Stmts) -> Conn<'a> {
-        Conn {
-            conn,
-            stmts,
-            serial: None,
-        }
+    /// A reader over `raw`, which is not one of the pool's (no [`Version`]).
+    #[cfg(test)]
+    pub(crate) fn new(raw: &'a raw::RawConn) -> Conn<'a> {
+        Conn { raw, serial: None }
     }
-    pub fn stmts(&self) -> &raw::Stmts {
-        self.stmts
+
+    /// Runs `f` with the statement for `sql`, kept prepared on this connection
+    /// ([`raw::RawConn::with`]).
+    pub(crate) fn with_stmt<T, E: From<rusqlite::Error>>(
+        &self,
+        sql: &'static str,
+        f: impl FnOnce(&mut raw::RawStmt<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        self.raw.with(sql, f)
     }
 
     /// The [`Version`] of the data this read transaction sees, for caching what is computed
@@ -188,7 +268,7 @@ impl<'a> Conn<'a> {
         let Some(serial) = self.serial else {
             return Ok(None);
         };
-        let data = self.stmts.with(self, "PRAGMA data_version", |st| {
+        let data = self.with_stmt("PRAGMA data_version", |st| {
             let mut rows = st.query_none()?;
             match rows.step()? {
                 Some(r) => r.int(0),
@@ -202,7 +282,7 @@ impl<'a> Conn<'a> {
 impl std::ops::Deref for Conn<'_> {
     type Target = Connection;
     fn deref(&self) -> &Connection {
-        self.conn
+        self.raw
     }
 }
 
@@ -408,8 +488,7 @@ impl Mirror {
         let pooled = match slot {
             Slot::Pooled(p) => Ok(p),
             Slot::Open => self.open(ident).map(|conn| Pooled {
-                stmts: raw::Stmts::default(),
-                conn,
+                raw: raw::RawConn::new(conn),
                 serial: SERIALS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
                 busy: self.wait(),
             }),
@@ -438,14 +517,13 @@ impl Mirror {
     ) -> Result<T, MirrorError> {
         let busy = self.wait();
         if pooled.busy != busy {
-            pooled.conn.busy_timeout(busy)?;
+            pooled.raw.busy_timeout(busy)?;
             pooled.busy = busy;
         }
         // One read transaction for the whole answer: every query sees the same snapshot, and
         // the WAL read lock is taken once, not once per statement.
         let conn = Conn {
-            conn: &pooled.conn,
-            stmts: &pooled.stmts,
+            raw: &pooled.raw,
             serial: Some(pooled.serial),
         };
         read_txn(&conn, f).map_err(|e| self.waited(e))
@@ -465,7 +543,7 @@ fn read_txn<T>(
     c: &Conn<'_>,
     f: impl FnOnce(&Conn<'_>) -> Result<T, MirrorError>,
 ) -> Result<T, MirrorError> {
-    let run = |sql: &'static str| c.stmts().with(c, sql, |st| st.execute());
+    let run = |sql: &'static str| c.with_stmt(sql, |st| st.execute());
     run("BEGIN")?;
     let r = f(c);
     // Ending a read transaction cannot lose anything; after an error the connection is

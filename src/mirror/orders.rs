@@ -221,7 +221,7 @@ fn table_where(
     sql: &'static str,
     key: impl Param,
 ) -> Result<Option<TableRow>, MirrorError> {
-    conn.stmts().with(conn, sql, |st| {
+    conn.with_stmt(sql, |st| {
         let mut rows = st.query(key)?;
         let Some(r) = rows.step()? else {
             return Ok(None);
@@ -293,7 +293,7 @@ pub fn for_each_line(
         "SELECT position_id, guest_no, guest_name, linked_to, dish_id, name, count_milli, \
          sum_kop, category, category_id, tax_category, tax_category_id, type, check_number \
          FROM order_positions WHERE bill_id = ?1 ORDER BY guest_no, line_no";
-    conn.stmts().with(conn, LINES, |st| {
+    conn.with_stmt(LINES, |st| {
         let mut rows = st.query(bill_id)?;
         while let Some(r) = rows.step()? {
             budget.take()?;
@@ -307,7 +307,7 @@ pub fn for_each_line(
 fn load_discounts(conn: &Conn<'_>, o: &mut Order, budget: &mut Budget) -> Result<(), MirrorError> {
     const DISCOUNTS: &str =
         "SELECT discount_id, name, sum_kop FROM order_discounts WHERE bill_id = ?1 ORDER BY discount_id";
-    conn.stmts().with(conn, DISCOUNTS, |st| {
+    conn.with_stmt(DISCOUNTS, |st| {
         let mut rows = st.query(o.bill_id.as_str())?;
         while let Some(r) = rows.step()? {
             budget.take()?;
@@ -331,7 +331,7 @@ pub fn open_heads_on_table(
     const HEADS: &str = select_order_head!(
         "FROM orders WHERE table_id = ?1 AND state IN ('NEW', 'BILL') ORDER BY created, order_number"
     );
-    let mut orders = conn.stmts().with(conn, HEADS, |st| {
+    let mut orders = conn.with_stmt(HEADS, |st| {
         let mut orders = Vec::new();
         let mut rows = st.query(table_id)?;
         while let Some(r) = rows.step()? {
@@ -353,7 +353,7 @@ pub fn head_by_id(
     budget: &mut Budget,
 ) -> Result<Option<Order>, MirrorError> {
     const HEAD: &str = select_order_head!("FROM orders WHERE bill_id = ?1");
-    let head = conn.stmts().with(conn, HEAD, |st| {
+    let head = conn.with_stmt(HEAD, |st| {
         let mut rows = st.query(bill_id)?;
         rows.step()?.map(|r| order_head(&r)).transpose()
     })?;

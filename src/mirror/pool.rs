@@ -38,20 +38,12 @@ const WAL_HEADER_BYTES: u64 = 32;
 
 /// A pooled connection and what it belongs to.
 pub(super) struct Pooled {
-    /// Statements prepared through [`raw`] on `conn`: finalized before `conn` closes (`Drop`).
-    pub(super) stmts: raw::Stmts,
-    pub(super) conn: Connection,
+    /// The connection, with the statements prepared on it through [`raw`].
+    pub(super) raw: raw::RawConn,
     /// This connection's number, unique in the process ([`super::Conn::version`]).
     pub(super) serial: u64,
     /// The busy timeout this connection has now (it changes in [`super::no_wait`] mode).
     pub(super) busy: Duration,
-}
-
-impl Drop for Pooled {
-    fn drop(&mut self) {
-        // A connection with a statement left cannot close.
-        self.stmts.clear();
-    }
 }
 
 /// A `-wal` file of a replaced mirror left beside the new one.
@@ -284,7 +276,7 @@ fn retire(path: &Path, old: Vec<Pooled>) -> Option<StaleWal> {
     // While the old connections are open, the `-wal` under the mirror's name is theirs.
     let (wal_ident, wal_len) = wal_of(path)?;
     let in_wal = first
-        .conn
+        .raw
         .query_row("PRAGMA journal_mode", [], |r| r.get::<_, String>(0))
         .is_ok_and(|m| m.eq_ignore_ascii_case("wal"));
     if !in_wal {
@@ -293,7 +285,7 @@ fn retire(path: &Path, old: Vec<Pooled>) -> Option<StaleWal> {
     }
     if wal_len > WAL_HEADER_BYTES {
         let done = first
-            .conn
+            .raw
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
                 r.get::<_, i64>(0)
             });

@@ -157,8 +157,8 @@ mod tests {
             .collect::<Result<_, _>>()
             .unwrap();
         assert!(ids.len() >= 2, "the demo has bills");
-        let stmts = crate::mirror::raw::Stmts::default();
-        let conn = crate::mirror::Conn::new(&conn, &stmts);
+        let raw = crate::mirror::raw::RawConn::new(conn);
+        let conn = crate::mirror::Conn::new(&raw);
         let mut lines_seen = 0;
         for id in &ids {
             let owned = orders::order_by_id(&conn, id, 10_000).unwrap().unwrap();

@@ -189,16 +189,16 @@ async fn every_frame_ends_once_and_admission_bytes_return() {
 #[tokio::test]
 async fn a_parked_request_is_small() {
     let r = rig("sizes", |_| {});
-    let job = job::Job {
+    let job = Job {
         rid: "x".into(),
         op_name: "checkWork".into(),
-        work: Err(job::Failure::busy("checkWork", None)),
+        work: Err(Failure::busy("checkWork", None)),
         received: Instant::now(),
     };
-    let f = job::run_job(
+    let f = run_job(
         r.dispatcher.inner.clone(),
         job,
-        r.dispatcher.ticket(0, false),
+        Ticket::new(&r.dispatcher.inner, 0, false),
         None,
     );
     let size = std::mem::size_of_val(&f);

@@ -171,16 +171,16 @@ fn menu_info_memory_is_bounded_by_the_cap_not_the_rows() {
 /// body's length and whether the streamed bytes carry the first pass's signature.
 fn measure_streamed(m: &TempMirror) -> (usize, usize, bool) {
     use expirenza_agent::body_stream::Prepared;
-    use expirenza_agent::ops::menu_stream;
+    use expirenza_agent::ops::menu_info::stream;
     use expirenza_agent::sign::StreamSigner;
     let cfg = m.config(); // the defaults: a 20 000-dish menu needs no raised cap
     let secret = cfg.secret.clone();
     let ctx = ctx_for(cfg);
     // Warm: the first open of the mirror file, SQLite's global state.
-    drop(menu_stream::prepare(&ctx, "warm").expect("menu"));
+    drop(stream::prepare(&ctx, "warm").expect("menu"));
     let base = CURRENT.load(Relaxed);
     PEAK.store(base, Relaxed);
-    let (prepared, (_, dishes, _)) = menu_stream::prepare(&ctx, "r-1").expect("menu");
+    let (prepared, (_, dishes, _)) = stream::prepare(&ctx, "r-1").expect("menu");
     assert!(dishes > 0);
     let Prepared::Large(body) = prepared else {
         panic!("a menu of {dishes} dishes fits in max_body_bytes: not streamed")

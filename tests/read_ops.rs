@@ -544,7 +544,7 @@ fn menu_info_refused_past_the_body_cap() {
 /// does not cap it: its rows are bounded through `max_menu_bytes`.
 #[test]
 fn menu_info_rows_are_bounded_by_max_menu_bytes_not_max_rows() {
-    use expirenza_agent::ops::menu_stream::{menu_rows, BYTES_PER_ROW};
+    use expirenza_agent::ops::menu_info::stream::{menu_rows, BYTES_PER_ROW};
     let m = TempMirror::demo("menu-rows");
     let mut cfg = m.config();
     cfg.limits.max_rows = 10;

@@ -17,7 +17,6 @@ pub mod journaled;
 pub mod kept;
 pub mod list;
 pub mod menu_info;
-pub mod menu_stream;
 pub mod pay_bill;
 pub mod set_settings;
 pub mod show_message;

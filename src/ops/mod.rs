@@ -204,17 +204,6 @@ operations! {
         needs = &[], core = false, inline = false, kept = false;
 }
 
-/// [`handle`], then any wait for the POS done here, blocking this thread (polling the journal
-/// every `poll_interval_ms`). For tests and offline tools only: the agent's dispatcher waits on
-/// timers instead (see `dispatch`).
-pub fn handle_to_end(op: Op, ctx: &Ctx, env: &Envelope, frame: &[u8]) -> Result<Answer, OpError> {
-    let mut answer = handle(op, ctx, env, frame)?;
-    while let Answer::AwaitPos { id, resume } = answer {
-        answer = resume(ctx, ctx.journal.wait_ack(id))?;
-    }
-    Ok(answer)
-}
-
 impl Op {
     /// Writes the journal when it runs: the dispatcher gives these slots of their own on the
     /// blocking pool, outside the `max_in_flight` compute slots (`dispatch/job.rs`), so a long

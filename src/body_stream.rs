@@ -18,12 +18,15 @@
 //!    request, so the cloud never receives a complete body that differs from the signed one.
 //!
 //! Memory is one chunk being filled plus the chunks in flight ([`CHUNKS_IN_FLIGHT`]), whatever
-//! the size of the body.
+//! the size of the body. A pass on the blocking pool holds its thread while the consumer (the
+//! network) takes the chunks: the dispatcher bounds how many streamed bodies are sent at once
+//! (`[limits] max_streaming`), and one body runs one pass at a time (a retry's pass takes a
+//! thread only once the pass of the attempt before has let go of the source).
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Mutex};
 
 use crate::json::{BodyTooLarge, JsonBuf, Sink, SinkClosed, StreamStopped};
 use crate::secret::Secret;
@@ -141,24 +144,28 @@ impl StreamBody {
     /// Second pass on this thread: `emit` receives the body in chunks of at most [`CHUNK`]
     /// bytes. `Ok` only when every byte was emitted and they are the signed ones; on
     /// `Err`, the bytes emitted so far are not the whole body (the last chunk is held back).
+    /// Not on an async task: it waits for a pass in progress (a retry's) to end.
     pub fn stream_blocking(
         &self,
         emit: impl FnMut(Vec<u8>) -> Result<(), SinkClosed> + Send + 'static,
     ) -> Result<(), StreamError> {
+        let mut src = self.source.blocking_lock();
+        self.pass(&mut **src, Box::new(emit))
+    }
+
+    /// One pass of `src` (this body's source, held by the caller) into `emit`.
+    fn pass(&self, src: &mut dyn BodySource, emit: Emit) -> Result<(), StreamError> {
         let overrun = Arc::new(AtomicBool::new(false));
         let sink = Chunker {
             chunk: Vec::with_capacity(CHUNK),
-            emit: Box::new(emit),
+            emit,
             check: StreamSigner::new(&self.secret),
             emitted: 0,
             want_len: self.len,
             overrun: overrun.clone(),
         };
         let mut j = JsonBuf::streaming(Box::new(sink), self.cap);
-        {
-            let mut src = self.source.lock().unwrap_or_else(|p| p.into_inner());
-            src.generate(&mut j).map_err(StreamError::Source)?;
-        }
+        src.generate(&mut j).map_err(StreamError::Source)?;
         match downcast::<Chunker>(j.into_sink()) {
             Ok(chunker) => chunker.finish(&self.signature),
             Err(StreamError::Closed) if overrun.load(Ordering::Relaxed) => {
@@ -175,17 +182,25 @@ impl StreamBody {
     /// [`CHUNKS_IN_FLIGHT`] queued). The body is complete and correct only if the channel
     /// closes after exactly [`StreamBody::len`] bytes with no `Err` item; on an `Err` item (or a
     /// short body) the transport must abort the request, never finish it. Must be called
-    /// within a tokio runtime. Each call is a new pass (a retry calls it again).
+    /// within a tokio runtime. Each call is a new pass (a retry calls it again); it takes a
+    /// thread once the pass before it (an earlier attempt's, whose receiver is gone) has ended,
+    /// waiting for that on a task, holding no thread.
     pub fn chunks(&self) -> mpsc::Receiver<Result<Vec<u8>, StreamError>> {
         let (tx, rx) = mpsc::channel(CHUNKS_IN_FLIGHT);
         let this = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let data = tx.clone();
-            let res =
-                this.stream_blocking(move |c| data.blocking_send(Ok(c)).map_err(|_| SinkClosed));
-            if let Err(e) = res {
-                let _ = tx.blocking_send(Err(e));
-            }
+        tokio::spawn(async move {
+            let mut src = tokio::select! {
+                s = this.source.clone().lock_owned() => s,
+                _ = tx.closed() => return,
+            };
+            tokio::task::spawn_blocking(move || {
+                let data = tx.clone();
+                let emit: Emit =
+                    Box::new(move |c| data.blocking_send(Ok(c)).map_err(|_| SinkClosed));
+                if let Err(e) = this.pass(&mut **src, emit) {
+                    let _ = tx.blocking_send(Err(e));
+                }
+            });
         });
         rx
     }
@@ -282,6 +297,7 @@ impl Chunker {
 mod tests {
     use super::*;
     use crate::sign::sign;
+    use std::sync::Mutex;
 
     /// `n` objects; `drift` replaces the name on the second and later passes.
     struct Numbers {

@@ -6,9 +6,9 @@
 
 mod mirror_fixture;
 
-use expirenza_agent::ctx::Ctx;
 use mirror_fixture::*;
 use serde_json::Value;
+use testkit::stages::Stages;
 
 const BILL_1: &str = "6f1d2c7e-4b1a-4e0b-9b55-0d2a7c4e9a11";
 
@@ -17,8 +17,8 @@ fn frame(rid: &str, fields: &str) -> String {
 }
 
 /// The body for `fields`, with its rID.
-fn body(ctx: &Ctx, rid: &str, fields: &str) -> String {
-    let b = call_raw(ctx, &frame(rid, fields)).expect("getBill answers");
+fn body(ctx: &Stages, rid: &str, fields: &str) -> String {
+    let b = call_raw(ctx, &frame(rid, fields));
     String::from_utf8(b).expect("UTF-8")
 }
 
@@ -26,7 +26,7 @@ fn json(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
 
-fn ctx_with_cache_kib(m: &TempMirror, kib: u32) -> Ctx {
+fn ctx_with_cache_kib(m: &TempMirror, kib: u32) -> Stages {
     let mut cfg = m.config();
     cfg.limits.answer_cache_kib = kib;
     ctx_for(cfg)
@@ -180,9 +180,9 @@ fn the_lists_are_kept_and_follow_the_mirror_too() {
         "categoriesInfo",
         "stopList",
     ];
-    let list = |ctx: &Ctx, op: &str, rid: &str| {
+    let list = |ctx: &Stages, op: &str, rid: &str| {
         let f = format!(r#"{{"rID":"{rid}","operation":"{op}"}}"#);
-        String::from_utf8(call_raw(ctx, &f).expect("answers")).expect("UTF-8")
+        String::from_utf8(call_raw(ctx, &f)).expect("UTF-8")
     };
     for op in ops {
         list(&kept, op, "one");
@@ -266,7 +266,7 @@ fn an_operation_reading_a_view_is_answered_fresh() {
     );
     let tables = |rid: &str| {
         let f = format!(r#"{{"rID":"{rid}","operation":"tablesInfo"}}"#);
-        call_raw(&ctx, &f).expect("answers")
+        call_raw(&ctx, &f)
     };
     tables("five");
     tables("six");

@@ -1,27 +1,22 @@
 //! Bad input, dispatcher level: every frame of the corpus (`support/bad_frames.rs`) goes
-//! through `Dispatcher::submit` (classification: rejected / unknown / queued), and every frame
-//! that would be queued is then run through `ops::handle` against a demo mirror, as the worker
-//! would. No panic, a well-formed answer (or a clean error) for each, and the mirror file is
-//! byte-identical afterwards. The same frames through the real socket, with the log lines and
-//! memory checked, are in `bad_input_socket.rs`.
+//! through the agent's stages (`testkit::stages`: `Dispatcher::submit`, its classification as
+//! rejected / unknown / queued, compute against a demo mirror, the wait for a POS that never
+//! comes on a paused clock, delivery to a stub). No panic, exactly one well-formed callback for
+//! each readable rID, and the mirror file is byte-identical afterwards. The same frames through
+//! the real socket, with the log lines and memory checked, are in `bad_input_socket.rs`.
 
 #[path = "support/bad_frames.rs"]
 mod bad_frames;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::Instant;
 
 use bad_frames::{corpus, Expect};
-use expirenza_agent::agent::Quiet;
-use expirenza_agent::callback::{BoxFuture, CallbackError, Deliver, Delivered};
-use expirenza_agent::dispatch;
-use expirenza_agent::ops::{self, Answer, Ctx, Op};
+use expirenza_agent::ops::Op;
 use expirenza_agent::request::parse_envelope;
-use expirenza_agent::sign::SignedBody;
 use expirenza_agent::{mirror, Config};
 use sha2::{Digest, Sha256};
+use testkit::stages::Stages;
 
 static N: AtomicUsize = AtomicUsize::new(0);
 
@@ -54,39 +49,11 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// Records the rID of every callback instead of sending it.
-#[derive(Default)]
-struct Stub {
-    rids: std::sync::Mutex<Vec<String>>,
+fn setup() -> (Stages, PathBuf, PathBuf) {
+    setup_stub()
 }
 
-impl Deliver for Stub {
-    fn deliver<'a>(
-        &'a self,
-        _path: &'a str,
-        body: &'a SignedBody,
-        _deadline: Instant,
-    ) -> BoxFuture<'a, Result<Delivered, CallbackError>> {
-        let v: serde_json::Value = serde_json::from_slice(body.body()).unwrap();
-        self.rids
-            .lock()
-            .unwrap()
-            .push(v["rID"].as_str().unwrap_or_default().to_string());
-        Box::pin(async {
-            Ok(Delivered {
-                attempts: 1,
-                status: 200,
-            })
-        })
-    }
-}
-
-fn setup() -> (Arc<Ctx>, PathBuf, PathBuf) {
-    let (ctx, dir, state, _) = setup_stub();
-    (ctx, dir, state)
-}
-
-fn setup_stub() -> (Arc<Ctx>, PathBuf, PathBuf, Arc<Stub>) {
+fn setup_stub() -> (Stages, PathBuf, PathBuf) {
     let dir = temp_dir("badinput");
     let mirror_path = dir.join("mirror.sqlite");
     {
@@ -111,49 +78,31 @@ fn setup_stub() -> (Arc<Ctx>, PathBuf, PathBuf, Arc<Stub>) {
     // A request that did reach `pending` would wait this long for a POS that never comes.
     cfg.journal.pos_ack_timeout_secs = 1;
     cfg.validate().unwrap();
-    let cfg = Arc::new(cfg);
-    let stub = Arc::new(Stub::default());
-    (Arc::new(Ctx::new(cfg, stub.clone())), dir, state, stub)
+    (Stages::new(cfg), dir, state)
 }
 
-/// Runs one queued frame as the worker would (minus delivery) and checks the answer's shape.
-fn run_op(ctx: &Ctx, name: &str, frame: &[u8]) -> Result<String, String> {
-    let env = parse_envelope(frame).map_err(|e| format!("{name}: envelope {e}"))?;
-    let op = Op::from_name(&env.operation).ok_or(format!("{name}: op vanished"))?;
-    match ops::handle_to_end(op, ctx, &env, frame) {
-        Ok(Answer::Callback { body, outcome }) => {
-            assert!(
-                body.len() <= ctx.cfg.limits.max_body_bytes,
-                "{name}: body over the cap"
-            );
-            let v: serde_json::Value = serde_json::from_slice(&body)
-                .unwrap_or_else(|e| panic!("{name}: answer is not JSON ({e}): {body:?}"));
-            assert_eq!(
-                v["rID"].as_str(),
-                Some(env.rid.as_str()),
-                "{name}: answer must echo the rID"
-            );
-            Ok(outcome)
-        }
-        Ok(Answer::None { outcome }) => Ok(outcome),
-        Ok(Answer::AwaitPos { id, .. }) => Ok(format!("awaiting #{id}")),
-        Ok(Answer::Stream { outcome, .. }) => Ok(outcome),
-        Err(e) => {
-            // A clean, bounded error is acceptable for hostile input; it must be printable.
-            let s = e.to_string();
-            assert!(s.len() < 8192, "{name}: error text unbounded");
-            Ok(format!("error {s}"))
-        }
-    }
+/// Checks a delivered callback's shape: within the body cap, JSON, its rID echoed. Whether it
+/// is a FAIL.
+fn check_reply(s: &Stages, name: &str, rid: &str, r: &testkit::stages::Reply) -> bool {
+    assert!(
+        r.body.len() <= s.cfg.limits.max_body_bytes,
+        "{name}: body over the cap"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&r.body)
+        .unwrap_or_else(|e| panic!("{name}: answer is not JSON ({e}): {:?}", r.body));
+    assert_eq!(
+        v["rID"].as_str(),
+        Some(rid),
+        "{name}: answer must echo the rID"
+    );
+    v["state"] == "FAIL" || v["result"]["success"] == false
 }
 
-#[tokio::test]
-async fn corpus_through_the_dispatcher_and_every_operation() {
-    let (ctx, dir, state, stub) = setup_stub();
+#[test]
+fn corpus_through_the_dispatcher_and_every_operation() {
+    let (s, dir, state) = setup_stub();
     let before = hash_dir(&dir);
-    let state_before = hash_dir(&state);
-    let (dispatcher, worker) = dispatch::channel(ctx.clone(), Arc::new(Quiet));
-    let counters = dispatcher.counters();
+    let counters = s.dispatcher.counters();
     let cases = corpus();
     let mut handled = 0usize;
     let mut fails = 0usize;
@@ -163,12 +112,16 @@ async fn corpus_through_the_dispatcher_and_every_operation() {
             counters.unknown_ops.load(Ordering::Relaxed),
             counters.queue_full.load(Ordering::Relaxed),
         );
-        stub.rids.lock().unwrap().clear();
-        dispatcher.submit(&c.frame, Instant::now());
-        dispatcher.drained().await;
+        let seen = s.capture.count();
+        s.submit(&c.frame);
+        s.drain();
         // Exactly one callback when the rID can be read (none for operations without an
         // answer), none otherwise.
-        let sent = std::mem::take(&mut *stub.rids.lock().unwrap());
+        let replies = s.capture.since(seen);
+        let sent: Vec<String> = replies
+            .iter()
+            .map(|r| r.rid.clone().unwrap_or_default())
+            .collect();
         let rid = parse_envelope(&c.frame)
             .map(|e| e.rid.to_string())
             .ok()
@@ -198,21 +151,21 @@ async fn corpus_through_the_dispatcher_and_every_operation() {
         if !(c.expect == Expect::Either && got != Expect::Unknown) {
             assert_eq!(got, c.expect, "{}: frame {:?}", c.name, preview(&c.frame));
         }
-        if got == Expect::Handled {
-            let outcome = run_op(&ctx, &c.name, &c.frame).unwrap();
-            handled += 1;
-            if outcome.contains("FAIL") {
+        for (r, rid) in replies.iter().zip(&rid) {
+            if check_reply(&s, &c.name, rid, r) && got == Expect::Handled {
                 fails += 1;
             }
+        }
+        if got == Expect::Handled {
+            handled += 1;
         }
     }
     assert_eq!(
         counters.received.load(Ordering::Relaxed) as usize,
         cases.len()
     );
-    drop(worker);
+    drop(s);
     assert_eq!(hash_dir(&dir), before, "the mirror directory changed");
-    let _ = state_before;
     assert_no_money_command_pending(&state);
     println!(
         "bad input: {} frames, {} handled by an operation ({} FAIL answers), {} rejected, {} unknown op",
@@ -227,7 +180,7 @@ async fn corpus_through_the_dispatcher_and_every_operation() {
 
 #[test]
 fn sql_looking_table_numbers_are_plain_values() {
-    let (ctx, dir, _) = setup();
+    let (s, dir, _) = setup();
     let before = hash_dir(&dir);
     for t in [
         "12; DROP TABLE orders",
@@ -239,13 +192,7 @@ fn sql_looking_table_numbers_are_plain_values() {
     ] {
         let frame =
             serde_json::json!({"rID":"sql","operation":"getBill","tableNumber":t}).to_string();
-        let env = parse_envelope(frame.as_bytes()).unwrap();
-        let Answer::Callback { body, .. } =
-            ops::handle_to_end(Op::GetBill, &ctx, &env, frame.as_bytes()).unwrap()
-        else {
-            panic!("getBill always answers")
-        };
-        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let v = s.call(&frame);
         assert_eq!(v["state"], "FAIL", "{t}: {v}");
         assert_eq!(v["substate"], "TABLE_NOT_FOUND", "{t}: {v}");
         assert_eq!(
@@ -254,13 +201,7 @@ fn sql_looking_table_numbers_are_plain_values() {
         );
     }
     // The real table still answers: nothing was dropped.
-    let frame = br#"{"rID":"ok","operation":"getBill","tableNumber":"12"}"#;
-    let env = parse_envelope(frame).unwrap();
-    let Answer::Callback { body, .. } = ops::handle_to_end(Op::GetBill, &ctx, &env, frame).unwrap()
-    else {
-        panic!()
-    };
-    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let v = s.call(r#"{"rID":"ok","operation":"getBill","tableNumber":"12"}"#);
     assert_eq!(v["state"], "SUCCESS", "{v}");
     assert_eq!(hash_dir(&dir), before);
     let _ = std::fs::remove_dir_all(&dir);
@@ -303,7 +244,7 @@ fn live_money_commands(state: &std::path::Path) -> Vec<(String, String, String)>
 /// tests/protocol_tolerance.rs.)
 #[test]
 fn hostile_money_never_becomes_a_payment() {
-    let (ctx, dir, state) = setup();
+    let (s, dir, state) = setup();
     let before = hash_dir(&dir);
     let bill = "6f1d2c7e-4b1a-4e0b-9b55-0d2a7c4e9a11";
     let cases = [
@@ -323,19 +264,14 @@ fn hostile_money_never_becomes_a_payment() {
         } else {
             format!(r#"{{"rID":"money-{name}","operation":"payBill","billId":"{bill}",{fields}}}"#)
         };
-        let env = parse_envelope(frame.as_bytes()).unwrap();
-        let answer = ops::handle_to_end(Op::PayBill, &ctx, &env, frame.as_bytes());
-        if let Ok(Answer::Callback { body, .. }) = &answer {
-            let v: serde_json::Value = serde_json::from_slice(body).unwrap();
-            assert_eq!(v["state"], "FAIL", "{name}: {v}");
-        }
+        let v = s.call(&frame);
+        assert_eq!(v["state"], "FAIL", "{name}: {v}");
         assert_no_money_command_pending(&state);
     }
     // Control: the correct payment does become a live row, so the check above can fail.
     let frame =
         format!(r#"{{"rID":"money-ok","operation":"payBill","billId":"{bill}","sum":389.50}}"#);
-    let env = parse_envelope(frame.as_bytes()).unwrap();
-    let _ = ops::handle_to_end(Op::PayBill, &ctx, &env, frame.as_bytes());
+    assert_eq!(s.call(&frame)["substate"], "POS_TIMEOUT", "no POS here");
     assert_eq!(
         live_money_commands(&state).len(),
         1,

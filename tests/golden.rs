@@ -1,5 +1,7 @@
 //! Golden bodies: the exact bytes of every answer, under each `[compat]` setting
-//! (docs/protocol.md §6), against the demo mirror. Any byte change fails with the file's name.
+//! (docs/protocol.md §6), against the demo mirror, as the agent's stages deliver them
+//! (`testkit::stages`: admission, compute, the wait for the simulated POS on a paused clock,
+//! delivery to a stub that keeps the signed bytes). Any byte change fails with the file's name.
 //!
 //! The files are `tests/golden/<name>.json`. After a deliberate change of shape, rewrite them with
 //! `UPDATE_GOLDEN=1 cargo test --test golden` and review the diff like code. Times that come
@@ -9,18 +11,16 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use expirenza_agent::cache::{prepare_with, tracker::Acked, Bounds};
-use expirenza_agent::callback::CallbackClient;
 use expirenza_agent::config::{
     ClosedOrdersShape, Config, HallPlanKey, RolesForm, VersionInfoSchema,
 };
 use expirenza_agent::mirror;
-use expirenza_agent::ops::{self, version_info, Answer, Ctx, Op};
-use expirenza_agent::request::parse_envelope;
-use testkit::sim_pos;
+use expirenza_agent::ops::{version_info, Answer};
+use expirenza_agent::sign::sign;
+use testkit::stages::{PosTask, Stages};
 
 static N: AtomicUsize = AtomicUsize::new(0);
 const TIME: &str = "2024-05-14T06:00:03.120000000Z";
@@ -31,7 +31,7 @@ const SET: &str = "8e2ad560-938b-4972-ba60-8098aac99f8b"; // on BILL2: 1 × 1080
 struct Rig {
     dir: PathBuf,
     mirror: PathBuf,
-    ctx: Arc<Ctx>,
+    ctx: Stages,
 }
 
 impl Drop for Rig {
@@ -71,8 +71,7 @@ fn rig(tweak: impl FnOnce(&mut Config)) -> Rig {
     cfg.journal.pos_ack_timeout_secs = 10;
     cfg.journal.poll_interval_ms = 5;
     tweak(&mut cfg);
-    let cb = CallbackClient::new(&cfg).unwrap();
-    let ctx = Arc::new(Ctx::new(Arc::new(cfg), cb));
+    let ctx = Stages::new(cfg);
     Rig {
         dir,
         mirror: mirror_path,
@@ -81,15 +80,15 @@ fn rig(tweak: impl FnOnce(&mut Config)) -> Rig {
 }
 
 impl Rig {
+    /// The callback's bytes, after checking they are the signed ones.
     fn answer(&self, frame: &str) -> Vec<u8> {
-        let env = parse_envelope(frame.as_bytes()).unwrap();
-        let op = Op::from_name(&env.operation).unwrap();
-        match ops::handle_to_end(op, &self.ctx, &env, frame.as_bytes()).unwrap() {
-            Answer::Callback { body, .. } => body,
-            Answer::None { outcome } => panic!("{frame}: no callback ({outcome})"),
-            Answer::AwaitPos { id, .. } => panic!("{frame}: #{id} left waiting"),
-            Answer::Stream { .. } => panic!("{frame}: streamed (golden bodies are small)"),
-        }
+        let r = self
+            .ctx
+            .answer(frame)
+            .unwrap_or_else(|| panic!("{frame}: no callback"));
+        assert!(!r.streamed, "{frame}: streamed (golden bodies are small)");
+        assert_eq!(sign(&self.ctx.cfg.secret, &r.body), r.signature, "{frame}");
+        r.body
     }
     fn call(&self, op: &str, fields: &str) -> Vec<u8> {
         let sep = if fields.is_empty() { "" } else { "," };
@@ -97,13 +96,8 @@ impl Rig {
             r#"{{"rID":"g-{op}","operation":"{op}"{sep}{fields}}}"#
         ))
     }
-    fn pos(&self) -> sim_pos::Running {
-        sim_pos::spawn(
-            &self.ctx.cfg.journal_path(),
-            &self.mirror,
-            Duration::from_millis(5),
-        )
-        .unwrap()
+    fn pos(&self) -> PosTask {
+        self.ctx.pos(Duration::from_millis(5))
     }
     fn mirror_exec(&self, sql: &str) {
         rusqlite::Connection::open(&self.mirror)

@@ -1,29 +1,28 @@
 //! The cases of docs/journal.md's contract table that no other test names: repeats while the
 //! first payment is still pending or claimed, a `substate` on every `review` row, where the
 //! agent reads a refusal, splitOrder's modifiers, discounts and new bill, createOrderOnTable's
-//! amount, and getBill's ORDER_NOT_FOUND and echoed `tableNumber`. Each test drives the
-//! operations the way dispatch does (`ops::handle`) against a demo mirror, with the simulated
-//! POS (or a hand-written acknowledgement) on the other side of the journal.
+//! amount, and getBill's ORDER_NOT_FOUND and echoed `tableNumber`. Each test runs the requests
+//! through the agent's stages (`testkit::stages`: admission, compute, the wait for the POS on a
+//! paused clock, delivery to a stub) against a demo mirror, with the simulated POS (or a
+//! hand-written acknowledgement) on the other side of the journal, stepped by the test while
+//! the requests wait.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
-use expirenza_agent::callback::CallbackClient;
 use expirenza_agent::config::Config;
 use expirenza_agent::mirror;
-use expirenza_agent::ops::{self, Answer, Ctx, Op};
-use expirenza_agent::request::parse_envelope;
 use rusqlite::{params, Connection};
 use serde_json::Value;
 use testkit::harness::TempDir;
 use testkit::sim_pos::SimPos;
+use testkit::stages::{Stages, Started};
 
 const BILL1: &str = "6f1d2c7e-4b1a-4e0b-9b55-0d2a7c4e9a11"; // table 12, total 389.50, BILL
 
 struct Rig {
     _dir: TempDir,
     mirror: PathBuf,
-    ctx: Arc<Ctx>,
+    ctx: Stages,
 }
 
 fn rig(tweak: impl FnOnce(&mut Config)) -> Rig {
@@ -43,8 +42,7 @@ fn rig(tweak: impl FnOnce(&mut Config)) -> Rig {
     cfg.journal.pos_ack_timeout_secs = 20;
     cfg.journal.poll_interval_ms = 5;
     tweak(&mut cfg);
-    let cb = CallbackClient::new(&cfg).unwrap();
-    let ctx = Arc::new(Ctx::new(Arc::new(cfg), cb));
+    let ctx = Stages::new(cfg);
     Rig {
         _dir: dir,
         mirror: m,
@@ -52,35 +50,24 @@ fn rig(tweak: impl FnOnce(&mut Config)) -> Rig {
     }
 }
 
-fn body(a: Answer) -> Value {
-    match a {
-        Answer::Callback { body, .. } => serde_json::from_slice(&body).unwrap(),
-        other => panic!("expected a callback, got {other:?}"),
-    }
-}
-
 impl Rig {
-    /// The operation up to its wait for the POS: the answer, or the row id it waits for and
-    /// the rest of the operation.
-    fn start(&self, frame: &str) -> Answer {
-        let env = parse_envelope(frame.as_bytes()).unwrap();
-        let op = Op::from_name(&env.operation).unwrap();
-        ops::handle(op, &self.ctx, &env, frame.as_bytes()).unwrap()
+    /// The request up to its wait for the POS: journaled, waiting, not answered.
+    fn start(&self, frame: &str) -> Started {
+        let s = self.ctx.start(frame);
+        assert!(
+            self.ctx.capture.for_rid(&s.rid).is_empty(),
+            "{}: answered without waiting for the POS",
+            s.rid
+        );
+        s
     }
-    /// Run to the end (waiting for the POS as dispatch does) and parse the callback.
+    /// Run to the end (waiting for the POS as the agent does) and parse the callback.
     fn call(&self, frame: &str) -> Value {
-        let env = parse_envelope(frame.as_bytes()).unwrap();
-        let op = Op::from_name(&env.operation).unwrap();
-        body(ops::handle_to_end(op, &self.ctx, &env, frame.as_bytes()).unwrap())
+        self.ctx.call(frame)
     }
-    /// Finish a started operation after the wait.
-    fn finish(&self, a: Answer) -> Value {
-        match a {
-            Answer::AwaitPos { id, resume } => {
-                body(resume(&self.ctx, self.ctx.journal.wait_ack(id)).unwrap())
-            }
-            other => body(other),
-        }
+    /// Run a started request to its callback.
+    fn finish(&self, s: Started) -> Value {
+        self.ctx.finish(s).json()
     }
     fn pos(&self) -> SimPos {
         SimPos::open(self.ctx.journal.path(), &self.mirror).unwrap()
@@ -126,17 +113,14 @@ fn pay(rid: &str, bill: &str, sum: &str) -> String {
 /// answers its outcome; it is kept as a `review` row (DUPLICATE_PAYMENT, `dup_of`).
 #[test]
 fn repeat_new_rid_while_the_first_payment_is_pending_answers_its_outcome() {
-    let r = rig(|_| {});
-    let first = r.start(&pay("p-a", BILL1, "389.50"));
-    assert!(matches!(first, Answer::AwaitPos { .. }), "{first:?}");
-    let ctx_r = Arc::new(r);
-    let r2 = ctx_r.clone();
-    let second = std::thread::spawn(move || r2.call(&pay("p-b", BILL1, "389.50")));
+    let ctx_r = rig(|_| {});
+    let first = ctx_r.start(&pay("p-a", BILL1, "389.50"));
+    let second = ctx_r.start(&pay("p-b", BILL1, "389.50"));
     // The POS applies the first payment while the second waits for it.
     let mut pos = ctx_r.pos();
     let (claimed, _) = pos.step().unwrap().expect("p-a pending");
     assert_eq!(claimed.rid, "p-a");
-    let b = second.join().unwrap();
+    let b = ctx_r.finish(second);
     let a = ctx_r.finish(first);
     assert_eq!(a["state"], "SUCCESS", "{a}");
     assert_eq!(b["state"], "SUCCESS", "{b}");
@@ -160,15 +144,14 @@ fn repeat_new_rid_while_the_first_payment_is_pending_answers_its_outcome() {
 /// The same while the first payment is `claimed` (the POS is applying it).
 #[test]
 fn repeat_new_rid_while_the_first_payment_is_claimed_answers_its_outcome() {
-    let r = Arc::new(rig(|_| {}));
+    let r = rig(|_| {});
     let first = r.start(&pay("p-c", BILL1, "389.50"));
     let mut pos = r.pos();
     let claimed = pos.claim().unwrap().expect("p-c pending");
-    let r2 = r.clone();
-    let second = std::thread::spawn(move || r2.call(&pay("p-d", BILL1, "389.50")));
+    let second = r.start(&pay("p-d", BILL1, "389.50"));
     let out = pos.apply(&claimed).unwrap();
     pos.acknowledge(&claimed, &out).unwrap();
-    assert_eq!(second.join().unwrap()["state"], "SUCCESS");
+    assert_eq!(r.finish(second)["state"], "SUCCESS");
     assert_eq!(r.finish(first)["state"], "SUCCESS");
     assert_eq!(r.payments(BILL1), 1);
     assert_eq!(r.row("p-d").1.as_deref(), Some("DUPLICATE_PAYMENT"));
@@ -276,9 +259,7 @@ fn a_refusal_is_read_from_the_columns_then_from_result() {
     for (i, (sub, reason, result, want_sub, want_msg)) in cases.iter().enumerate() {
         let rid = format!("ref-{i}");
         let a = r.start(&pay(&rid, BILL1, "389.50"));
-        let Answer::AwaitPos { id, .. } = &a else {
-            panic!("{a:?}")
-        };
+        let id = r.id(&rid);
         let n = r
             .journal()
             .execute(
@@ -385,7 +366,6 @@ fn create_order_sum_kop_is_the_mirror_menu_price_at_arrival() {
         r#"{"rID":"o-1","operation":"createOrderOnTable","externalId":"e-1","tableId":"table-12",
             "items":[{"id":"m-101","quantity":2,"modifier":[{"id":"mod-12","quantity":1}]},{"id":"m-905","quantity":0.35}]}"#,
     );
-    assert!(matches!(a, Answer::AwaitPos { .. }));
     // 2 × 145.00 + 15.00 + 0.35 × 650.00 (227.50) = 532.50
     let sum: i64 = r
         .journal()

@@ -1,21 +1,21 @@
-//! The journal-backed operations, called the way dispatch calls them (`ops::handle` on the
-//! current thread), against a demo mirror, with the simulated POS applying the commands.
-//! Each test reads the answer body, the journal rows and the mirror afterwards.
+//! The journal-backed operations through the agent's stages (`testkit::stages`: admission,
+//! compute, the wait for the POS on a paused clock, delivery to a stub), against a demo mirror,
+//! with the simulated POS applying the commands (a task on the same clock, or stepped by the
+//! test while a request waits). Each test reads the answer body, the journal rows and the
+//! mirror afterwards.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use expirenza_agent::callback::CallbackClient;
 use expirenza_agent::config::{AckMode, Config};
 use expirenza_agent::journal::Status;
 use expirenza_agent::mirror;
-use expirenza_agent::ops::{self, Answer, Ctx, Op};
-use expirenza_agent::request::parse_envelope;
 use rusqlite::{params, Connection};
 use serde_json::Value;
 use testkit::sim_pos::{self, Outcome, SimPos};
+use testkit::stages::{PosTask, Stages};
 
 const BILL1: &str = "6f1d2c7e-4b1a-4e0b-9b55-0d2a7c4e9a11"; // table 12, total 389.50, BILL
 const BILL2: &str = "4afc3774-cc50-4e07-ad81-dd65f166244a"; // table 7, 1720.60, splittable
@@ -28,7 +28,7 @@ struct Rig {
     dir: PathBuf,
     mirror: PathBuf,
     journal: PathBuf,
-    ctx: Arc<Ctx>,
+    ctx: Stages,
 }
 
 impl Drop for Rig {
@@ -72,8 +72,7 @@ fn rig_with(menu: bool, tweak: impl FnOnce(&mut Config)) -> Rig {
     cfg.journal.poll_interval_ms = 5;
     tweak(&mut cfg);
     let journal = cfg.journal_path();
-    let cb = CallbackClient::new(&cfg).unwrap();
-    let ctx = Arc::new(Ctx::new(Arc::new(cfg), cb));
+    let ctx = Stages::new(cfg);
     Rig {
         dir,
         mirror: mirror_path,
@@ -87,22 +86,21 @@ fn rig() -> Rig {
 }
 
 impl Rig {
-    fn pos(&self) -> sim_pos::Running {
-        sim_pos::spawn(&self.journal, &self.mirror, Duration::from_millis(5)).unwrap()
-    }
-    fn answer(&self, frame: &str) -> Answer {
-        let env = parse_envelope(frame.as_bytes()).unwrap();
-        let op = Op::from_name(&env.operation).unwrap();
-        ops::handle_to_end(op, &self.ctx, &env, frame.as_bytes()).unwrap()
+    /// The simulated POS, polling every 5 ms of the paused clock while the stages run.
+    fn pos(&self) -> PosTask {
+        self.ctx.pos(Duration::from_millis(5))
     }
     /// Run the operation and parse its callback body.
     fn call(&self, frame: &str) -> Value {
-        match self.answer(frame) {
-            Answer::Callback { body, .. } => serde_json::from_slice(&body).unwrap(),
-            Answer::None { outcome } => panic!("expected a callback, got none ({outcome})"),
-            Answer::AwaitPos { id, .. } => panic!("handle_to_end left #{id} waiting"),
-            Answer::Stream { .. } => panic!("no journal operation streams"),
-        }
+        self.ctx.call(frame)
+    }
+    /// Run an operation that has no callback; true when it ended as it should (journaled).
+    fn silent(&self, frame: &str) -> bool {
+        let before = self.ctx.ended.all().len();
+        assert!(self.ctx.answer(frame).is_none(), "a callback for {frame}");
+        let ended = self.ctx.ended.all();
+        assert_eq!(ended.len(), before + 1, "{frame}: {ended:?}");
+        ended.last().is_some_and(|(_, ok)| *ok)
     }
     fn j(&self) -> Connection {
         Connection::open(&self.journal).unwrap()
@@ -197,16 +195,16 @@ fn pay_bill_same_rid_twice_is_journaled_and_applied_once() {
 
 #[test]
 fn pay_bill_same_rid_concurrently_is_applied_once() {
-    let r = Arc::new(rig());
+    let r = rig();
     let _pos = r.pos();
-    let hs: Vec<_> = (0..4)
-        .map(|_| {
-            let r = r.clone();
-            std::thread::spawn(move || r.call(&pay("p-race", BILL1, "389.50")))
-        })
-        .collect();
-    for h in hs {
-        assert_eq!(h.join().unwrap()["state"], "SUCCESS");
+    // Four at once: on the journal writers' slots of the blocking pool together.
+    for _ in 0..4 {
+        r.ctx.submit(pay("p-race", BILL1, "389.50").as_bytes());
+    }
+    let replies = r.ctx.replies_for("p-race", 4);
+    assert_eq!(replies.len(), 4);
+    for reply in replies {
+        assert_eq!(reply.json()["state"], "SUCCESS");
     }
     assert_eq!(r.rows("SELECT count(*) FROM commands"), 1);
     assert_eq!(r.payments(BILL1), 1);
@@ -296,9 +294,12 @@ fn pay_bill_unknown_closed_or_malformed_is_journaled_for_review() {
 #[test]
 fn pay_bill_pos_never_acknowledges_fails_then_is_applied_once_later() {
     let r = rig_with(true, |c| c.journal.pos_ack_timeout_secs = 1);
-    let started = std::time::Instant::now();
+    let started = r.ctx.now();
     let v = r.call(&pay("p-slow", BILL1, "389.50"));
-    assert!(started.elapsed() >= Duration::from_secs(1));
+    assert!(
+        r.ctx.now() - started >= Duration::from_secs(1),
+        "waited the ack timeout"
+    );
     assert_eq!(fail_sub(&v), "POS_TIMEOUT");
     assert!(v["errorMessage"]
         .as_str()
@@ -342,23 +343,13 @@ fn pay_bill_claimed_but_unacknowledged_row_is_finished_once_after_a_pos_crash() 
 #[test]
 fn pay_bill_rejected_by_the_pos_answers_its_substate() {
     let r = rig_with(true, |c| c.journal.pos_ack_timeout_secs = 5);
-    let (journal, mirror) = (r.journal.clone(), r.mirror.clone());
-    let pos = std::thread::spawn(move || {
-        let mut pos = SimPos::open(&journal, &mirror).unwrap();
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        // Polling: the agent's row appears in another connection, no event exists for it.
-        loop {
-            if let Some(c) = pos.claim().unwrap() {
-                let o = Outcome::reject("ORDER_CLOSED", "closed by the cashier".into());
-                assert!(pos.acknowledge(&c, &o).unwrap());
-                return;
-            }
-            assert!(std::time::Instant::now() < deadline, "no command appeared");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    });
-    let v = r.call(&pay("p-rej", BILL1, "389.50"));
-    pos.join().unwrap();
+    // The payment is journaled and waits; the POS refuses it meanwhile.
+    let waiting = r.ctx.start(&pay("p-rej", BILL1, "389.50"));
+    let mut pos = SimPos::open(&r.journal, &r.mirror).unwrap();
+    let c = pos.claim().unwrap().expect("the payment is pending");
+    let o = Outcome::reject("ORDER_CLOSED", "closed by the cashier".into());
+    assert!(pos.acknowledge(&c, &o).unwrap());
+    let v = r.ctx.finish(waiting).json();
     assert_eq!(fail_sub(&v), "ORDER_CLOSED");
     assert!(v["errorMessage"].as_str().unwrap().contains("cashier"));
     assert_eq!(r.status_of("p-rej"), "rejected");
@@ -667,8 +658,8 @@ fn show_message_is_journaled_once_for_the_pos() {
     let frame = format!(
         r#"{{"rID":"m-1","operation":"showMessage","warning":true,"billId":"{BILL1}","message":"УВАГА! Повернення оплати"}}"#
     );
-    assert!(matches!(r.answer(&frame), Answer::None { .. }));
-    assert!(matches!(r.answer(&frame), Answer::None { .. }));
+    assert!(r.silent(&frame));
+    assert!(r.silent(&frame));
     let (n, status, bill): (i64, String, String) = r
         .j()
         .query_row(
@@ -687,9 +678,8 @@ fn show_message_is_journaled_once_for_the_pos() {
     assert!(shown.contains("Повернення"));
     assert_eq!(r.status_of("m-1"), "applied");
     // A null billId is fine.
-    assert!(matches!(
-        r.answer(r#"{"rID":"m-2","operation":"showMessage","warning":false,"billId":null,"message":"hi"}"#),
-        Answer::None { .. }
+    assert!(r.silent(
+        r#"{"rID":"m-2","operation":"showMessage","warning":false,"billId":null,"message":"hi"}"#
     ));
 }
 
@@ -698,12 +688,12 @@ fn set_settings_latest_wins() {
     let r = rig();
     let a = r#"{"rID":"set-1","operation":"setSettings","printPrecheckQr":true,"precheckQrUrl":"https://x/1","settings":{"load_modifiers":"1"}}"#;
     let b = r#"{"rID":"set-2","operation":"setSettings","printPrecheckQr":false,"precheckQrUrl":"https://x/2"}"#;
-    assert!(matches!(r.answer(a), Answer::None { .. }));
+    assert!(r.silent(a));
     assert_eq!(
         r.ctx.journal.settings().unwrap().unwrap(),
         ("set-1".into(), a.into())
     );
-    assert!(matches!(r.answer(b), Answer::None { .. }));
+    assert!(r.silent(b));
     assert_eq!(
         r.ctx.journal.settings().unwrap().unwrap(),
         ("set-2".into(), b.into())
@@ -747,42 +737,36 @@ fn report_lists_commands_by_status() {
 
 // ---------------------------------------------------------------- status board
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn status_board_shows_the_journal_backlog() {
+#[test]
+fn status_board_shows_the_journal_backlog() {
     let r = rig_with(true, |c| c.journal.ack_mode = AckMode::None);
-    let ctx = r.ctx.clone();
+    assert_eq!(r.call(&pay("b-1", BILL1, "389.50"))["state"], "SUCCESS");
     let board = Arc::new(expirenza_agent::status::StatusBoard::new("resto-1"));
     let (trigger, shutdown) = expirenza_agent::shutdown::channel();
-    let task = tokio::spawn(expirenza_agent::status::backlog::feed(
-        board.clone(),
-        ctx.clone(),
-        Duration::from_millis(100),
-        shutdown.receiver(),
-    ));
-    let c2 = ctx.clone();
-    tokio::task::spawn_blocking(move || {
-        let env = parse_envelope(pay("b-1", BILL1, "389.50").as_bytes()).unwrap();
-        ops::handle_to_end(
-            Op::PayBill,
-            &c2,
-            &env,
-            pay("b-1", BILL1, "389.50").as_bytes(),
-        )
-        .unwrap();
-    })
-    .await
-    .unwrap();
-    // Polling the board: the feeder runs on its own interval, there is no event to await.
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while board.snapshot().journal_pending != 1 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "backlog never reached 1"
+    let every = Duration::from_millis(100);
+    r.ctx.block_on(async {
+        let task = tokio::spawn(expirenza_agent::status::backlog::feed(
+            board.clone(),
+            r.ctx.ctx.clone(),
+            every,
+            shutdown.receiver(),
+        ));
+        // The feeder reads the backlog every 100 ms of the paused clock: one round is enough,
+        // a hundred are the bound.
+        for _ in 0..100 {
+            if board.snapshot().journal_pending == 1 {
+                break;
+            }
+            tokio::time::sleep(every).await;
+        }
+        assert_eq!(
+            board.snapshot().journal_pending,
+            1,
+            "the backlog on the board"
         );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    trigger.fire();
-    task.await.unwrap();
+        trigger.fire();
+        task.await.unwrap();
+    });
 }
 
 // ---------------------------------------------------------------- end to end

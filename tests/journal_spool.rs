@@ -12,19 +12,16 @@ mod binary;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
-use expirenza_agent::callback::CallbackClient;
 use expirenza_agent::config::Config;
 use expirenza_agent::journal::spool::Spool;
 use expirenza_agent::mirror;
-use expirenza_agent::ops::{self, Answer, Ctx, Op};
-use expirenza_agent::request::parse_envelope;
 use rusqlite::{params, Connection};
 use serde_json::Value;
 use testkit::harness::{make_mirror, TempDir, RESTO_ID, SECRET};
 use testkit::sim_pos;
+use testkit::stages::Stages;
 use testkit::{FakeCloud, FakeCloudConfig};
 
 const BILL1: &str = "6f1d2c7e-4b1a-4e0b-9b55-0d2a7c4e9a11"; // table 12, total 389.50
@@ -32,9 +29,11 @@ const BILL2: &str = "4afc3774-cc50-4e07-ad81-dd65f166244a"; // table 7, splittab
 const DERUNY: &str = "c53e1948-7ffe-4dea-8e25-9e6773fa8768"; // on BILL2: 2 × (240.00 total)
 const T: Duration = Duration::from_secs(30);
 
+/// The requests through the agent's stages (`testkit::stages`), on a paused clock; the lock
+/// waits are real (a pool thread in SQLite's busy handler).
 struct Rig {
     dir: TempDir,
-    ctx: Arc<Ctx>,
+    ctx: Stages,
 }
 
 fn rig(busy_ms: u64) -> Rig {
@@ -54,19 +53,13 @@ fn rig(busy_ms: u64) -> Rig {
     cfg.journal.busy_timeout_ms = Some(busy_ms);
     cfg.journal.pos_ack_timeout_secs = 1;
     cfg.journal.poll_interval_ms = 5;
-    let cb = CallbackClient::new(&cfg).unwrap();
-    let ctx = Arc::new(Ctx::new(Arc::new(cfg), cb));
+    let ctx = Stages::new(cfg);
     Rig { dir, ctx }
 }
 
 impl Rig {
     fn call(&self, frame: &str) -> Value {
-        let env = parse_envelope(frame.as_bytes()).unwrap();
-        let op = Op::from_name(&env.operation).unwrap();
-        match ops::handle_to_end(op, &self.ctx, &env, frame.as_bytes()).unwrap() {
-            Answer::Callback { body, .. } => serde_json::from_slice(&body).unwrap(),
-            other => panic!("expected a callback, got {other:?}"),
-        }
+        self.ctx.call(frame)
     }
     fn journal(&self) -> Connection {
         Connection::open(self.ctx.journal.path()).unwrap()

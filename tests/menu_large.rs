@@ -6,7 +6,6 @@ mod mirror_fixture;
 
 use std::time::Instant;
 
-use expirenza_agent::ops::OpError;
 use mirror_fixture::*;
 
 const MENU: &str = r#"{"rID":"r-1","operation":"menuInfo"}"#;
@@ -26,37 +25,25 @@ fn large_mirror_menu_fits_or_is_refused_cleanly() {
     let default_cap = cfg.limits.max_body_bytes;
     let ctx = ctx_for(cfg);
     let t = Instant::now();
-    let r = call_raw(&ctx, MENU);
+    let r = ctx.answer(MENU).expect("menuInfo answers");
     let ms = t.elapsed().as_secs_f64() * 1e3;
-    match r {
-        Ok(body) => {
-            // Over max_body_bytes it is streamed (issue 14): whole, valid, signed.
-            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-            assert_eq!(v["dishes"].as_array().unwrap().len(), 5_000);
-            println!(
-                "menuInfo default cap {default_cap}: {}, {} bytes, {ms:.1} ms",
-                if body.len() > default_cap {
-                    "streamed"
-                } else {
-                    "fits"
-                },
-                body.len()
-            );
-        }
-        Err(OpError::TooLarge(e)) => {
-            assert_eq!(e.cap, default_cap);
-            println!("menuInfo default cap {default_cap}: refused (TooLarge) after {ms:.1} ms");
-        }
-        Err(e) => panic!("unexpected {e}"),
-    }
+    // Over max_body_bytes it is streamed: whole, valid, signed (the stub checks the signature).
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v["dishes"].as_array().unwrap().len(), 5_000);
+    assert_eq!(r.streamed, r.body.len() > default_cap);
+    println!(
+        "menuInfo default cap {default_cap}: {}, {} bytes, {ms:.1} ms",
+        if r.streamed { "streamed" } else { "fits" },
+        r.body.len()
+    );
 
     // A cap big enough: valid JSON with every dish and its modifiers.
     let mut cfg = m.config();
     cfg.limits.max_body_bytes = 16 << 20;
     let ctx = ctx_for(cfg);
-    let _ = call_raw(&ctx, MENU).unwrap(); // warm the pool and statement cache
+    let _ = call_raw(&ctx, MENU); // warm the pool and statement cache
     let t = Instant::now();
-    let body = call_raw(&ctx, MENU).unwrap();
+    let body = call_raw(&ctx, MENU);
     let ms = t.elapsed().as_secs_f64() * 1e3;
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
     let dishes = v["dishes"].as_array().unwrap();
@@ -87,10 +74,7 @@ fn large_mirror_menu_fits_or_is_refused_cleanly() {
     cfg.limits.max_body_bytes = 64 * 1024;
     cfg.limits.max_menu_bytes = 64 * 1024;
     let r = call_raw(&ctx_for(cfg), MENU);
-    assert!(
-        matches!(r, Err(OpError::TooLarge(e)) if e.cap == 64 * 1024),
-        "{r:?}"
-    );
+    assert_too_large(&r, 64 * 1024);
 
     let ctx = m.ctx();
     let t = Instant::now();

@@ -6,7 +6,6 @@
 mod mirror_fixture;
 
 use expirenza_agent::config::RolesForm;
-use expirenza_agent::ops::OpError;
 use mirror_fixture::*;
 use serde_json::{json, Value};
 
@@ -523,28 +522,33 @@ fn menu_info_refused_past_the_body_cap() {
     cfg.limits.max_body_bytes = 1024;
     cfg.limits.max_menu_bytes = 1024;
     let r = call_raw(&ctx_for(cfg), r#"{"rID":"r-1","operation":"menuInfo"}"#);
-    assert!(
-        matches!(r, Err(OpError::TooLarge(e)) if e.cap == 1024),
-        "{r:?}"
-    );
+    assert_too_large(&r, 1024);
     // Over max_body_bytes but within max_menu_bytes: streamed, the same bytes as held whole.
     let mut cfg = m.config();
     cfg.limits.max_body_bytes = 1024;
-    let streamed = call_raw(&ctx_for(cfg), r#"{"rID":"r-1","operation":"menuInfo"}"#).unwrap();
-    let whole = call_raw(&m.ctx(), r#"{"rID":"r-1","operation":"menuInfo"}"#).unwrap();
-    assert!(streamed.len() > 1024);
-    assert_eq!(streamed, whole);
+    let s = ctx_for(cfg);
+    let streamed = s.answer(r#"{"rID":"r-1","operation":"menuInfo"}"#).unwrap();
+    assert!(streamed.streamed, "over max_body_bytes: streamed");
+    let whole = ctx_for(m.config())
+        .answer(r#"{"rID":"r-1","operation":"menuInfo"}"#)
+        .unwrap();
+    assert!(!whole.streamed);
+    assert!(streamed.body.len() > 1024);
+    assert_eq!(streamed.body, whole.body);
+    assert_eq!(streamed.signature, whole.signature);
     // The same menu fits with room to spare.
     let mut cfg = m.config();
     cfg.limits.max_body_bytes = 16 * 1024;
-    assert!(call_raw(&ctx_for(cfg), r#"{"rID":"r-1","operation":"menuInfo"}"#).is_ok());
+    let (v, _) = call(&ctx_for(cfg), "menuInfo", "");
+    assert_eq!(v["rID"], "r-1");
+    assert!(v.get("state").is_none(), "an answer, not a FAIL: {v}");
 }
 
 /// menuInfo reads in constant memory, so `max_rows` (which bounds what other answers hold)
 /// does not cap it: its rows are bounded through `max_menu_bytes`.
 #[test]
 fn menu_info_rows_are_bounded_by_max_menu_bytes_not_max_rows() {
-    use expirenza_agent::ops::menu_stream::{menu_rows, BYTES_PER_ROW};
+    use expirenza_agent::ops::menu_info::stream::{menu_rows, BYTES_PER_ROW};
     let m = TempMirror::demo("menu-rows");
     let mut cfg = m.config();
     cfg.limits.max_rows = 10;
@@ -559,7 +563,7 @@ fn menu_info_rows_are_bounded_by_max_menu_bytes_not_max_rows() {
 
 // ---------------------------------------------------------------------------- checkProductsRestrictions
 
-fn check(ctx: &expirenza_agent::ops::Ctx, items: &str) -> Value {
+fn check(ctx: &testkit::stages::Stages, items: &str) -> Value {
     call(
         ctx,
         "checkProductsRestrictions",

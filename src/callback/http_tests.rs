@@ -308,3 +308,44 @@ async fn an_idle_connection_is_looked_at_without_waiting() {
     let mut rb = ReadBuf::default();
     assert_eq!(rb.check_idle(&mut a), Err("closed by the server".into()));
 }
+
+/// The attempt's end is the bound, to the millisecond: an answer that starts 1 ms before it is
+/// the answer, one that starts 1 ms after it is a timeout. On a paused clock, so the margins
+/// are exact whatever the machine's load (tests/faults_callback.rs shows a late answer through
+/// the whole agent, sequenced by events).
+#[tokio::test(start_paused = true)]
+async fn an_answer_late_in_the_attempt_counts_and_one_after_it_does_not() {
+    for (after_ms, counts) in [(1_999u64, true), (2_001, false)] {
+        let (mut a, mut b) = duplex(64 * 1024);
+        let server = tokio::spawn(async move {
+            let mut got = Vec::new();
+            let mut buf = [0u8; 512];
+            while !got.ends_with(b"\r\n\r\n{}") {
+                let n = b.read(&mut buf).await.unwrap();
+                assert!(n > 0, "request cut short");
+                got.extend_from_slice(&buf[..n]);
+            }
+            tokio::time::sleep(Duration::from_millis(after_ms)).await;
+            let _ = b
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                .await;
+            b
+        });
+        let head = request_head("/cb/getBill", "h", "r", "s", 2);
+        let mut rb = ReadBuf::default();
+        let until = Instant::now() + Duration::from_secs(2);
+        let r = exchange(&mut a, &mut rb, &head, Body::Bytes(b"{}"), 64, until).await;
+        if counts {
+            assert_eq!(r.unwrap().status, 200, "{after_ms} ms");
+        } else {
+            let e = r.unwrap_err();
+            assert_eq!(
+                e.failure,
+                Failure::NoResponse,
+                "{after_ms} ms: {}",
+                e.message
+            );
+        }
+        drop(server.await.unwrap());
+    }
+}

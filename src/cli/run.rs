@@ -40,10 +40,11 @@ fn main(parser: &mut lexopt::Parser, mut common: Common) -> Result<ExitCode> {
 /// How long an idle blocking-pool thread is kept (tokio's default is 10 s).
 /// The blocking pool's threads are started once and kept: a day without work before one ends.
 const BLOCKING_KEEP_ALIVE: Duration = Duration::from_secs(24 * 3600);
-/// Blocking threads beyond the `2 × max_in_flight` of the operations (`max_in_flight` compute
-/// slots, and as many for the operations that write the journal): the status writer, the
-/// ORDERS_CACHE push, the metrics file, the spool keeper and a streamed menu run there.
-const BLOCKING_EXTRA: usize = 2;
+/// Blocking threads beyond those of the operations (`max_in_flight` compute slots, as many for
+/// the operations that write the journal, and `max_streaming` for the second passes of
+/// streamed answers): the status writer, the ORDERS_CACHE push, the metrics file, the spool
+/// keeper and DNS lookups run there.
+const BLOCKING_EXTRA: usize = 1;
 
 fn run(cfg: crate::Config) -> Result<ExitCode> {
     limit_malloc_arenas();
@@ -53,9 +54,10 @@ fn run(cfg: crate::Config) -> Result<ExitCode> {
     );
     let _ = rustls::crypto::ring::default_provider().install_default();
     // One runtime thread for all I/O, timers and the short reads (`inline_reads`); the
-    // blocking pool (2 × `max_in_flight` + BLOCKING_EXTRA threads, all started here and kept)
-    // runs journal writes, menus and file writes. No thread is created after start-up.
-    let blocking = 2 * cfg.limits.max_in_flight + BLOCKING_EXTRA;
+    // blocking pool (2 × `max_in_flight` + `max_streaming` + BLOCKING_EXTRA threads, all
+    // started here and kept) runs journal writes, menus and file writes. No thread is created
+    // after start-up.
+    let blocking = 2 * cfg.limits.max_in_flight + cfg.limits.max_streaming + BLOCKING_EXTRA;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .max_blocking_threads(blocking)

@@ -2,36 +2,42 @@
 //! cloud, to exercise the POS side.
 //!
 //! The request frame is built as the cloud would send it, with an rID that says it is
-//! simulated (`simulated-<unix ms>-<pid>`), then goes through the code `run` uses:
-//! [`crate::request::parse_envelope`] and [`ops::handle`] on a context built by [`Ctx::new`],
-//! which journals it; the wait for the POS's acknowledgement is `run`'s too (the journal row
-//! polled every `poll_interval_ms`, at most `pos_ack_timeout_secs`). It prints the request,
-//! the body the cloud would receive, and the journal row.
+//! simulated (`simulated-<unix ms>-<pid>`), then goes through the stages `run` uses: a
+//! [`Dispatcher`] on a context built by [`Ctx::new`] admits it, computes it (journaling it),
+//! waits for the POS's acknowledgement on timers (the journal row polled every
+//! `poll_interval_ms`, at most `pos_ack_timeout_secs`) and delivers the answer, here to a
+//! [`Deliver`] that keeps the body instead of POSTing it. It prints the request, the body the
+//! cloud would receive, and the journal row. showMessage has no answer; its acknowledgement is
+//! awaited the same way after the dispatcher is done.
 //!
 //! It writes only with `--yes`, since the POS will really apply the command. Without it, a dry
-//! run: the same code against a copy of the journal in a temporary directory (so repeats and
-//! live payments are seen as the real journal has them), which shows what would be written and
-//! the answer the agent would give before the POS acts; nothing is written to the real journal.
+//! run: the operation alone ([`ops::handle`], the compute stage) against a copy of the journal in
+//! a temporary directory (so repeats and live payments are seen as the real journal has them),
+//! which shows what would be written and the answer the agent would give before the POS acts;
+//! nothing is written to the real journal.
 //! Exit status: 0 when the answer is SUCCESS (a dry run: when the command would go to the POS),
 //! 1 when it is a FAIL or the command would be refused or kept for review, 2 on an error.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
 use super::{usage_error, Command, Common};
-use crate::callback::CallbackClient;
+use crate::callback::{BoxFuture, CallbackError, Deliver, Delivered};
 use crate::config::{Config, SecretNeed};
 use crate::ctx::Ctx;
-use crate::journal::{Command as Row, Status};
+use crate::dispatch::{self, Dispatcher, OpEvents};
+use crate::journal::{Command as Row, Journal, JournalError, Status};
 use crate::json::JsonBuf;
 use crate::mirror::orders;
 use crate::money::{Kopecks, Qty};
 use crate::ops::split_order::{self, SplitLine, SplitPosition};
 use crate::ops::{self, Answer, Op};
 use crate::request::parse_envelope;
+use crate::sign::SignedBody;
 
 pub const COMMAND: Command = Command {
     name: "simulate",
@@ -158,10 +164,9 @@ fn id_qty(flag: &str, v: &str) -> Result<(String, Option<Qty>)> {
     Ok((id.to_string(), q))
 }
 
-fn context(cfg: &Config) -> Result<Ctx> {
-    let cfg = Arc::new(cfg.clone());
-    let callback = CallbackClient::new(&cfg).context("building the callback client")?;
-    Ok(Ctx::new(cfg, callback))
+/// A context whose callbacks are kept, not sent: simulate needs no network.
+fn context(cfg: &Config, capture: Arc<Capture>) -> Ctx {
+    Ctx::new(Arc::new(cfg.clone()), capture)
 }
 
 /// The frame the cloud would send.
@@ -267,32 +272,109 @@ fn amount(flag: &str, v: &str) -> Result<Kopecks> {
     Kopecks::from_text(v).map_err(|e| usage_error(format!("{flag} {v}: {e}"), USAGE))
 }
 
-/// `--yes`: journal it for real, wait for the POS as `run` does, print what happened.
-fn run(cfg: &Config, op: Op, a: &Args, rid: &str) -> Result<ExitCode> {
-    let ctx = context(cfg)?;
-    let frame = frame(&ctx, op, a, rid)?;
-    let env = parse_envelope(&frame).context("reading the built request")?;
-    print_request(&frame);
-    let answer = ops::handle_to_end(op, &ctx, &env, &frame)
-        .map_err(|e| anyhow::anyhow!("{} failed: {e}", op.name()))?;
-    let mut ok = print_answer(&answer);
-    let row = ctx.journal.by_rid(rid).context("reading the journal")?;
-    let row = match row {
-        // showMessage has no answer: wait for the POS's acknowledgement all the same.
-        Some(r) if op == Op::ShowMessage && !r.status.is_final() => {
-            Some(ctx.journal.wait_ack(r.id).context("waiting for the POS")?)
-        }
-        r => r,
-    };
-    if op == Op::ShowMessage {
-        ok = row.as_ref().is_some_and(|r| r.status == Status::Applied);
+/// Keeps the callback the dispatcher would POST (simulate has no cloud to send it to).
+#[derive(Default)]
+struct Capture {
+    body: Mutex<Option<Vec<u8>>>,
+}
+
+impl Deliver for Capture {
+    fn deliver<'a>(
+        &'a self,
+        _path: &'a str,
+        body: &'a SignedBody,
+        _deadline: Instant,
+    ) -> BoxFuture<'a, Result<Delivered, CallbackError>> {
+        *self.body.lock().unwrap_or_else(|p| p.into_inner()) = Some(body.body().to_vec());
+        Box::pin(async {
+            Ok(Delivered {
+                attempts: 1,
+                status: 200,
+            })
+        })
     }
+}
+
+/// Whether the request ended with its own answer (or none due), as the status board hears it.
+#[derive(Default)]
+struct Ended(Mutex<Option<bool>>);
+
+impl OpEvents for Ended {
+    fn op_done(&self, _operation: &str, ok: bool) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(ok);
+    }
+}
+
+/// `--yes`: journal it for real through the dispatcher's stages (waiting for the POS on
+/// timers, as `run` does), print what happened.
+fn run(cfg: &Config, op: Op, a: &Args, rid: &str) -> Result<ExitCode> {
+    let capture = Arc::new(Capture::default());
+    let ended = Arc::new(Ended::default());
+    let ctx = Arc::new(context(cfg, capture.clone()));
+    let frame = frame(&ctx, op, a, rid)?;
+    parse_envelope(&frame).context("reading the built request")?;
+    print_request(&frame);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .context("starting the async runtime")?;
+    let row = rt.block_on(async {
+        let (dispatcher, _worker): (Dispatcher, _) = dispatch::channel(ctx.clone(), ended.clone());
+        dispatcher.submit(&frame, Instant::now());
+        dispatcher.drained().await;
+        let row = ctx.journal.by_rid(rid).context("reading the journal")?;
+        match row {
+            // showMessage has no answer: wait for the POS's acknowledgement all the same.
+            Some(r) if op == Op::ShowMessage && !r.status.is_final() => {
+                acknowledged(&ctx.journal, r.id)
+                    .await
+                    .map(Some)
+                    .context("waiting for the POS")
+            }
+            r => Ok(r),
+        }
+    })?;
+    let answer = capture
+        .body
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take();
+    let ended_ok = *ended.0.lock().unwrap_or_else(|p| p.into_inner());
+    let ok = match (answer, &row) {
+        (Some(body), _) => print_body(&body),
+        (None, Some(r)) if ended_ok == Some(true) => {
+            let warning = if a.warning { " warning" } else { "" };
+            println!(
+                "answer: none (this operation has no callback): journaled #{}{warning}",
+                r.id
+            );
+            r.status == Status::Applied
+        }
+        _ => bail!(
+            "{} failed: the agent gave no answer (the error above says why)",
+            op.name()
+        ),
+    };
     print_row(row.as_ref(), ctx.journal.path());
     Ok(if ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Poll command `id` on a timer until the POS finished it or `[journal] pos_ack_timeout_secs`
+/// passed, as the dispatcher's wait stage does; the row as it then stands.
+async fn acknowledged(j: &Journal, id: i64) -> Result<Row, JournalError> {
+    let deadline = tokio::time::Instant::now() + j.ack_timeout;
+    loop {
+        let row = j.get(id)?;
+        let now = tokio::time::Instant::now();
+        if row.status.is_final() || now >= deadline {
+            return Ok(row);
+        }
+        tokio::time::sleep(j.poll_interval.min(deadline - now)).await;
+    }
 }
 
 /// Without `--yes`: the same code against a copy of the journal; nothing real is written.
@@ -320,11 +402,10 @@ fn dry_run(cfg: &Config, op: Op, a: &Args, rid: &str) -> Result<ExitCode> {
     if quiet {
         crate::log::set_level(crate::log::Level::Error);
     }
-    let ctx = context(&scratch_cfg);
+    let ctx = context(&scratch_cfg, Arc::default());
     if quiet {
         crate::log::set_level(crate::log::Level::Warn);
     }
-    let ctx = ctx?;
     let frame = frame(&ctx, op, a, rid)?;
     let env = parse_envelope(&frame).context("reading the built request")?;
     print_request(&frame);
@@ -357,17 +438,20 @@ fn print_request(frame: &[u8]) {
     println!("request: {}", String::from_utf8_lossy(frame));
 }
 
+/// Print the body the cloud would receive; true when it is a SUCCESS.
+fn print_body(body: &[u8]) -> bool {
+    println!(
+        "answer (the body the cloud would receive): {}",
+        String::from_utf8_lossy(body)
+    );
+    let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    v["state"] == "SUCCESS" || v["result"]["success"] == true
+}
+
 /// Print the answer; true when it is a SUCCESS (or no answer is due).
 fn print_answer(answer: &Answer) -> bool {
     match answer {
-        Answer::Callback { body, .. } => {
-            println!(
-                "answer (the body the cloud would receive): {}",
-                String::from_utf8_lossy(body)
-            );
-            let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
-            v["state"] == "SUCCESS" || v["result"]["success"] == true
-        }
+        Answer::Callback { body, .. } => print_body(body),
         Answer::None { outcome } => {
             println!("answer: none (this operation has no callback): {outcome}");
             true

@@ -74,6 +74,10 @@ pub struct Limits {
     pub max_waiting: usize,
     /// Callbacks being delivered at once (sending, or sleeping before a retry). Default 64.
     pub max_delivering: usize,
+    /// Streamed answers (menuInfo over `max_body_bytes`) being delivered at once. Each one's
+    /// second pass holds a blocking-pool thread for as long as the network takes to carry it;
+    /// the pool has one thread per place, so a slow cloud holds these and no other. Default 1.
+    pub max_streaming: usize,
     /// Graceful-shutdown bound for in-flight work. Default 10 s.
     pub shutdown_grace_secs: u64,
     /// Most mirror rows read for one answer (bills, positions, ...). Default 50 000.
@@ -107,6 +111,7 @@ impl Default for Limits {
             max_pending_bytes: 4 << 20,
             max_waiting: 64,
             max_delivering: 64,
+            max_streaming: 1,
             shutdown_grace_secs: 10,
             max_rows: 50_000,
             max_menu_bytes: 64 << 20,

@@ -70,6 +70,9 @@ impl Config {
         if m.max_delivering == 0 || m.max_delivering > 4096 {
             return bad("[limits] max_delivering must be between 1 and 4096".into());
         }
+        if m.max_streaming == 0 || m.max_streaming > 64 {
+            return bad("[limits] max_streaming must be between 1 and 64".into());
+        }
         if m.max_frame_bytes < 1024
             || m.max_message_bytes < m.max_frame_bytes
             || m.max_message_bytes > 64 << 20

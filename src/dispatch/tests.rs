@@ -53,6 +53,17 @@ impl Drop for Rig {
 }
 
 fn rig(tag: &str, tweak: impl FnOnce(&mut Config)) -> Rig {
+    let stub = Arc::new(Stub::default());
+    rig_with(tag, tweak, stub.clone(), stub)
+}
+
+/// [`rig`] with another `Deliver` than the stub (`stub` then records nothing).
+fn rig_with(
+    tag: &str,
+    tweak: impl FnOnce(&mut Config),
+    deliver: Arc<dyn Deliver>,
+    stub: Arc<Stub>,
+) -> Rig {
     let dir = std::env::temp_dir().join(format!("expirenza-dispatch-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -76,8 +87,7 @@ fn rig(tag: &str, tweak: impl FnOnce(&mut Config)) -> Rig {
     );
     cfg.journal.pos_ack_timeout_secs = 60;
     tweak(&mut cfg);
-    let stub = Arc::new(Stub::default());
-    let ctx = Arc::new(crate::ctx::Ctx::new(Arc::new(cfg), stub.clone()));
+    let ctx = Arc::new(crate::ctx::Ctx::new(Arc::new(cfg), deliver));
     let (dispatcher, worker) = channel(ctx, Arc::new(Quiet));
     Rig {
         dir,
@@ -90,8 +100,9 @@ fn rig(tag: &str, tweak: impl FnOnce(&mut Config)) -> Rig {
 const GUARD: Duration = Duration::from_secs(20);
 
 /// A payBill waiting for a POS that never answers (ack timeout 60 s) is answered at once when
-/// the agent stops; a request arriving during shutdown gets AGENT_STOPPING.
-#[tokio::test]
+/// the agent stops; a request arriving during shutdown gets AGENT_STOPPING. On a paused clock:
+/// the 20 s guards pass before the 60 s wait would.
+#[tokio::test(start_paused = true)]
 async fn shutdown_answers_waiting_and_new_requests_promptly() {
     let mut r = rig("stop", |_| {});
     let (trigger, shutdown) = crate::shutdown::channel();
@@ -189,16 +200,16 @@ async fn every_frame_ends_once_and_admission_bytes_return() {
 #[tokio::test]
 async fn a_parked_request_is_small() {
     let r = rig("sizes", |_| {});
-    let job = job::Job {
+    let job = Job {
         rid: "x".into(),
         op_name: "checkWork".into(),
-        work: Err(job::Failure::busy("checkWork", None)),
+        work: Err(Failure::busy("checkWork", None)),
         received: Instant::now(),
     };
-    let f = job::run_job(
+    let f = run_job(
         r.dispatcher.inner.clone(),
         job,
-        r.dispatcher.ticket(0, false),
+        Ticket::new(&r.dispatcher.inner, 0, false),
         None,
     );
     let size = std::mem::size_of_val(&f);
@@ -407,7 +418,7 @@ async fn a_journal_write_waits_for_the_lock_from_arrival_on_its_own_thread() {
 /// The wait for the POS ends 5 s before the request's callback deadline at the latest, however
 /// long the request waited before it (here: it arrived 76 s ago, so of its 60 s acknowledgement
 /// wait nothing is left): the answer, POS_TIMEOUT, still has its 5 s to be delivered.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_wait_for_the_pos_ends_before_the_callback_deadline() {
     let r = rig("ack-clip", |c| c.journal.pos_ack_timeout_secs = 60);
     let received = Instant::now() - Duration::from_secs(76);
@@ -490,4 +501,101 @@ async fn a_journal_operation_waiting_for_the_mirror_does_not_hold_up_another() {
     })
     .await
     .expect("the payBill is journaled once the mirror is free");
+}
+
+/// Takes streamed bodies through their second pass, as the transport does, but only when the
+/// test lets it; counts how many are in hand at once.
+#[derive(Default)]
+struct Streams {
+    now: std::sync::atomic::AtomicUsize,
+    most: std::sync::atomic::AtomicUsize,
+    done: std::sync::atomic::AtomicUsize,
+    go: tokio::sync::Notify,
+}
+
+impl Deliver for Streams {
+    fn deliver<'a>(
+        &'a self,
+        _path: &'a str,
+        _body: &'a SignedBody,
+        _deadline: Instant,
+    ) -> BoxFuture<'a, Result<Delivered, CallbackError>> {
+        panic!("the menu is streamed here")
+    }
+    fn deliver_stream<'a>(
+        &'a self,
+        _path: &'a str,
+        body: &'a crate::body_stream::StreamBody,
+        _deadline: Instant,
+    ) -> BoxFuture<'a, Result<Delivered, CallbackError>> {
+        Box::pin(async move {
+            let go = self.go.notified();
+            let n = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most.fetch_max(n, Ordering::SeqCst);
+            go.await;
+            let mut rx = body.chunks();
+            let mut len = 0;
+            while let Some(c) = rx.recv().await {
+                len += c.expect("the second pass").len();
+            }
+            assert_eq!(len, body.len());
+            self.now.fetch_sub(1, Ordering::SeqCst);
+            self.done.fetch_add(1, Ordering::SeqCst);
+            Ok(Delivered {
+                attempts: 1,
+                status: 200,
+            })
+        })
+    }
+}
+
+/// Streamed answers (menuInfo over `max_body_bytes`) are sent at most `max_streaming` at once:
+/// each one's second pass holds a pool thread while the network takes it, so a slow cloud
+/// holds those places and no more.
+#[tokio::test(start_paused = true)]
+async fn streamed_answers_are_sent_at_most_max_streaming_at_once() {
+    let streams = Arc::new(Streams::default());
+    let r = rig_with(
+        "streams",
+        |c| {
+            c.limits.max_body_bytes = 1024;
+            c.limits.max_in_flight = 3;
+        },
+        streams.clone(),
+        Arc::default(),
+    );
+    for i in 0..3 {
+        let f = format!(r#"{{"rID":"m-{i}","operation":"menuInfo"}}"#);
+        r.dispatcher.submit(f.as_bytes(), Instant::now());
+    }
+    // Event: one stream is in hand; the others have been computed and wait for their place
+    // (the paused clock moves only once every task waits).
+    tokio::time::timeout(GUARD, async {
+        while streams.now.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await
+    .expect("a stream starts");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        streams.now.load(Ordering::SeqCst),
+        1,
+        "one stream at a time"
+    );
+    // Let each go as it comes.
+    tokio::time::timeout(GUARD, async {
+        while streams.done.load(Ordering::SeqCst) < 3 {
+            streams.go.notify_waiters();
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await
+    .expect("all three streamed");
+    assert_eq!(streams.most.load(Ordering::SeqCst), 1, "never two at once");
+    tokio::time::timeout(GUARD, r.dispatcher.drained())
+        .await
+        .expect("drained");
+    let c = r.dispatcher.counters();
+    assert_eq!(c.answered.load(Ordering::Relaxed), 3);
 }

@@ -11,7 +11,6 @@
 //!   counted from the request's arrival).
 //! - `spool.rs`: where a request goes when the journal still cannot take it, and how it is
 //!   moved into the journal later, exactly once.
-//! - `wait.rs`: waiting (bounded) for the POS to acknowledge a row.
 //! - `report.rs`: the `expirenza-agent journal` listing for end-of-shift reconciliation.
 //!
 //! The journal is opened lazily: if it cannot be opened at start the agent still runs its read
@@ -27,7 +26,6 @@ pub mod lock;
 pub mod report;
 pub mod spool;
 pub mod store;
-pub mod wait;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex};
@@ -196,7 +194,9 @@ pub struct Journal {
     path: PathBuf,
     /// `[journal] busy_timeout_ms`: the longest wait for the write lock.
     pub busy_timeout: Duration,
+    /// `[journal] pos_ack_timeout_secs`: the longest wait for the POS's acknowledgement.
     pub ack_timeout: Duration,
+    /// `[journal] poll_interval_ms`: how often that wait reads the row.
     pub poll_interval: Duration,
     pub ack_mode: AckMode,
     conn: Mutex<Option<Connection>>,

@@ -17,7 +17,6 @@ pub mod journaled;
 pub mod kept;
 pub mod list;
 pub mod menu_info;
-pub mod menu_stream;
 pub mod pay_bill;
 pub mod set_settings;
 pub mod show_message;
@@ -203,17 +202,6 @@ operations! {
         needs = &[], core = false, inline = false, kept = false;
     SetSettings => "setSettings", None, set_settings::handle,
         needs = &[], core = false, inline = false, kept = false;
-}
-
-/// [`handle`], then any wait for the POS done here, blocking this thread (polling the journal
-/// every `poll_interval_ms`). For tests and offline tools only: the agent's dispatcher waits on
-/// timers instead (see `dispatch`).
-pub fn handle_to_end(op: Op, ctx: &Ctx, env: &Envelope, frame: &[u8]) -> Result<Answer, OpError> {
-    let mut answer = handle(op, ctx, env, frame)?;
-    while let Answer::AwaitPos { id, resume } = answer {
-        answer = resume(ctx, ctx.journal.wait_ack(id))?;
-    }
-    Ok(answer)
 }
 
 impl Op {

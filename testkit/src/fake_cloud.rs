@@ -311,7 +311,8 @@ impl FakeCloud {
     }
 
     /// End every callback held by [`Reply::Hang`] now, by resetting its connection (the
-    /// client sees a network error at once). Hangs that start later are not affected.
+    /// client sees a network error at once), and answer every one held by [`Reply::Hold`].
+    /// Those that start later are not affected.
     pub fn release_hangs(&self) {
         self.http.release_hangs();
     }

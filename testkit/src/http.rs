@@ -59,6 +59,9 @@ pub enum Reply {
     /// Never answer; keep the socket open until `FakeCloud::release_hangs` (then the
     /// connection is reset) or until the cloud stops.
     Hang,
+    /// Answer with the status when `FakeCloud::release_hangs` is called: an answer as slow as
+    /// the test decides, by an event rather than a duration.
+    Hold(u16),
     /// Close the TCP connection without answering (RST via `SO_LINGER = 0`).
     Reset,
 }
@@ -88,7 +91,7 @@ pub struct Callback {
     pub content_type_ok: bool,
     /// When the whole request had been read.
     pub received_at: Instant,
-    /// Status we answered (or will answer, for `Delay`); `0` for `Hang` and `Reset`.
+    /// Status we answered (or will answer, for `Delay` and `Hold`); `0` for `Hang` and `Reset`.
     pub answered: u16,
     /// Sequence number (from 1) of the TCP connection the request came on: equal numbers mean
     /// a reused keep-alive connection.
@@ -256,7 +259,7 @@ impl HttpSide {
             None => st.script.pop_front().unwrap_or(Reply::Status(200)),
         };
         let answered = match reply {
-            Reply::Status(s) | Reply::Delay(_, s) => s,
+            Reply::Status(s) | Reply::Delay(_, s) | Reply::Hold(s) => s,
             Reply::Hang | Reply::Reset => 0,
         };
         let cb = Callback {
@@ -410,6 +413,10 @@ async fn answer(
             let _ = released.changed().await;
             tap.reset();
             Err(ResetByScript)
+        }
+        Reply::Hold(status) => {
+            let _ = released.changed().await;
+            Ok(respond(status, false))
         }
         Reply::Reset => {
             tap.reset();

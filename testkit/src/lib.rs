@@ -1,6 +1,7 @@
 //! Test support for expirenza-agent (a dev-only workspace crate, never linked into the agent):
-//! an in-process **fake Expirenza cloud**, the one-call [`harness`], and the simulated POS
-//! ([`sim_pos`]).
+//! an in-process **fake Expirenza cloud**, the one-call [`harness`], the simulated POS
+//! ([`sim_pos`]), and the agent's request stages on a paused clock with delivery captured
+//! ([`stages`]), through which the tests run operations.
 //!
 //! Used by the agent's integration tests, the examples (sandbox, bench, soak, cache_cost).
 //! The agent lists it under `[dev-dependencies]` only, so `cargo build` of the agent never
@@ -25,6 +26,7 @@ pub mod http;
 mod rid;
 mod shared;
 pub mod sim_pos;
+pub mod stages;
 mod tap;
 mod wait;
 pub mod ws;

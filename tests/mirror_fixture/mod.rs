@@ -1,17 +1,16 @@
-//! Temp mirrors and a `Ctx` over them, for calling operations directly (`ops::handle`) and
-//! reading their bodies with serde_json. Shared by read_ops.rs, menu_large.rs, menu_memory.rs.
+//! Temp mirrors and the agent's request stages over them (`testkit::stages`: admission,
+//! compute, delivery to a stub, on a paused clock), for running operations as the agent does
+//! and reading their bodies with serde_json. Shared by read_ops.rs, answers.rs,
+//! check_mirror.rs, menu_large.rs, menu_memory.rs.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 
-use expirenza_agent::callback::CallbackClient;
 use expirenza_agent::config::Config;
 use expirenza_agent::mirror;
-use expirenza_agent::ops::{self, Answer, Ctx, Op, OpError};
-use expirenza_agent::request::parse_envelope;
 use rusqlite::Connection;
+use testkit::stages::Stages;
 
 static N: AtomicUsize = AtomicUsize::new(0);
 
@@ -59,7 +58,7 @@ impl TempMirror {
             &self.dir.join("state"),
         )
     }
-    pub fn ctx(&self) -> Ctx {
+    pub fn ctx(&self) -> Stages {
         ctx_for(self.config())
     }
 }
@@ -70,52 +69,39 @@ impl Drop for TempMirror {
     }
 }
 
-pub fn ctx_for(cfg: Config) -> Ctx {
-    let cfg = Arc::new(cfg);
-    let cb = CallbackClient::new(&cfg).unwrap();
-    Ctx::new(cfg, cb)
+/// The stages over `cfg`'s mirror; derefs to their `Ctx`.
+pub fn ctx_for(cfg: Config) -> Stages {
+    Stages::new(cfg)
 }
 
-/// Run `frame` through its operation; the raw body bytes, or the operation's error.
-pub fn call_raw(ctx: &Ctx, frame: &str) -> Result<Vec<u8>, OpError> {
-    let env = parse_envelope(frame.as_bytes()).unwrap();
-    let op = Op::from_name(env.operation.as_str()).unwrap();
-    match ops::handle_to_end(op, ctx, &env, frame.as_bytes())? {
-        Answer::Callback { body, .. } => Ok(body),
-        // A streamed body (menuInfo past max_body_bytes): its second pass, collected.
-        Answer::Stream { body, .. } => {
-            let out = Arc::new(std::sync::Mutex::new(Vec::new()));
-            let o = out.clone();
-            body.stream_blocking(move |c| {
-                o.lock().unwrap().extend_from_slice(&c);
-                Ok(())
-            })
-            .expect("the second pass reproduces the signed bytes");
-            let bytes = std::mem::take(&mut *out.lock().unwrap());
-            assert_eq!(
-                expirenza_agent::sign::sign(&ctx.cfg.secret, &bytes),
-                body.signature()
-            );
-            Ok(bytes)
-        }
-        Answer::None { outcome } => panic!("no callback body ({outcome})"),
-        Answer::AwaitPos { .. } => panic!("handle_to_end returned a wait"),
-    }
+/// Run `frame` through the stages; the body of its callback (an operation's own answer, or the
+/// dispatcher's FAIL: `ANSWER_TOO_LARGE`, `POS_UNAVAILABLE`, ...). A streamed body (menuInfo
+/// past `max_body_bytes`) is its second pass, checked against the first pass's signature.
+pub fn call_raw(s: &Stages, frame: &str) -> Vec<u8> {
+    s.answer(frame)
+        .unwrap_or_else(|| panic!("no callback for {frame}"))
+        .body
 }
 
 /// Run `{"rID":"r-1","operation":op, extra…}` and parse the body.
-pub fn call(ctx: &Ctx, op: &str, extra: &str) -> (serde_json::Value, String) {
+pub fn call(ctx: &Stages, op: &str, extra: &str) -> (serde_json::Value, String) {
     let frame = if extra.is_empty() {
         format!(r#"{{"rID":"r-1","operation":"{op}"}}"#)
     } else {
         format!(r#"{{"rID":"r-1","operation":"{op}",{extra}}}"#)
     };
-    let body = call_raw(ctx, &frame).unwrap_or_else(|e| panic!("{op}: {e}"));
+    let body = call_raw(ctx, &frame);
     let text = String::from_utf8(body).expect("body is UTF-8");
     let v: serde_json::Value = serde_json::from_str(&text)
         .unwrap_or_else(|e| panic!("{op} body is not JSON ({e}): {text}"));
     assert_eq!(v["rID"], "r-1", "{text}");
     (v, text)
+}
+
+/// Asserts that `body` is the dispatcher's FAIL `ANSWER_TOO_LARGE` for the cap `cap`.
+pub fn assert_too_large(body: &[u8], cap: usize) {
+    let v: serde_json::Value = serde_json::from_slice(body).expect("a JSON body");
+    assert_fail(&v, "ANSWER_TOO_LARGE", &format!("({cap} bytes)"));
 }
 
 /// Asserts a FAIL body whose errorMessage names `needle`.

@@ -321,10 +321,34 @@ pub fn spawn_run(
     mirror: &Path,
     extra: &str,
 ) -> Agent {
+    spawn_run_timed(
+        dir,
+        resto,
+        secret,
+        ws_url,
+        callback_url,
+        mirror,
+        FAST_TOML,
+        extra,
+    )
+}
+
+/// [`spawn_run`] with `timings` in place of [`FAST_TOML`].
+#[allow(clippy::too_many_arguments)]
+pub fn spawn_run_timed(
+    dir: &Path,
+    resto: &str,
+    secret: &str,
+    ws_url: &str,
+    callback_url: &str,
+    mirror: &Path,
+    timings: &str,
+    extra: &str,
+) -> Agent {
     let cfg = write_config(
         dir,
         &format!(
-            "state_dir = \"{0}\"\nruntime_dir = \"{0}\"\n{FAST_TOML}{extra}",
+            "state_dir = \"{0}\"\nruntime_dir = \"{0}\"\n{timings}{extra}",
             dir.display()
         ),
     );

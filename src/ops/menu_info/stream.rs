@@ -1,4 +1,4 @@
-//! menuInfo of any size in constant memory (issue 14).
+//! menuInfo of any size in constant memory.
 //!
 //! [`prepare`] opens a mirror connection of its own inside a read transaction (one snapshot)
 //! and generates the menu once: a menu that fits in `[limits] max_body_bytes` comes back whole,
@@ -12,11 +12,11 @@
 
 use std::sync::{Arc, Mutex};
 
-use super::menu_info::{write_menu, Counts};
-use super::Ctx;
+use super::write::{write_menu, Counts};
 use crate::body_stream::{self, BodySource, Prepared, StreamError};
 use crate::json::JsonBuf;
 use crate::mirror::{MirrorError, Snapshot};
+use crate::ops::Ctx;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MenuError {

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::{deliver, run_job, Failure, Inner};
+use super::{metric_name, run_job, Failure, Inner};
 use crate::metrics::Outcome;
 use crate::ops::{substate, Op};
 use crate::request::{parse_envelope, sniff_field, sniff_rid, Envelope};
@@ -134,7 +134,7 @@ pub(super) fn submit(inner: &Arc<Inner>, frame: &[u8], received: Instant) {
             inner.max_pending
         );
         inner.events.op_done(op_name, false);
-        let name = deliver::metric_name(op_name);
+        let name = metric_name(op_name);
         crate::metrics::op_finished(name, Outcome::Error, Duration::ZERO);
         return;
     }

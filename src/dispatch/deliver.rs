@@ -12,7 +12,7 @@ use super::{Failure, Inner};
 use crate::body_stream::{StreamBody, CHUNK, CHUNKS_IN_FLIGHT};
 use crate::callback::{CallbackError, Delivered};
 use crate::metrics::Outcome;
-use crate::ops::{substate, Ctx, Op};
+use crate::ops::{substate, Ctx};
 use crate::sign::SignedBody;
 
 /// Who the callback is for, and since when.
@@ -203,14 +203,9 @@ fn done(
     }
 }
 
-/// The operation's name for the metrics (a fixed set: unknown names are `unknown`).
-pub(super) fn metric_name(op_name: &str) -> &'static str {
-    Op::from_name(op_name).map_or("unknown", Op::name)
-}
-
 fn finish(inner: &Inner, req: &Request, ok: bool, metric: Outcome) {
     use std::sync::atomic::Ordering::Relaxed;
-    crate::metrics::op_finished(metric_name(&req.op_name), metric, req.start.elapsed());
+    crate::metrics::op_finished(super::metric_name(&req.op_name), metric, req.start.elapsed());
     let c = &inner.counters;
     (if ok { &c.answered } else { &c.failed }).fetch_add(1, Relaxed);
     inner.events.op_done(&req.op_name, ok);

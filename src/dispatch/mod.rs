@@ -188,6 +188,11 @@ impl Failure {
     }
 }
 
+/// The operation's name for the metrics (a fixed set: unknown names are `unknown`).
+pub(crate) fn metric_name(op_name: &str) -> &'static str {
+    crate::ops::Op::from_name(op_name).map_or("unknown", crate::ops::Op::name)
+}
+
 /// Run one admitted request through its stages: compute (and wait for the POS), then deliver
 /// exactly one callback.
 ///

@@ -205,7 +205,11 @@ fn done(
 
 fn finish(inner: &Inner, req: &Request, ok: bool, metric: Outcome) {
     use std::sync::atomic::Ordering::Relaxed;
-    crate::metrics::op_finished(super::metric_name(&req.op_name), metric, req.start.elapsed());
+    crate::metrics::op_finished(
+        super::metric_name(&req.op_name),
+        metric,
+        req.start.elapsed(),
+    );
     let c = &inner.counters;
     (if ok { &c.answered } else { &c.failed }).fetch_add(1, Relaxed);
     inner.events.op_done(&req.op_name, ok);

@@ -1,7 +1,7 @@
 //! A redacting wrapper for the restaurant's `SECRET_KEY`.
 //!
-//! The secret is needed in exactly two places: the WebSocket handshake (Basic auth) and the
-//! HMAC of every callback. Everywhere else it must be invisible: `Debug` and `Display` print
+//! The secret is used for two things: the WebSocket handshake (Basic auth) and the HMAC of
+//! every callback. Everywhere else it must be invisible: `Debug` and `Display` print
 //! `<redacted>`, and the only way to the bytes is [`Secret::expose`], which is easy to grep for.
 //! Two secrets are compared only in constant time ([`Secret::ct_eq`]); there is no `PartialEq`,
 //! so `==` on secrets does not compile.
@@ -18,7 +18,9 @@ impl Secret {
         Secret(s.into())
     }
 
-    /// The raw secret. Call sites: `sign.rs` (HMAC key) and `link/handshake.rs` (Basic auth).
+    /// The raw secret. Call sites: `sign.rs` (HMAC key), `link/handshake.rs` (Basic auth),
+    /// `config/secret_source.rs` (trimming a secret read from the file) and `cli/check.rs`
+    /// (its length, never its bytes).
     pub fn expose(&self) -> &str {
         &self.0
     }

@@ -20,7 +20,7 @@ fn large_mirror_menu_fits_or_is_refused_cleanly() {
         t.elapsed()
     );
 
-    // The default max_body_bytes (1 MiB): this menu is ~4 MB, so it is streamed (issue 14).
+    // The default max_body_bytes (1 MiB): this menu is ~4 MB, so it is streamed.
     let cfg = m.config();
     let default_cap = cfg.limits.max_body_bytes;
     let ctx = ctx_for(cfg);

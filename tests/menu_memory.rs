@@ -9,7 +9,7 @@
 //! /proc/self/clear_refs after malloc_trim, where the kernel allows) covers them and is printed.
 //! Run: `cargo test --release --test menu_memory -- --nocapture`.
 //!
-//! The second test covers the streamed menu (issue 14): the first pass signs and measures,
+//! The second test covers the streamed menu: the first pass signs and measures,
 //! the second hands out chunks; the heap peak of both passes together must be the same for
 //! 5 000, 20 000 and 40 000 dishes (a constant, not the body), and the bytes handed out must be
 //! the signed ones.

@@ -1,4 +1,4 @@
-//! Read operations answered from the mirror (issue 3): usersInfo, categoriesInfo, menuInfo,
+//! Read operations answered from the mirror: usersInfo, categoriesInfo, menuInfo,
 //! stopList, checkProductsRestrictions, the getBill fields v1 left untested, versionInfo's
 //! STOP_LIST flag and `check`. Bodies come from `ops::handle` on a temp mirror and are parsed
 //! with serde_json; the end-to-end tests through the fake cloud live in read_ops_e2e.rs.

@@ -181,7 +181,7 @@ async fn menu_info_end_to_end() {
 }
 
 /// Past max_menu_bytes the menu is refused: never a truncated menu, but one FAIL
-/// `ANSWER_TOO_LARGE` (issue 12: before, no callback at all and the cloud waited 80 s), the
+/// `ANSWER_TOO_LARGE` (without it the cloud would wait out its 80 s), the
 /// request counts as failed, and the agent goes on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn menu_info_over_the_cap_is_refused_end_to_end() {
@@ -223,7 +223,7 @@ async fn menu_info_over_the_cap_is_refused_end_to_end() {
     assert_eq!(counters.answered.load(Ordering::Relaxed), 1, "stopList");
 }
 
-/// Past max_body_bytes (but within max_menu_bytes) the menu is streamed (issue 14): one
+/// Past max_body_bytes (but within max_menu_bytes) the menu is streamed: one
 /// callback whose bytes carry the signature of the first pass, with Content-Length, the whole
 /// menu, and the agent goes on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

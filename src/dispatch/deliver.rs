@@ -19,9 +19,9 @@ use crate::sign::SignedBody;
 pub(super) struct Request {
     pub rid: String,
     pub op_name: String,
-    /// When the frame arrived: the callback's deadline runs from here.
+    /// When the frame arrived: the callback's deadline and the latency metric run from here.
     pub received: Instant,
-    /// When the request started (its log line's milliseconds and the latency metric).
+    /// When the request started (its log line's milliseconds).
     pub start: Instant,
 }
 
@@ -208,7 +208,7 @@ fn finish(inner: &Inner, req: &Request, ok: bool, metric: Outcome) {
     crate::metrics::op_finished(
         super::metric_name(&req.op_name),
         metric,
-        req.start.elapsed(),
+        req.received.elapsed(),
     );
     let c = &inner.counters;
     (if ok { &c.answered } else { &c.failed }).fetch_add(1, Relaxed);

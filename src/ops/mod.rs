@@ -206,7 +206,7 @@ operations! {
 
 impl Op {
     /// Writes the journal when it runs: the dispatcher gives these slots of their own on the
-    /// blocking pool, outside the `max_in_flight` compute slots (`dispatch/job.rs`), so a long
+    /// blocking pool, outside the `max_in_flight` compute slots (`dispatch/compute.rs`), so a long
     /// wait for the journal's lock holds no slot a read needs.
     pub fn writes_journal(self) -> bool {
         matches!(

@@ -27,7 +27,7 @@ pub struct MirrorSize {
 }
 
 impl MirrorSize {
-    /// The size issue 8 asks for: a busy evening in a large restaurant.
+    /// The benchmark's size: a busy evening in a large restaurant.
     pub const REALISTIC: MirrorSize = MirrorSize {
         tables: 300,
         open_bills: 40,

@@ -1,4 +1,4 @@
-//! The benchmark harness (issue 8), shared by `examples/bench/main.rs` and
+//! The benchmark harness, shared by `examples/bench/main.rs` and
 //! `tests/bench_harness.rs` (included by `#[path]`; it is not part of the library).
 //!
 //! One run: generate config → start the fake cloud in this process → spawn the agent binary as

@@ -79,7 +79,7 @@ pub fn binary_sizes(target_dir: &Path) -> Vec<(String, PathBuf, u64)> {
     out
 }
 
-/// A target from issue 8 and whether the median met it.
+/// A target and whether the median met it.
 pub struct Target {
     pub what: &'static str,
     pub key: &'static str,
@@ -87,7 +87,7 @@ pub struct Target {
     pub unit: &'static str,
 }
 
-/// The budgets of issue 14 (x86_64 figures; the board's are measured on the board).
+/// The budgets (x86_64 figures; the board's are measured on the board).
 pub const TARGETS: &[Target] = &[
     Target {
         what: "idle RSS",
@@ -362,10 +362,7 @@ pub fn human(o: &Outcome, m: &Machine, bins: &[(String, PathBuf, u64)]) -> Strin
         }
         let _ = writeln!(s);
     }
-    let _ = writeln!(
-        s,
-        "| target (issue 14; x86_64, loopback) | limit | measured | |"
-    );
+    let _ = writeln!(s, "| target (x86_64, loopback) | limit | measured | |");
     let _ = writeln!(s, "|---|---:|---:|---|");
     for t in TARGETS {
         let v = g(t.key);

@@ -62,6 +62,10 @@ struct State {
     out: usize,
     /// A hand-over to a new file is running (outside the lock).
     switching: bool,
+    /// Threads waiting in [`Pool::checkout`] for `changed`: a connection given back wakes
+    /// them only when there are any (`notify_all` is a system call even with no waiter, and
+    /// every read gives one back).
+    waiting: usize,
     stale: Option<StaleWal>,
 }
 
@@ -81,8 +85,11 @@ impl Shared {
     fn give_back(&self) {
         let mut st = self.lock();
         st.out = st.out.saturating_sub(1);
+        let waiters = st.waiting > 0;
         drop(st);
-        self.changed.notify_all();
+        if waiters {
+            self.changed.notify_all();
+        }
     }
 }
 
@@ -182,12 +189,14 @@ impl Pool {
             if now >= deadline {
                 return Err(MirrorError::Replaced(wait.as_millis() as u64));
             }
+            st.waiting += 1;
             st = self
                 .shared
                 .changed
                 .wait_timeout(st, deadline - now)
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
+            st.waiting -= 1;
         }
         if let Some(stale) = &st.stale {
             if stale.still_there() {
@@ -341,5 +350,48 @@ impl Drop for Snapshot {
         // Closed first: a hand-over to a new file waits for this connection to be gone.
         drop(self.conn.take());
         self.shared.give_back();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A connection given back wakes a checkout that waits for the old file's connections (a
+    /// give-back notifies only when someone waits): without the wake the checkout would sleep
+    /// out its whole wait.
+    #[test]
+    fn a_checkout_waiting_for_the_old_file_wakes_when_its_connection_comes_back() {
+        const WAIT: Duration = Duration::from_secs(20);
+        let pool = Pool::new(Path::new("/nonexistent/mirror.sqlite"), 2);
+        let (old, new) = ((1, 1), (1, 2));
+        assert!(matches!(
+            pool.checkout(old, Duration::ZERO, true, true),
+            Ok(Slot::Open)
+        ));
+        // No one waits: giving a connection back and taking it again needs no wake.
+        pool.release();
+        assert!(matches!(
+            pool.checkout(old, Duration::ZERO, true, true),
+            Ok(Slot::Open)
+        ));
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| {
+                let t = Instant::now();
+                (pool.checkout(new, WAIT, true, true), t.elapsed())
+            });
+            // Readiness: the other thread is inside the wait.
+            let until = Instant::now() + WAIT;
+            while pool.shared.lock().waiting == 0 {
+                assert!(Instant::now() < until, "the checkout never started waiting");
+                std::thread::yield_now();
+            }
+            pool.release();
+            let (got, took) = waiter.join().unwrap();
+            assert!(matches!(got, Ok(Slot::Open)), "woken and handed over");
+            assert!(took < WAIT, "woken by the give-back, not by the timeout");
+        });
+        let st = pool.shared.lock();
+        assert_eq!((st.waiting, st.out, st.ident), (0, 1, Some(new)));
     }
 }

@@ -24,7 +24,7 @@ from pathlib import Path
 LAYERS = [
     ("foundation", [
         "clock", "secret", "log", "shutdown", "systemd", "sqlite_mem", "shared_file",
-        "runtime_file", "sign", "json_in", "request", "money", "json", "body_stream",
+        "runtime_file", "scratch_dir", "sign", "json_in", "request", "money", "json", "body_stream",
         "metrics", "config",
     ]),
     ("services", [
@@ -32,7 +32,9 @@ LAYERS = [
     ]),
     ("operations", ["ops"]),
     ("session", ["dispatch", "link"]),
-    ("edge", ["agent", "check", "cli", "main", "lib"]),
+    ("wiring", ["agent", "check"]),
+    ("commands", ["cli"]),
+    ("entry", ["main", "lib"]),
 ]
 TEST_ONLY = {"test_util"}
 

@@ -35,6 +35,7 @@ pub mod money;
 pub mod ops;
 pub mod request;
 pub mod runtime_file;
+pub mod scratch_dir;
 pub mod secret;
 pub mod shared_file;
 pub mod shutdown;

@@ -56,7 +56,7 @@ impl Proof {
 /// Runs the operations `ops` (those whose tables and columns the mirror has) against the
 /// mirror of `cfg`, each request at most `bound` times.
 pub fn prove(cfg: &Config, ops: &[Op], bound: u64) -> Result<Vec<(Op, Proof)>, String> {
-    let scratch = crate::cli::preview::ScratchDir::new().map_err(|e| e.to_string())?;
+    let scratch = crate::scratch_dir::ScratchDir::new("check").map_err(|e| e.to_string())?;
     let mut cfg = cfg.clone();
     cfg.journal.path = Some(scratch.path().join("journal.sqlite"));
     cfg.limits.answer_cache_kib = 0;

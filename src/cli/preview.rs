@@ -10,7 +10,6 @@
 //! `preview` run as root must not create a root-owned journal the agent then cannot write. The
 //! context gets a throw-away journal in a temporary directory, removed afterwards.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -20,6 +19,7 @@ use crate::ctx::Ctx;
 use crate::json::JsonBuf;
 use crate::ops::{self, Answer, Op};
 use crate::request::parse_envelope;
+use crate::scratch_dir::ScratchDir;
 use crate::sign::SignedBody;
 
 /// The rID a preview request carries.
@@ -95,9 +95,9 @@ pub fn request_frame(
 
 /// Build the signed body `run` would POST for `frame`.
 pub fn answer(cfg: &Config, op: Op, frame: &[u8]) -> Result<SignedBody, PreviewError> {
-    let scratch = ScratchDir::new()?;
+    let scratch = ScratchDir::new("preview").map_err(|e| PreviewError::Setup(e.to_string()))?;
     let mut cfg = cfg.clone();
-    cfg.journal.path = Some(scratch.0.join("journal.sqlite"));
+    cfg.journal.path = Some(scratch.path().join("journal.sqlite"));
     let cfg = Arc::new(cfg);
     let callback = CallbackClient::new(&cfg).map_err(|e| PreviewError::Setup(e.to_string()))?;
     let ctx = Ctx::new(cfg.clone(), callback);
@@ -192,36 +192,6 @@ pub fn is_fail(body: &[u8]) -> bool {
         state: Option<&'a str>,
     }
     serde_json::from_slice::<State<'_>>(body).is_ok_and(|s| s.state == Some("FAIL"))
-}
-
-/// A private temporary directory, removed on drop (the throw-away journal of `preview` and
-/// of `check`'s operations).
-pub struct ScratchDir(PathBuf);
-
-impl ScratchDir {
-    pub fn path(&self) -> &std::path::Path {
-        &self.0
-    }
-
-    pub fn new() -> Result<ScratchDir, PreviewError> {
-        use std::os::unix::fs::DirBuilderExt;
-        let (secs, nanos) = crate::clock::unix_now();
-        let p = std::env::temp_dir().join(format!(
-            "expirenza-preview-{}-{secs}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&p)
-            .map_err(|e| PreviewError::Setup(format!("creating {}: {e}", p.display())))?;
-        Ok(ScratchDir(p))
-    }
-}
-
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 #[cfg(test)]

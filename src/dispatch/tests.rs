@@ -445,6 +445,24 @@ async fn the_wait_for_the_pos_ends_before_the_callback_deadline() {
     );
 }
 
+/// The latency metric runs from the frame's arrival (docs/deploy.md), so the time a request
+/// waited before it started is in it: a frame that arrived 70 s ago adds at least 70 s. The
+/// registry is process-wide; other tests only add to it.
+#[tokio::test(start_paused = true)]
+async fn the_latency_metric_counts_from_arrival() {
+    let r = rig("latency", |_| {});
+    let before = crate::metrics::global().latency_sum();
+    let received = Instant::now() - Duration::from_secs(70);
+    r.dispatcher
+        .submit(br#"{"rID":"l-1","operation":"checkWork"}"#, received);
+    tokio::time::timeout(GUARD, r.dispatcher.drained())
+        .await
+        .expect("drained");
+    assert_eq!(r.stub.sent.lock().unwrap().len(), 1);
+    let added = crate::metrics::global().latency_sum() - before;
+    assert!(added >= Duration::from_secs(70), "added {added:?}");
+}
+
 /// Operations that write the journal do not queue behind one another's mirror wait: a payBill
 /// whose bill check waits for the POS's lock on the mirror does not hold up a showMessage.
 #[tokio::test]

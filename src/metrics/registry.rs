@@ -162,6 +162,12 @@ impl Registry {
         self.latency_sum_micros.fetch_add(micros, Relaxed);
     }
 
+    /// The sum of the operation latencies recorded so far.
+    #[cfg(test)]
+    pub(crate) fn latency_sum(&self) -> Duration {
+        Duration::from_micros(self.latency_sum_micros.load(Relaxed))
+    }
+
     pub fn callback_attempt(&self, ok: bool) {
         self.callback_attempts.fetch_add(1, Relaxed);
         if !ok {

@@ -147,8 +147,20 @@ impl Nginx {
         format!("https://127.0.0.1:{}/callback", self.port)
     }
 
-    /// (connections, requests) nginx logged.
-    fn traffic(&self) -> (usize, usize) {
+    /// Stops nginx gracefully (SIGQUIT: a worker logs each request after answering it, so only
+    /// once the workers have exited is the access log complete), then (connections, requests)
+    /// it logged.
+    fn stop_and_count(&mut self) -> (usize, usize) {
+        // SAFETY: kill with a pid we spawned and not yet reaped, and a valid signal number.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGQUIT);
+        }
+        let end = Instant::now() + Duration::from_secs(30);
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < end, "nginx did not stop within 30 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let log = std::fs::read_to_string(self.dir.join("access.log")).unwrap_or_default();
         let mut conns: HashMap<&str, usize> = HashMap::new();
         for l in log.lines() {
@@ -160,13 +172,15 @@ impl Nginx {
 
 impl Drop for Nginx {
     fn drop(&mut self) {
-        // SIGTERM: nginx's fast shutdown, the master stops its workers.
-        // SAFETY: kill with a pid we spawned and a valid signal number.
-        #[allow(unsafe_code)]
-        unsafe {
-            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        if self.child.try_wait().ok().flatten().is_none() {
+            // SIGTERM: nginx's fast shutdown, the master stops its workers.
+            // SAFETY: kill with a pid we spawned and not yet reaped, and a valid signal number.
+            #[allow(unsafe_code)]
+            unsafe {
+                libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+            }
+            let _ = self.child.wait();
         }
-        let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -206,7 +220,7 @@ async fn callbacks_spaced_around_the_keepalive_timeout_are_delivered_once() {
     let Some(bin) = nginx_binary() else { return };
     let cloud = fake_cloud().await;
     let pki = TestPki::new();
-    let nginx = Nginx::start(&bin, &pki, port_of(&cloud.callback_url()), "nginx-spaced");
+    let mut nginx = Nginx::start(&bin, &pki, port_of(&cloud.callback_url()), "nginx-spaced");
     let dir = temp_dir("nginx-spaced-client");
     let ca = dir.join("ca.pem");
     pki.write_ca(&ca);
@@ -247,7 +261,7 @@ async fn callbacks_spaced_around_the_keepalive_timeout_are_delivered_once() {
     }
     let rids: Vec<String> = (0..CLIENTS * EACH).map(|k| format!("spaced-{k}")).collect();
     assert_once_each(&cloud, &rids);
-    let (conns, reqs) = nginx.traffic();
+    let (conns, reqs) = nginx.stop_and_count();
     println!(
         "nginx spaced: {reqs} requests on {conns} connections ({:.2} per connection)",
         reqs as f64 / conns.max(1) as f64
@@ -260,7 +274,7 @@ async fn a_burst_of_500_through_nginx_is_answered_once_each() {
     let Some(bin) = nginx_binary() else { return };
     let cloud = fake_cloud().await;
     let pki = TestPki::new();
-    let nginx = Nginx::start(&bin, &pki, port_of(&cloud.callback_url()), "nginx-burst");
+    let mut nginx = Nginx::start(&bin, &pki, port_of(&cloud.callback_url()), "nginx-burst");
     let dir = temp_dir("nginx-burst-agent");
     let mirror = demo_mirror(&dir);
     let ca = dir.join("ca.pem");
@@ -287,7 +301,7 @@ async fn a_burst_of_500_through_nginx_is_answered_once_each() {
     assert_eq!(done.len(), BURST, "every request finished");
     assert!(done.iter().all(|(_, ok)| *ok), "every callback delivered");
     assert_once_each(&cloud, &rids);
-    let (conns, reqs) = nginx.traffic();
+    let (conns, reqs) = nginx.stop_and_count();
     println!(
         "nginx burst: {BURST} answered in {:.1} s, {reqs} requests on {conns} connections",
         started.elapsed().as_secs_f64()

@@ -9,6 +9,8 @@
 //!   goes on a new connection, one POST, delivered (it is not read as the 408);
 //! - a kept connection the server closes as the next request arrives, before a byte of answer:
 //!   the request is sent again at once on a new connection, within the same attempt;
+//! - a kept connection that answers the next request with an interim 100 and then closes:
+//!   the server has seen the request, so it is not resent silently but by a counted retry;
 //! - Content-Length and Transfer-Encoding together: Transfer-Encoding wins;
 //! - an early 413, sent while the 8 MiB body is still being written: final, one POST;
 //! - 150 response headers: read;
@@ -195,6 +197,33 @@ async fn a_kept_connection_closed_as_the_request_goes_out(t: Transport) {
         }
     );
     let conns: Vec<u64> = s.posts("k-2").iter().map(|p| p.conn).collect();
+    assert_eq!(conns, [1, 2]);
+}
+
+on_tcp_and_tls!(a_kept_connection_closed_after_an_interim_response);
+async fn a_kept_connection_closed_after_an_interim_response(t: Transport) {
+    let pki = TestPki::new();
+    // The kept connection answers the next request with "100 Continue" and closes: a byte of
+    // response came, so the server had the request.
+    let s = Server::start(t, &pki, vec![], |a: Ask| {
+        if a.seen.rid.as_deref() == Some("i-2") && a.of_rid == 0 {
+            Reply::new(&b"HTTP/1.1 100 Continue\r\n\r\n"[..], Then::Close)
+        } else {
+            Reply::ok()
+        }
+    });
+    let c = client(&s.url("/callback"), &pki, |_| {});
+    post(&c, "i-1").await.unwrap();
+    let d = post(&c, "i-2").await.unwrap();
+    assert_eq!(
+        d,
+        Delivered {
+            attempts: 2,
+            status: 200
+        },
+        "resent within the attempt as if the server had not seen it"
+    );
+    let conns: Vec<u64> = s.posts("i-2").iter().map(|p| p.conn).collect();
     assert_eq!(conns, [1, 2]);
 }
 

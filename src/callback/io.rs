@@ -35,7 +35,8 @@ pub enum Failure {
     Closed,
     /// No response byte arrived (timeout, other network error, our streamed body aborted).
     NoResponse,
-    /// Bytes arrived that are not an HTTP/1.x status line, or the head was cut short.
+    /// Bytes arrived that are not an HTTP/1.x status line, the head was cut short, or only an
+    /// interim 1xx came before the end: the server may have seen the request.
     Garbled,
     /// The server answered in HTTP/2.
     Http2,

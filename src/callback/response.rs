@@ -1,7 +1,9 @@
 //! Reading one response, bounded in bytes (a head of [`MAX_HEAD`], a body kept up to
 //! `max_body`) and in time (the attempt's end).
 //!
-//! Interim 1xx heads are skipped. Once the status line of the final response is in, the
+//! Interim 1xx heads are skipped, but they count as bytes of a response: a connection that
+//! closes after one is not "closed before a response" (the server has seen the request), so
+//! it is never resent silently. Once the status line of the final response is in, the
 //! response keeps that status whatever happens next: a head that does not parse, invalid
 //! framing, a timeout or a closed connection in the body become its [`Response::note`] and
 //! make the connection unusable, nothing more. A 2xx body without a length is not read at
@@ -18,16 +20,27 @@ pub async fn read(
     max_body: usize,
     until: Instant,
 ) -> Result<Response, ExchangeError> {
+    let mut interim = false;
     let head = loop {
         match head::parse(&rb.buf) {
             Ok(Some(h)) if h.status == 101 => {
                 return Err(err("unexpected 101 Switching Protocols", Failure::Garbled))
             }
-            Ok(Some(h)) if h.status < 200 => rb.consume(h.len),
+            Ok(Some(h)) if h.status < 200 => {
+                interim = true;
+                rb.consume(h.len);
+            }
             Ok(Some(h)) => break h,
             Ok(None) => match rb.fill(io, MAX_HEAD, until).await {
                 Ok(_) => {}
-                Err(stop) => return status_only(rb, stopped(stop, rb.buf.is_empty())),
+                Err(stop) => {
+                    let got = match (interim, rb.buf.is_empty()) {
+                        (_, false) => Got::PartOfAHead,
+                        (true, true) => Got::Interim,
+                        (false, true) => Got::Nothing,
+                    };
+                    return status_only(rb, stopped(stop, got));
+                }
             },
             Err(e) => {
                 let failure = match e {
@@ -84,29 +97,54 @@ fn status_only(rb: &ReadBuf, e: ExchangeError) -> Result<Response, ExchangeError
     }
 }
 
-fn stopped(stop: Stop, nothing_yet: bool) -> ExchangeError {
-    match (stop, nothing_yet) {
-        (Stop::Ended(End::Eof), true) => {
+/// What had arrived of the response when reading stopped.
+#[derive(Clone, Copy)]
+enum Got {
+    Nothing,
+    /// Only interim 1xx heads: the server has the request, the answer never came.
+    Interim,
+    PartOfAHead,
+}
+
+fn stopped(stop: Stop, got: Got) -> ExchangeError {
+    match (stop, got) {
+        (Stop::Ended(End::Eof), Got::Nothing) => {
             err("connection closed before a response", Failure::Closed)
         }
-        (Stop::Ended(End::Error(k)), true) if closed_kind(k) => err(
+        (Stop::Ended(End::Error(k)), Got::Nothing) if closed_kind(k) => err(
             format!("connection closed before a response ({k})"),
             Failure::Closed,
         ),
-        (Stop::Ended(End::Error(k)), true) => err(
+        (Stop::Ended(End::Error(k)), Got::Nothing) => err(
             format!("network error while waiting for the response: {k}"),
             Failure::NoResponse,
         ),
-        (Stop::TimedOut, true) => err("timed out waiting for the response", Failure::NoResponse),
-        (Stop::Ended(End::Eof), false) => err(
+        (Stop::TimedOut, Got::Nothing) => {
+            err("timed out waiting for the response", Failure::NoResponse)
+        }
+        (Stop::Ended(End::Eof), Got::Interim) => err(
+            "connection closed after an interim 1xx response, before the final one",
+            Failure::Garbled,
+        ),
+        (Stop::Ended(End::Error(k)), Got::Interim) => err(
+            format!("network error after an interim 1xx response, before the final one: {k}"),
+            Failure::Garbled,
+        ),
+        (Stop::TimedOut, Got::Interim) => err(
+            "timed out after an interim 1xx response, waiting for the final one",
+            Failure::Garbled,
+        ),
+        (Stop::Ended(End::Eof), Got::PartOfAHead) => err(
             "connection closed inside the response head",
             Failure::Garbled,
         ),
-        (Stop::Ended(End::Error(k)), false) => err(
+        (Stop::Ended(End::Error(k)), Got::PartOfAHead) => err(
             format!("network error inside the response head: {k}"),
             Failure::Garbled,
         ),
-        (Stop::TimedOut, false) => err("timed out inside the response head", Failure::Garbled),
+        (Stop::TimedOut, Got::PartOfAHead) => {
+            err("timed out inside the response head", Failure::Garbled)
+        }
     }
 }
 

@@ -207,4 +207,34 @@ mod tests {
         }
         let _ = std::fs::remove_dir_all(&dir);
     }
+
+    fn tls_io(e: rustls::CertificateError) -> std::io::Error {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(e),
+        )
+    }
+
+    #[test]
+    fn the_ca_file_hint_goes_only_with_an_unknown_issuer() {
+        use rustls::CertificateError as C;
+        let unknown = tls_io(C::UnknownIssuer);
+        assert_eq!(ca_hint(&unknown), " (for a private CA, set ca_file)");
+        assert!(describe_handshake_error(&unknown, "h").contains("set ca_file"));
+        for other in [
+            C::Expired,
+            C::NotValidForName,
+            C::NotValidYet,
+            C::BadSignature,
+        ] {
+            let e = tls_io(other);
+            assert_eq!(ca_hint(&e), "", "{e}");
+            let m = describe_handshake_error(&e, "cloud.example");
+            assert!(!m.contains("ca_file"), "{m}");
+        }
+        let m = describe_handshake_error(&tls_io(C::NotValidForName), "cloud.example");
+        assert!(m.contains("does not name cloud.example"), "{m}");
+        let m = describe_handshake_error(&tls_io(C::Expired), "h");
+        assert!(m.contains("expired") && m.contains("clock"), "{m}");
+    }
 }

@@ -14,8 +14,8 @@
 //! - Content-Length and Transfer-Encoding together: Transfer-Encoding wins;
 //! - an early 413, sent while the 8 MiB body is still being written: final, one POST;
 //! - 150 response headers: read;
-//! - 307 and 308 followed with the same body and signature (same host, another host), 301
-//!   final with its Location named, a redirect loop stopped after 3 hops;
+//! - 307 and 308 followed with the same body and signature (same host, another host), 301,
+//!   302 and 303 final with their Location named, a redirect loop stopped after 3 hops;
 //! - an HTTP/2-only server (TLS: ALPN h2 only; TCP: HTTP/2 frames in answer): named, final;
 //! - a slow server (2.5 s per answer) and 4 callbacks on 2 connections with a 4 s attempt
 //!   timeout: the wait for a connection is not part of the attempt, so no POST is repeated.
@@ -342,6 +342,8 @@ async fn redirects(t: Transport) {
             (Some("r307"), _) => head("307 Temporary Redirect", "/moved/getBill"),
             (Some("r308"), _) => head("308 Permanent Redirect", &elsewhere),
             (Some("r301"), _) => head("301 Moved Permanently", &moved_301),
+            (Some("r302"), _) => head("302 Found", &moved_301),
+            (Some("r303"), _) => head("303 See Other", &moved_301),
             (Some("loop"), _) => head("307 Temporary Redirect", "/callback/getBill"),
             _ => OK.to_vec(),
         };
@@ -386,6 +388,21 @@ async fn redirects(t: Transport) {
         "final: {m}"
     );
     assert_eq!((a.posts("r301").len(), b.posts("r301").len()), (1, 0));
+
+    // 302 and 303 (after which a client may turn the POST into a GET): final as well.
+    for (rid, code) in [("r302", "302"), ("r303", "303")] {
+        let e = post(&c, rid).await.expect_err("not followed");
+        let m = e.to_string();
+        assert!(
+            m.contains(code) && m.contains(&b.url("/moved-for-good")),
+            "{m}"
+        );
+        assert!(
+            !matches!(e, CallbackError::DeadlinePassed { .. }),
+            "final: {m}"
+        );
+        assert_eq!((a.posts(rid).len(), b.posts(rid).len()), (1, 0), "{rid}");
+    }
 
     // A loop: the first request and 3 hops, then final.
     let e = post(&c, "loop").await.expect_err("a redirect loop");

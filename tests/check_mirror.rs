@@ -196,6 +196,46 @@ fn an_unmapped_state_and_iso_dates_are_errors() {
 }
 
 #[test]
+fn dates_that_are_not_on_the_calendar_are_errors() {
+    for (bad, why) in [
+        ("2024.19.05 18:21:07", "month 19"),
+        ("2024.05.14 29:21:07", "hour 29"),
+        ("2025.02.29 12:00:00", "29 February of a common year"),
+        ("2024.04.31 12:00:00", "31 April"),
+    ] {
+        let m = TempMirror::demo("check-calendar");
+        orders_view(
+            &m,
+            "state",
+            &format!("CASE WHEN rowid = 1 THEN '{bad}' ELSE created END"),
+            "total_sum_kop",
+        );
+        let r = build(&m);
+        let created = finding(&r, Severity::Error, "orders", "created");
+        assert!(
+            created["problem"].as_str().unwrap().contains(bad),
+            "{why}: {created}"
+        );
+    }
+    // 29 February of a leap year is a date.
+    let m = TempMirror::demo("check-calendar-leap");
+    orders_view(
+        &m,
+        "state",
+        "CASE WHEN rowid = 1 THEN '2024.02.29 23:59:59' ELSE created END",
+        "total_sum_kop",
+    );
+    let r = build(&m);
+    assert!(
+        !r.findings
+            .iter()
+            .any(|f| f.column.as_deref() == Some("created")),
+        "{:#?}",
+        r.findings
+    );
+}
+
+#[test]
 fn negative_sums_duplicate_numbers_and_orphans_are_errors() {
     let m = TempMirror::demo("check-semantics");
     m.exec(&format!(

@@ -37,10 +37,16 @@ pub(super) fn states(conn: &Connection, orders: &str, a: &mut Audit) -> Result<(
 const DATE_GLOB: &str =
     "[0-9][0-9][0-9][0-9].[01][0-9].[0-3][0-9] [0-2][0-9]:[0-5][0-9]:[0-5][0-9]";
 
+/// The same text through SQLite's calendar (a Julian day and back): NULL for month 13 or
+/// hour 24, 3 March for 31 February; equal to `created` only for a moment that exists.
+const DATE_ROUND_TRIP: &str = "strftime('%Y.%m.%d %H:%M:%S', \
+     julianday(replace(substr(created, 1, 10), '.', '-') || substr(created, 11)))";
+
 pub(super) fn dates(conn: &Connection, orders: &str, a: &mut Audit) -> Result<(), MirrorError> {
     let sql = format!(
         "SELECT COUNT(*), MIN(bill_id || ': ' || quote(created)) FROM {orders} \
-         WHERE typeof(created) = 'text' AND NOT (length(created) = 19 AND created GLOB '{DATE_GLOB}')"
+         WHERE typeof(created) = 'text' AND NOT (length(created) = 19 AND created GLOB '{DATE_GLOB}' \
+         AND {DATE_ROUND_TRIP} IS created)"
     );
     let (n, example): (i64, Option<String>) =
         conn.query_row(&sql, [], |r| Ok((r.get(0)?, r.get(1)?)))?;
@@ -51,7 +57,8 @@ pub(super) fn dates(conn: &Connection, orders: &str, a: &mut Audit) -> Result<()
             column: Some("created".into()),
             rows: n as u64,
             problem: format!(
-                "{n} bill(s) have a date not in 'yyyy.MM.dd HH:mm:ss' (e.g. {}): the cloud \
+                "{n} bill(s) have a date not in 'yyyy.MM.dd HH:mm:ss' or not on the calendar \
+                 (e.g. {}): the cloud \
                  shows it as it is, and open bills are ordered by this text",
                 example.unwrap_or_default()
             ),

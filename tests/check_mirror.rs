@@ -524,6 +524,76 @@ fn errors_exit_1_warnings_0_or_1_with_strict_and_json_says_the_same() {
 }
 
 #[test]
+fn a_sample_bounds_the_rows_and_requests_and_the_report_says_so() {
+    let m = TempMirror::demo("check-sample");
+    // A paid bill past the first rows, with a negative total: only a whole read sees it (no
+    // operation reads a paid bill).
+    m.exec(
+        "INSERT INTO orders (bill_id, order_number, table_id, state, created, total_sum_kop)
+           VALUES ('b-late', 9001, 'table-1', 'PAYED', '2024.05.14 23:00:00', -100);",
+    );
+    let cfg = config(&m);
+
+    let (code, whole) = check(&cfg, &["--json"]);
+    assert_eq!(code, Some(1), "{whole}");
+    let whole: Value = serde_json::from_str::<Value>(&whole).unwrap()["mirror"].clone();
+    assert_eq!(whole["sample"], 100_000);
+    assert!(
+        whole["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["table"] == "orders" && f["column"] == "total_sum_kop"),
+        "{whole:#}"
+    );
+
+    let (code, sampled) = check(&cfg, &["--json", "--sample", "2"]);
+    assert_eq!(code, Some(0), "the bad row is past the sample: {sampled}");
+    let sampled: Value = serde_json::from_str::<Value>(&sampled).unwrap()["mirror"].clone();
+    assert_eq!(sampled["sample"], 2);
+    assert_eq!(sampled["findings"], Value::Array(vec![]), "{sampled:#}");
+    // Every table is read to 2 rows; those that have more say they were not read whole.
+    for s in sampled["scans"].as_array().unwrap() {
+        let rows = s["rows"].as_u64().unwrap();
+        assert!(rows <= 2, "{s}");
+        let more = ["tables", "orders", "order_positions", "menu_items"];
+        if more.contains(&s["table"].as_str().unwrap()) {
+            assert_eq!((rows, &s["all"]), (2, &Value::Bool(false)), "{s}");
+        }
+    }
+    // And at most 2 requests of each kind.
+    let ran = |name: &str| {
+        sampled["operations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["operation"] == name)
+            .unwrap()["ran"]
+            .clone()
+    };
+    assert_eq!(
+        ran("getBill"),
+        "2 table(s) by number and 2 open bill(s) by id"
+    );
+    assert_eq!(ran("payBill"), "2 open bill(s) read whole by id");
+
+    // The text says which tables were read in part and how to read more.
+    let (_, text) = check(&cfg, &["--sample", "2"]);
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("rows"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        line.contains("every row checked but in tables (first 2 rows)")
+            && line.contains("orders (first 2 rows)")
+            && line.contains("(check --sample N reads more)"),
+        "{line}"
+    );
+    let (_, text) = check(&cfg, &[]);
+    assert!(text.contains("  rows       every row checked\n"), "{text}");
+}
+
+#[test]
 fn a_missing_or_corrupt_mirror_is_named_not_panicked() {
     let m = TempMirror::demo("check-bad-file");
     let cfg = config(&m);

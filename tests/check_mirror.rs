@@ -4,7 +4,8 @@
 //! naming the table, the column and the fix; doubtful data (totals that do not add up,
 //! quantities in units) a warning with its reason. Errors exit 1, warnings 0 (1 with
 //! `--strict`), `--json` gives the same as one JSON object. The same wrong storage class met
-//! at run time names the table, the column and the fix too.
+//! at run time names the table, the column and the fix too, in every column every operation
+//! reads, joined ones included (a dish's category name is `categories.name`).
 
 mod mirror_fixture;
 
@@ -134,6 +135,175 @@ fn a_wrong_storage_class_at_run_time_names_the_view_column_and_fix() {
         msg.contains("CAST(ROUND(price_kop * 100) AS INTEGER)"),
         "{msg}"
     );
+}
+
+/// `table` replaced by a view over it (renamed `pos_<table>`) with every column as stored but
+/// `column`, which is `expr`.
+fn column_view(m: &TempMirror, table: &str, column: &str, expr: &str) {
+    let cols: Vec<String> = m
+        .conn()
+        .prepare("SELECT name FROM pragma_table_info(?1) ORDER BY cid")
+        .unwrap()
+        .query_map([table], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let select: Vec<String> = cols
+        .iter()
+        .map(|c| match c == column {
+            true => format!("{expr} AS {c}"),
+            false => c.clone(),
+        })
+        .collect();
+    m.exec(&format!(
+        "ALTER TABLE {table} RENAME TO pos_{table};
+         CREATE VIEW {table} AS SELECT {} FROM pos_{table};",
+        select.join(", ")
+    ));
+}
+
+#[test]
+fn a_joined_column_of_the_menu_is_named_with_its_own_table() {
+    // A dish's category name comes from `categories`, read in the dishes' query.
+    let m = TempMirror::demo("check-joined-category");
+    column_view(&m, "categories", "name", "length(name)");
+    let (v, _) = call(&m.ctx(), "menuInfo", "");
+    assert_fail(&v, "POS_UNAVAILABLE", "categories.name holds INTEGER");
+    let msg = v["errorMessage"].as_str().unwrap();
+    assert!(
+        msg.contains("write CAST(name AS TEXT) in the view"),
+        "{msg}"
+    );
+    assert!(!msg.contains("menu_items"), "{msg}");
+
+    // A dish's own modifier: the link table's flag, read beside the dishes.
+    let m = TempMirror::demo("check-joined-required");
+    column_view(&m, "menu_item_modifiers", "required", "required + 0.0");
+    let (v, _) = call(&m.ctx(), "menuInfo", "");
+    assert_fail(
+        &v,
+        "POS_UNAVAILABLE",
+        "menu_item_modifiers.required holds REAL",
+    );
+    let msg = v["errorMessage"].as_str().unwrap();
+    assert!(msg.contains("CAST(ROUND(required) AS INTEGER)"), "{msg}");
+
+    // A child of a group modifier, read joined to its group.
+    let m = TempMirror::demo("check-joined-child");
+    column_view(
+        &m,
+        "group_modifier_children",
+        "max_amount",
+        "max_amount / 2.0",
+    );
+    let (v, _) = call(&m.ctx(), "menuInfo", "");
+    assert_fail(
+        &v,
+        "POS_UNAVAILABLE",
+        "group_modifier_children.max_amount holds REAL",
+    );
+    let msg = v["errorMessage"].as_str().unwrap();
+    assert!(msg.contains("CAST(ROUND(max_amount) AS INTEGER)"), "{msg}");
+}
+
+#[test]
+fn integer_dish_ids_are_read_as_text_by_every_operation() {
+    // The contract takes a dish's id in any storage class (the agent casts it): a POS whose
+    // menu is keyed by integers serves every operation as it is.
+    let m = TempMirror::demo("check-int-dish-ids");
+    column_view(&m, "menu_items", "id", "rowid");
+    column_view(&m, "modifiers", "id", "rowid");
+    let r = build(&m);
+    for o in &r.operations {
+        assert!(o.errors.is_empty(), "{}: {:#?}", o.operation, o.errors);
+    }
+    assert_eq!(
+        op(&r, "createOrderOnTable").ran.as_deref(),
+        Some("12 table(s) and 18 menu item(s) and modifier(s) looked up by id")
+    );
+}
+
+/// Columns that choose the rows `check` reads (the open bills, a bill's lines and discounts):
+/// a wrong storage class there chooses none instead of failing (its row audit names them).
+const ONLY_COMPARED: &[&str] = &[
+    "orders.state",
+    "order_positions.bill_id",
+    "order_discounts.bill_id",
+];
+
+/// What running every operation (as `check` does) over the demo says when `table.column` holds
+/// storage class `found` (as `expr` gives it): each problem with the messages, in words.
+fn problems_with(
+    demo: &TempMirror,
+    table: &str,
+    col: &expirenza_agent::mirror::contract::Column,
+    expr: &str,
+    found: &str,
+) -> Vec<String> {
+    let name = format!("{table}.{}", col.name);
+    let m = TempMirror::empty("check-every-column");
+    std::fs::copy(&demo.path, &m.path).unwrap();
+    column_view(&m, table, col.name, expr);
+    let r = build(&m);
+    let named = format!("{name} holds {}", found.to_uppercase());
+    let fix = format!(
+        "write {} in the view or the sync job",
+        expirenza_agent::mirror::contract::fix(col.kind, col.name, found)
+    );
+    let mut problems = Vec::new();
+    let mut met = false;
+    for o in &r.operations {
+        for e in &o.errors {
+            let (op, msg) = (o.operation, &e.message);
+            met |= msg.contains(&named);
+            if msg.contains("Invalid column type") || msg.contains("column '") {
+                problems.push(format!("{name}: {op} names no table: {msg}"));
+            } else if msg.contains(" holds ") && !(msg.contains(&named) && msg.contains(&fix)) {
+                problems.push(format!("{name}: {op} should say {named:?}, {fix:?}: {msg}"));
+            }
+        }
+    }
+    if met == ONLY_COMPARED.contains(&name.as_str()) {
+        problems.push(format!("{name}: an operation met it: {met}"));
+    }
+    problems
+}
+
+#[test]
+fn every_column_of_the_wrong_storage_class_is_named_at_run_time() {
+    use expirenza_agent::mirror::contract::{self, Kind};
+    let demo = TempMirror::demo("check-every-column");
+    // What a POS would wrongly give: a number where text is read, a REAL where an integer is.
+    let cases: Vec<_> = contract::TABLES
+        .iter()
+        .flat_map(|t| t.columns.iter().map(move |c| (t.name, c)))
+        .filter_map(|(t, c)| match c.kind {
+            Kind::Text | Kind::Date => Some((t, c, "7", "integer")),
+            Kind::Int | Kind::Flag | Kind::Kop | Kind::Milli => Some((t, c, "1.5", "real")),
+            Kind::AnyText | Kind::SortOnly => None,
+        })
+        .collect();
+    assert!(cases.len() > 60, "{} columns", cases.len());
+    // Each case is a mirror file of its own; four at a time (they mostly wait on the disk).
+    let chunk = cases.len().div_ceil(4);
+    let problems: Vec<String> = std::thread::scope(|s| {
+        let workers: Vec<_> = cases
+            .chunks(chunk)
+            .map(|part| {
+                let demo = &demo;
+                s.spawn(move || {
+                    part.iter()
+                        .flat_map(|(t, c, expr, found)| problems_with(demo, t, c, expr, found))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect()
+    });
+    assert!(problems.is_empty(), "{problems:#?}");
 }
 
 #[test]
@@ -391,6 +561,76 @@ fn errors_exit_1_warnings_0_or_1_with_strict_and_json_says_the_same() {
         "the finding and the failing operations"
     );
     assert_eq!(v["warnings"], 1);
+}
+
+#[test]
+fn a_sample_bounds_the_rows_and_requests_and_the_report_says_so() {
+    let m = TempMirror::demo("check-sample");
+    // A paid bill past the first rows, with a negative total: only a whole read sees it (no
+    // operation reads a paid bill).
+    m.exec(
+        "INSERT INTO orders (bill_id, order_number, table_id, state, created, total_sum_kop)
+           VALUES ('b-late', 9001, 'table-1', 'PAYED', '2024.05.14 23:00:00', -100);",
+    );
+    let cfg = config(&m);
+
+    let (code, whole) = check(&cfg, &["--json"]);
+    assert_eq!(code, Some(1), "{whole}");
+    let whole: Value = serde_json::from_str::<Value>(&whole).unwrap()["mirror"].clone();
+    assert_eq!(whole["sample"], 100_000);
+    assert!(
+        whole["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["table"] == "orders" && f["column"] == "total_sum_kop"),
+        "{whole:#}"
+    );
+
+    let (code, sampled) = check(&cfg, &["--json", "--sample", "2"]);
+    assert_eq!(code, Some(0), "the bad row is past the sample: {sampled}");
+    let sampled: Value = serde_json::from_str::<Value>(&sampled).unwrap()["mirror"].clone();
+    assert_eq!(sampled["sample"], 2);
+    assert_eq!(sampled["findings"], Value::Array(vec![]), "{sampled:#}");
+    // Every table is read to 2 rows; those that have more say they were not read whole.
+    for s in sampled["scans"].as_array().unwrap() {
+        let rows = s["rows"].as_u64().unwrap();
+        assert!(rows <= 2, "{s}");
+        let more = ["tables", "orders", "order_positions", "menu_items"];
+        if more.contains(&s["table"].as_str().unwrap()) {
+            assert_eq!((rows, &s["all"]), (2, &Value::Bool(false)), "{s}");
+        }
+    }
+    // And at most 2 requests of each kind.
+    let ran = |name: &str| {
+        sampled["operations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["operation"] == name)
+            .unwrap()["ran"]
+            .clone()
+    };
+    assert_eq!(
+        ran("getBill"),
+        "2 table(s) by number and 2 open bill(s) by id"
+    );
+    assert_eq!(ran("payBill"), "2 open bill(s) read whole by id");
+
+    // The text says which tables were read in part and how to read more.
+    let (_, text) = check(&cfg, &["--sample", "2"]);
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("rows"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        line.contains("every row checked but in tables (first 2 rows)")
+            && line.contains("orders (first 2 rows)")
+            && line.contains("(check --sample N reads more)"),
+        "{line}"
+    );
+    let (_, text) = check(&cfg, &[]);
+    assert!(text.contains("  rows       every row checked\n"), "{text}");
 }
 
 #[test]

@@ -328,3 +328,23 @@ fn too_small_a_body_cap_is_an_error_not_a_partial_list() {
     let e = prepare(&Conn::new(&m.conn), &Acked::default(), b, "t").unwrap_err();
     assert!(matches!(e, CacheError::TooLarge(_)), "{e}");
 }
+
+#[test]
+fn a_wrong_storage_class_in_the_orders_names_the_column_and_fix() {
+    let m = demo();
+    m.conn
+        .execute_batch(
+            "ALTER TABLE orders RENAME TO pos_orders;
+             CREATE VIEW orders AS SELECT bill_id, order_number, table_id, state,
+               total_sum_kop / 100.0 AS total_sum_kop, created, waiter_id, waiter_name,
+               raw_sum_kop, bonus_sum_kop, is_banquet, is_delivery, split_available,
+               root_bill_id, payment_type, pricing_time FROM pos_orders;",
+        )
+        .unwrap();
+    let e = tracker::scan(&m.conn, 10, 100).unwrap_err().to_string();
+    assert!(
+        e.contains("orders.total_sum_kop holds REAL")
+            && e.contains("CAST(ROUND(total_sum_kop * 100) AS INTEGER)"),
+        "{e}"
+    );
+}

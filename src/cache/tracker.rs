@@ -169,14 +169,17 @@ pub fn scan(conn: &Connection, max_tracked: usize, max_rows: usize) -> Result<Sc
                     ..Acc::default()
                 });
             }
-            open.push(OpenOrder {
-                bill_id: r.get(0)?,
-                order_number: r.get(1)?,
-                table_id: r.get(2)?,
-                state: r.get(3)?,
-                total_sum: Kopecks(r.get::<_, Option<i64>>(4)?.unwrap_or(0)),
-                fingerprint: 0,
-            });
+            let read = || -> rusqlite::Result<OpenOrder> {
+                Ok(OpenOrder {
+                    bill_id: r.get(0)?,
+                    order_number: r.get(1)?,
+                    table_id: r.get(2)?,
+                    state: r.get(3)?,
+                    total_sum: Kopecks(r.get::<_, Option<i64>>(4)?.unwrap_or(0)),
+                    fingerprint: 0,
+                })
+            };
+            open.push(read().map_err(|e| MirrorError::in_query(HEAD_SQL, e))?);
         }
     }
     let tracked = accs.len();
@@ -218,10 +221,12 @@ pub fn scan(conn: &Connection, max_tracked: usize, max_rows: usize) -> Result<Sc
 /// The state of a bill that left the open set: its mirror state, or `CLOSED` if its row is gone.
 pub fn closed_state(conn: &Connection, bill_id: &str) -> Result<String, MirrorError> {
     use rusqlite::OptionalExtension;
-    let mut st = conn.prepare_cached("SELECT state FROM orders WHERE bill_id = ?1")?;
+    const STATE: &str = "SELECT state FROM orders WHERE bill_id = ?1";
+    let mut st = conn.prepare_cached(STATE)?;
     let s: Option<String> = st
         .query_row([bill_id], |r| r.get::<_, Option<String>>(0))
-        .optional()?
+        .optional()
+        .map_err(|e| MirrorError::in_query(STATE, e))?
         .flatten();
     Ok(s.unwrap_or_else(|| "CLOSED".into()))
 }

@@ -49,8 +49,9 @@ pub enum MirrorError {
     /// the column and the fix (`contract::explain`).
     #[error("the POS mirror cannot be read: {0}")]
     WrongType(String),
-    /// The same, from a reader that did not say which table it read ([`MirrorError::in_table`]
-    /// adds it).
+    /// The same, from a query whose column names no table: a query reads each column either
+    /// from the one table it names (see [`MirrorError::in_query`]) or under the alias
+    /// `"table.column"`; this is left only for a column that does neither.
     #[error(
         "the POS mirror cannot be read: column '{column}' holds {}, which the agent cannot read \
          there (docs/mirror.md, Conventions)",
@@ -82,7 +83,9 @@ impl MirrorError {
     }
 
     /// `e`, from a query whose text is `sql`: a column of the wrong storage class is named
-    /// with its table and the fix (rusqlite's own error names only the column).
+    /// with its table and the fix (rusqlite's own error names only the column). The table is
+    /// the one contract table `sql` reads; a query that joins tables names each column's table
+    /// in its alias instead (`"categories.name"`), which this keeps.
     pub fn in_query(sql: &str, e: rusqlite::Error) -> MirrorError {
         if let rusqlite::Error::InvalidColumnType(_, name, found) = &e {
             if let Some(msg) =
@@ -92,20 +95,6 @@ impl MirrorError {
             }
         }
         e.into()
-    }
-
-    /// `self`, with a column of the wrong storage class named with `table` (the table the
-    /// failing reader read) and the fix, when the contract has that column there.
-    pub fn in_table(self, table: &str) -> MirrorError {
-        match self {
-            MirrorError::Column { column, found } => {
-                match contract::explain(table, &column, found) {
-                    Some(msg) => MirrorError::WrongType(msg),
-                    None => MirrorError::Column { column, found },
-                }
-            }
-            e => e,
-        }
     }
 }
 
@@ -118,7 +107,8 @@ impl From<rusqlite::Error> for MirrorError {
             {
                 MirrorError::Schema(msg.trim_start_matches("no such ").to_string())
             }
-            // `raw.rs` names the column `table.column` when it knows the table.
+            // A column named `table.column`: by its alias in the query, or by `raw.rs` (which
+            // knows the one table its query reads).
             rusqlite::Error::InvalidColumnType(_, name, found) => {
                 match name
                     .split_once('.')

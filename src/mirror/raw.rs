@@ -323,11 +323,11 @@ impl<'r> RawRow<'r> {
                 CStr::from_ptr(n).to_string_lossy().into_owned()
             }
         };
-        // `table.column` when the query names the table: `MirrorError` then explains the
-        // mistake with the contract (the fix for that column).
+        // `table.column` when the query reads one table (or names the column so itself):
+        // `MirrorError` then explains the mistake with the contract (the fix for that column).
         let name = match crate::mirror::contract::table_of(self.sql, &name) {
-            Some(table) => format!("{table}.{name}"),
-            None => name,
+            Some(table) if !name.contains('.') => format!("{table}.{name}"),
+            _ => name,
         };
         rusqlite::Error::InvalidColumnType(i, name, ty)
     }

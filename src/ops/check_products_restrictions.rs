@@ -128,12 +128,11 @@ struct Known {
 fn lookup(conn: &Connection, id: &str, modifier: bool) -> Result<Option<Known>, MirrorError> {
     type NameActive = (Option<String>, Option<i64>);
     let find = |table: &str| -> Result<Option<NameActive>, MirrorError> {
-        let mut st = conn.prepare_cached(&format!(
-            "SELECT name, is_active FROM {table} WHERE id = ?1 LIMIT 1"
-        ))?;
-        Ok(st
-            .query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?)
+        let sql = format!("SELECT name, is_active FROM {table} WHERE id = ?1 LIMIT 1");
+        let mut st = conn.prepare_cached(&sql)?;
+        st.query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()
+            .map_err(|e| MirrorError::in_query(&sql, e))
     };
     let found = if modifier {
         match find("modifiers")? {
@@ -146,9 +145,12 @@ fn lookup(conn: &Connection, id: &str, modifier: bool) -> Result<Option<Known>, 
     let Some((name, active)) = found else {
         return Ok(None);
     };
-    let mut st =
-        conn.prepare_cached("SELECT remaining_milli FROM stop_list WHERE item_id = ?1 LIMIT 1")?;
-    let remaining: Option<Option<i64>> = st.query_row(params![id], |r| r.get(0)).optional()?;
+    const STOP: &str = "SELECT remaining_milli FROM stop_list WHERE item_id = ?1 LIMIT 1";
+    let mut st = conn.prepare_cached(STOP)?;
+    let remaining: Option<Option<i64>> = st
+        .query_row(params![id], |r| r.get(0))
+        .optional()
+        .map_err(|e| MirrorError::in_query(STOP, e))?;
     Ok(Some(Known {
         name: name.unwrap_or_default(),
         active: active.is_none_or(|a| a != 0),

@@ -95,20 +95,21 @@ pub struct MenuItem {
 }
 
 fn item_row(c: &Connection, table: &str, id: &str) -> Result<Option<MenuItem>, MirrorError> {
-    let mut st = c.prepare_cached(&format!(
-        "SELECT id, name, price_kop, is_active FROM {table} WHERE id = ?1"
-    ))?;
-    Ok(st
-        .query_row(params![id], |r| {
-            Ok(MenuItem {
-                id: r.get(0)?,
-                name: r.get(1)?,
-                price: Kopecks(r.get::<_, Option<i64>>(2)?.unwrap_or(0)),
-                active: r.get::<_, Option<bool>>(3)?.unwrap_or(true),
-                remaining: None,
-            })
+    // The id is cast as the menu casts it (the contract takes any storage class there).
+    let sql =
+        format!("SELECT CAST(id AS TEXT), name, price_kop, is_active FROM {table} WHERE id = ?1");
+    let mut st = c.prepare_cached(&sql)?;
+    st.query_row(params![id], |r| {
+        Ok(MenuItem {
+            id: r.get(0)?,
+            name: r.get(1)?,
+            price: Kopecks(r.get::<_, Option<i64>>(2)?.unwrap_or(0)),
+            active: r.get::<_, Option<bool>>(3)?.unwrap_or(true),
+            remaining: None,
         })
-        .optional()?)
+    })
+    .optional()
+    .map_err(|e| MirrorError::in_query(&sql, e))
 }
 
 /// An item (`menu_items`) or, for a modifier, `modifiers` then `menu_items`; with its
@@ -129,10 +130,12 @@ pub fn menu_item(
     let Some(mut m) = found else {
         return Ok(None);
     };
-    let mut st = c.prepare_cached("SELECT remaining_milli FROM stop_list WHERE item_id = ?1")?;
+    const STOP: &str = "SELECT remaining_milli FROM stop_list WHERE item_id = ?1";
+    let mut st = c.prepare_cached(STOP)?;
     m.remaining = st
         .query_row(params![id], |r| r.get::<_, Option<i64>>(0))
-        .optional()?
+        .optional()
+        .map_err(|e| MirrorError::in_query(STOP, e))?
         .map(|v| Qty(v.unwrap_or(0)));
     Ok(Some(m))
 }

@@ -95,14 +95,36 @@ pub const NEEDS: &[(&str, &[&str])] = &[
     ("terminal_groups", &["id", "name", "is_host"]),
 ];
 
-/// Columns 0..=12 of both the dish and the modifier query (see [`write_item_fields`]).
-const ITEM_SELECT: &str = "CAST(i.id AS TEXT) AS k, i.name, i.description, i.price_kop, c.name, \
-    CAST(i.category_id AS TEXT), CAST(i.group_id AS TEXT), i.is_active, i.type, i.unit, \
-    CAST(i.vendor_code AS TEXT), i.tax_category, CAST(i.tax_category_id AS TEXT)";
+// Every column read as the mirror stores it is named `"table.column"` after the table it comes
+// from: a query joins several tables and SQLite reports a column by its bare name, so the name
+// is what lets a wrong storage class be reported on the right table with its fix
+// (`MirrorError::from`). Columns cast to TEXT here cannot fail and keep their plain names.
 
-const GROUP_COLS: &str = "CAST(g.id AS TEXT), g.name, g.required, g.min_amount, g.max_amount, \
-    g.default_amount, g.free, g.free_amount, g.child_min_max, CAST(ch.modifier_id AS TEXT), \
-    ch.required, ch.min_amount, ch.max_amount, ch.default_amount";
+/// Columns 0..=12 of both the dish and the modifier query (see [`write_item_fields`]): of
+/// `table` (as `i`) and `categories` (as `c`).
+fn item_select(table: &str) -> String {
+    let t = table;
+    format!(
+        "CAST(i.id AS TEXT) AS k, i.name AS \"{t}.name\", i.description AS \"{t}.description\", \
+         i.price_kop AS \"{t}.price_kop\", c.name AS \"categories.name\", \
+         CAST(i.category_id AS TEXT), CAST(i.group_id AS TEXT), i.is_active AS \"{t}.is_active\", \
+         i.type AS \"{t}.type\", i.unit AS \"{t}.unit\", CAST(i.vendor_code AS TEXT), \
+         i.tax_category AS \"{t}.tax_category\", CAST(i.tax_category_id AS TEXT)"
+    )
+}
+
+/// Columns 1..=14 of the group modifier queries (see [`read_group`]): of `group_modifiers`
+/// (as `g`) and `group_modifier_children` (as `ch`).
+const GROUP_COLS: &str = "CAST(g.id AS TEXT), g.name AS \"group_modifiers.name\", \
+    g.required AS \"group_modifiers.required\", g.min_amount AS \"group_modifiers.min_amount\", \
+    g.max_amount AS \"group_modifiers.max_amount\", \
+    g.default_amount AS \"group_modifiers.default_amount\", g.free AS \"group_modifiers.free\", \
+    g.free_amount AS \"group_modifiers.free_amount\", \
+    g.child_min_max AS \"group_modifiers.child_min_max\", CAST(ch.modifier_id AS TEXT), \
+    ch.required AS \"group_modifier_children.required\", \
+    ch.min_amount AS \"group_modifier_children.min_amount\", \
+    ch.max_amount AS \"group_modifier_children.max_amount\", \
+    ch.default_amount AS \"group_modifier_children.default_amount\"";
 
 /// Writes the group modifiers of `key` (the cursor must be at `key`) as array elements.
 fn write_groups(
@@ -138,7 +160,7 @@ fn write_groups(
     Ok(())
 }
 
-/// The fields dishes and modifiers share, from columns 0..=12 of [`ITEM_SELECT`].
+/// The fields dishes and modifiers share, from columns 0..=12 of [`item_select`].
 fn write_item_fields(j: &mut JsonBuf, r: &Row<'_>, default_type: &str) -> rusqlite::Result<()> {
     j.f_str("id", text(r, 0)?.unwrap_or(""))
         .f_str("name", text(r, 1)?.unwrap_or(""))
@@ -162,7 +184,8 @@ fn write_groups_section(
     b: &mut Budget,
 ) -> Result<usize, MirrorError> {
     let mut st = c.prepare_cached(
-        "SELECT CAST(id AS TEXT), name, CAST(parent_id AS TEXT), menu_index FROM menu_groups ORDER BY menu_index, name, 1",
+        "SELECT CAST(id AS TEXT), name AS \"menu_groups.name\", CAST(parent_id AS TEXT), \
+         menu_index AS \"menu_groups.menu_index\" FROM menu_groups ORDER BY menu_index, name, 1",
     )?;
     let mut rows = st.query([])?;
     let mut n = 0;
@@ -217,13 +240,19 @@ fn write_dishes_section(
         "NULL"
     };
     let mut dishes = c.prepare_cached(&format!(
-        "SELECT {ITEM_SELECT}, CAST(i.scale_id AS TEXT), i.scale_name, CAST(i.scale_size_id AS TEXT), \
-         i.scale_size_name, i.scale_size_kitchen_name, i.scale_size_menu_index, {scheme}, {sections} \
-         FROM menu_items i LEFT JOIN categories c ON c.id = i.category_id ORDER BY k COLLATE BINARY"
+        "SELECT {}, CAST(i.scale_id AS TEXT), i.scale_name AS \"menu_items.scale_name\", \
+         CAST(i.scale_size_id AS TEXT), i.scale_size_name AS \"menu_items.scale_size_name\", \
+         i.scale_size_kitchen_name AS \"menu_items.scale_size_kitchen_name\", \
+         i.scale_size_menu_index AS \"menu_items.scale_size_menu_index\", {scheme}, {sections} \
+         FROM menu_items i LEFT JOIN categories c ON c.id = i.category_id ORDER BY k COLLATE BINARY",
+        item_select("menu_items")
     ))?;
     let mut mods = c.prepare_cached(
-        "SELECT CAST(l.item_id AS TEXT) AS k, CAST(l.modifier_id AS TEXT), l.required, l.min_amount, \
-         l.max_amount, l.default_amount, CAST(m.group_id AS TEXT) \
+        "SELECT CAST(l.item_id AS TEXT) AS k, CAST(l.modifier_id AS TEXT), \
+         l.required AS \"menu_item_modifiers.required\", \
+         l.min_amount AS \"menu_item_modifiers.min_amount\", \
+         l.max_amount AS \"menu_item_modifiers.max_amount\", \
+         l.default_amount AS \"menu_item_modifiers.default_amount\", CAST(m.group_id AS TEXT) \
          FROM menu_item_modifiers l LEFT JOIN modifiers m ON m.id = l.modifier_id \
          ORDER BY k COLLATE BINARY, l.position, 2",
     )?;
@@ -298,7 +327,9 @@ fn write_modifiers_section(
     b: &mut Budget,
 ) -> Result<usize, MirrorError> {
     let mut st = c.prepare_cached(&format!(
-        "SELECT {ITEM_SELECT} FROM modifiers i LEFT JOIN categories c ON c.id = i.category_id ORDER BY k COLLATE BINARY"
+        "SELECT {} FROM modifiers i LEFT JOIN categories c ON c.id = i.category_id \
+         ORDER BY k COLLATE BINARY",
+        item_select("modifiers")
     ))?;
     let mut rows = st.query([])?;
     let mut n = 0;
@@ -339,7 +370,8 @@ fn write_terminals_section(
     b: &mut Budget,
 ) -> Result<(), MirrorError> {
     let mut st = c.prepare_cached(
-        "SELECT CAST(id AS TEXT), name, is_host FROM terminal_groups ORDER BY is_host DESC, 1",
+        "SELECT CAST(id AS TEXT), name AS \"terminal_groups.name\", \
+         is_host AS \"terminal_groups.is_host\" FROM terminal_groups ORDER BY is_host DESC, 1",
     )?;
     let mut rows = st.query([])?;
     let mut host: Option<(String, String)> = None;
@@ -377,21 +409,20 @@ pub fn write_menu(
 ) -> Result<Counts, MirrorError> {
     let mut b = Budget::new(max_rows);
     j.begin_obj().f_str("rID", rid);
-    // A column of the wrong storage class is named with the table its section reads.
-    let groups = write_groups_section(c, j, &mut b).map_err(|e| e.in_table("menu_groups"))?;
+    let groups = write_groups_section(c, j, &mut b)?;
     let mut dishes = 0;
     let mut modifiers = 0;
     if !j.overflowed() {
-        dishes = write_dishes_section(c, j, &mut b).map_err(|e| e.in_table("menu_items"))?;
+        dishes = write_dishes_section(c, j, &mut b)?;
     }
     if !j.overflowed() {
-        modifiers = write_modifiers_section(c, j, &mut b).map_err(|e| e.in_table("modifiers"))?;
+        modifiers = write_modifiers_section(c, j, &mut b)?;
     }
     if !j.overflowed() {
-        write_group_modifiers_section(c, j, &mut b).map_err(|e| e.in_table("group_modifiers"))?;
+        write_group_modifiers_section(c, j, &mut b)?;
     }
     if !j.overflowed() {
-        write_terminals_section(c, j, &mut b).map_err(|e| e.in_table("terminal_groups"))?;
+        write_terminals_section(c, j, &mut b)?;
     }
     j.end_obj();
     Ok((groups, dishes, modifiers))

@@ -21,6 +21,10 @@
 #     (what an integrator reads: the mirror contract, the journal contract, the protocol, the
 #      deployment; the two SQL schemas, also printed by `init-mirror --print-schema` and
 #      `journal --print-schema`)
+#   /usr/share/doc/expirenza-agent/examples/pos/        0644 files, 0755 directories
+#     (contrib/pos/: the reference POS side those documents point to, the journal applier and
+#      the КасаПро example; its *.py, *.sql and *.md, never a __pycache__; not executable, as
+#      Debian wants nothing executable under /usr/share/doc: run it with python3)
 # Maintainer scripts: create the user and the state directory, enable the unit (it will not
 # start before a config exists), restart it on upgrade only if it was running, stop it on
 # removal; purge removes the configuration (see the comments at the scripts, and
@@ -55,6 +59,16 @@ for d in docs/deploy.md docs/mirror.md docs/journal.md docs/protocol.md \
   install -m 0644 "$d" "$r/usr/share/doc/$PKG/$(basename "$d")"
 done
 install -m 0644 src/mirror/schema.sql "$r/usr/share/doc/$PKG/mirror-schema.sql"
+ex="$r/usr/share/doc/$PKG/examples/pos"
+install -d -m 0755 "$r/usr/share/doc/$PKG/examples" "$ex"
+while IFS= read -r f; do
+  rel="${f#contrib/pos/}"
+  install -d -m 0755 "$ex/$(dirname "$rel")"
+  install -m 0644 "$f" "$ex/$rel"
+done < <(find contrib/pos -type f \( -name '*.py' -o -name '*.sql' -o -name '*.md' \) \
+           -not -path '*/__pycache__/*' | LC_ALL=C sort)
+[ -f "$ex/applier.py" ] && [ -f "$ex/kasapro/adapter.py" ] \
+  || { echo "contrib/pos is incomplete: the package ships it" >&2; exit 1; }
 install -m 0644 src/journal/schema.sql "$r/usr/share/doc/$PKG/journal-schema.sql"
 cat > "$r/usr/share/doc/$PKG/copyright" <<COPYRIGHT
 Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/

@@ -7,8 +7,8 @@
 #
 # Steps: install; check the user, the unit and its enablement, the config example (a conffile)
 # and the directories, the integrator's documents (mirror.md, journal.md, protocol.md,
-# deploy.md) and both printable schemas, and that the installed binary runs as the service
-# user; edit the
+# deploy.md), the reference POS side in examples/pos/ (modes, and its applier run from a copy)
+# and both printable schemas, and that the installed binary runs as the service user; edit the
 # example and write a real config; reinstall the same .deb, then upgrade to a repacked newer
 # one whose example changed: the edits survive (the new example lands as .dpkg-dist);
 # `dpkg -r`: the binary and unit go, configuration stays; `dpkg --purge`: configuration goes,
@@ -81,6 +81,39 @@ else
   done
   ok "the integrator's documents are in $DOC"
 fi
+# The reference POS side the documents point to (contrib/pos/ in the source).
+EX="$DOC/examples/pos"
+for d in "$DOC/examples" "$EX" "$EX/kasapro"; do expect_mode "$d" "755 root:root"; done
+for f in README.md applier.py kasapro/__init__.py kasapro/adapter.py kasapro/schema.sql \
+         kasapro/mirror_views.sql kasapro/mirror_sync.py kasapro/pos_db.py kasapro/demo.sql; do
+  [ -s "$EX/$f" ] || fail "$EX/$f is missing or empty"
+  expect_mode "$EX/$f" "644 root:root"
+done
+leftover="$(find "$EX" -mindepth 1 \( -type d -perm /022 -o -type f \( -perm /133 -o ! -perm -444 \) \) -print)"
+[ -z "$leftover" ] || fail "not 0644 files and 0755 directories under $EX: $leftover"
+ok "the reference POS side is in $EX (files 0644, directories 0755)"
+if command -v python3 >/dev/null; then
+  # As the docs say: copy it out, then it applies a command of a journal made from the
+  # package's own schema.
+  cp -r "$EX" "$work/pos"
+  PYTHONDONTWRITEBYTECODE=1 python3 "$work/pos/kasapro/pos_db.py" --views --demo --pos "$work/pos.sqlite" >/dev/null \
+    || fail "the shipped kasapro/pos_db.py failed"
+  /usr/bin/$PKG journal --print-schema | python3 -c '
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+db.executescript(sys.stdin.read())
+db.execute("INSERT INTO commands (rid, operation, request, created_at) "
+           "VALUES (?, ?, ?, 0)", ("deb-install-test", "showMessage", "{\"message\": \"hi\"}"))
+db.commit()' "$work/journal.sqlite" || fail "could not make a journal from journal --print-schema"
+  PYTHONDONTWRITEBYTECODE=1 python3 "$work/pos/applier.py" --journal "$work/journal.sqlite" \
+    --pos "$work/pos.sqlite" --once >"$work/applier.log" 2>&1 \
+    || { cat "$work/applier.log" >&2; fail "the shipped applier.py failed"; }
+  st="$(python3 -c 'import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute("SELECT status FROM commands").fetchone()[0])' "$work/journal.sqlite")"
+  [ "$st" = applied ] || { cat "$work/applier.log" >&2; fail "the shipped applier left the command $st"; }
+  ok "the shipped applier.py (copied out) applies a command ($(python3 -V))"
+else
+  ok "no python3 here: the shipped applier.py not run"
+fi
 /usr/bin/$PKG init-mirror --print-schema >"$work/mirror-schema.sql" || fail "init-mirror --print-schema failed"
 grep -q "CREATE TABLE IF NOT EXISTS order_positions" "$work/mirror-schema.sql" || fail "init-mirror --print-schema printed no mirror schema"
 cmp -s "$work/mirror-schema.sql" "$DOC/mirror-schema.sql" || fail "init-mirror --print-schema differs from $DOC/mirror-schema.sql"
@@ -145,7 +178,8 @@ dpkg -r $PKG >"$work/remove.log" 2>&1 || { cat "$work/remove.log" >&2; fail "dpk
 [ "$(status_of)" = rc ] || fail "package state $(status_of), want rc (removed, config-files)"
 [ ! -e /usr/bin/$PKG ] || fail "binary left after remove"
 [ ! -e "$UNIT" ] || fail "unit left after remove"
-ok "binary and unit removed (state rc)"
+[ ! -e /usr/share/doc/$PKG ] || fail "remove left /usr/share/doc/$PKG: $(find /usr/share/doc/$PKG | head -5)"
+ok "binary, unit and documents (examples/pos/ too) removed (state rc)"
 for f in "$ETC/config.toml.example" "$ETC/config.toml" "$ETC/secret_key" \
          "$STATE/mirror.sqlite" "$STATE/journal-stand-in.sqlite"; do
   [ -e "$f" ] || fail "remove deleted $f (configuration and data must stay until purge)"

@@ -53,9 +53,25 @@ for a in "${arches[@]}"; do
       '-rw-r--r-- root/root .* ./usr/share/doc/expirenza-agent/journal.md$' \
       '-rw-r--r-- root/root .* ./usr/share/doc/expirenza-agent/protocol.md$' \
       '-rw-r--r-- root/root .* ./usr/share/doc/expirenza-agent/mirror-schema.sql$' \
-      '-rw-r--r-- root/root .* ./usr/share/doc/expirenza-agent/journal-schema.sql$'; do
+      '-rw-r--r-- root/root .* ./usr/share/doc/expirenza-agent/journal-schema.sql$' \
+      'drwxr-xr-x root/root .* ./usr/share/doc/expirenza-agent/examples/pos/kasapro/$' \
+      '-rw-r--r-- root/root .* ./usr/share/doc/expirenza-agent/examples/pos/README.md$' \
+      '-rw-r--r-- root/root .* ./usr/share/doc/expirenza-agent/examples/pos/applier.py$' \
+      '-rw-r--r-- root/root .* ./usr/share/doc/expirenza-agent/examples/pos/kasapro/adapter.py$'; do
     grep -Eq -- "$want" <<<"$list" || { echo "$deb: no entry matching $want" >&2; echo "$list" >&2; exit 1; }
   done
+  # the reference POS side: every file of contrib/pos/ (as the source has it), 0644, dirs 0755
+  want_ex="$(cd contrib/pos && find . -type f \( -name '*.py' -o -name '*.sql' -o -name '*.md' \) \
+               -not -path '*/__pycache__/*' | sed 's|^\./||' | LC_ALL=C sort)"
+  got_ex="$(awk '$6 ~ /^\.\/usr\/share\/doc\/expirenza-agent\/examples\/pos\/./ && $1 !~ /^d/ {
+               sub("^./usr/share/doc/expirenza-agent/examples/pos/", "", $6); print $6 }' <<<"$list" | LC_ALL=C sort)"
+  [ "$want_ex" = "$got_ex" ] || { echo "$deb: examples/pos differs from contrib/pos:" >&2;
+    diff <(echo "$want_ex") <(echo "$got_ex") >&2; exit 1; }
+  if awk '$6 ~ /\/usr\/share\/doc\// && (($1 != "drwxr-xr-x" && $1 != "-rw-r--r--") || $2 != "root/root")' \
+       <<<"$list" | grep -q .; then
+    echo "$deb: /usr/share/doc holds an entry that is not a root 0644 file or 0755 directory:" >&2
+    awk '$6 ~ /\/usr\/share\/doc\//' <<<"$list" >&2; exit 1
+  fi
   if grep -q '\./etc/expirenza-agent/config\.toml$' <<<"$list"; then
     echo "$deb ships config.toml: the unit would start unconfigured" >&2; exit 1
   fi

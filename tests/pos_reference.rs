@@ -2,7 +2,10 @@
 //! docs/journal.md) against the real agent binary and the fake cloud: the КасаПро example POS,
 //! its mirror as views (and as a sync job), its journal applier as a separate process.
 //!
-//! Needs `python3` (3.9 or newer) on the PATH, as CI has.
+//! Needs `python3` (3.9 or newer) on the PATH, as CI has; `EXPIRENZA_PYTHON` names another
+//! interpreter. CI runs these tests twice: with Debian 12's python3 (SQLite 3.40.1) and with
+//! Debian 11's Python 3.9.2 and SQLite 3.34.1 (`scripts/bullseye-python.sh`), the oldest the
+//! reference POS side claims to support.
 
 #[path = "support/binary.rs"]
 mod binary;
@@ -24,7 +27,7 @@ fn contrib() -> PathBuf {
 }
 
 fn python() -> Command {
-    let mut c = Command::new("python3");
+    let mut c = Command::new(std::env::var_os("EXPIRENZA_PYTHON").unwrap_or("python3".into()));
     c.env("PYTHONDONTWRITEBYTECODE", "1");
     c
 }
@@ -552,4 +555,138 @@ async fn the_sync_job_maps_the_pos_like_the_views_and_runs_before_each_ack() {
         })
         .unwrap();
     assert_eq!(state, "PAYED", "synced before the acknowledgement");
+}
+
+/// Run the applier alone on `journal` (the POS is the demo КасаПро database).
+fn applier_alone(dir: &Path, journal: &Path) -> binary::Agent {
+    let pos = pos_db(dir);
+    let mut c = python();
+    c.arg(contrib().join("applier.py"))
+        .arg("--journal")
+        .arg(journal)
+        .arg("--pos")
+        .arg(&pos)
+        .args(["--poll-ms", "20", "-v"]);
+    binary::Agent::spawn(c)
+}
+
+/// An error that retrying cannot fix (here a journal whose `commands` lacks the columns the
+/// claim reads) stops the applier with exit status 1 and the error, instead of a loop that
+/// applies nothing.
+#[test]
+fn a_persistent_sql_error_stops_the_applier_loudly() {
+    let dir = TempDir::new("posref-fatal");
+    let journal = dir.path().join("journal.sqlite");
+    let db = Connection::open(&journal).unwrap();
+    db.execute_batch(
+        "CREATE TABLE commands (id INTEGER PRIMARY KEY, status TEXT NOT NULL);
+         INSERT INTO commands (status) VALUES ('pending');",
+    )
+    .unwrap();
+    drop(db);
+    let mut a = applier_alone(dir.path(), &journal);
+    assert_eq!(a.wait_exit(T), Some(1), "{}", a.stderr_so_far());
+    let err = a.stderr_so_far();
+    assert!(
+        err.contains("applier: stopped: OperationalError: no such column: rid")
+            && err.contains("Retrying cannot fix this"),
+        "{err}"
+    );
+    let status: String = Connection::open(&journal)
+        .unwrap()
+        .query_row("SELECT status FROM commands", [], |x| x.get(0))
+        .unwrap();
+    assert_eq!(status, "pending", "nothing claimed");
+}
+
+/// What passes by itself is waited out: an applier started before the agent has created the
+/// journal says so once, keeps looking, and applies the first command once the journal is there.
+#[test]
+fn a_journal_not_created_yet_is_waited_for() {
+    let dir = TempDir::new("posref-nojournal");
+    let journal = dir.path().join("journal.sqlite");
+    let a = applier_alone(dir.path(), &journal);
+    assert!(
+        a.wait_line("no journal yet", T).is_some(),
+        "{}",
+        a.stderr_so_far()
+    );
+    // The journal as the agent creates it, with one command.
+    let db = Connection::open(&journal).unwrap();
+    db.execute_batch(include_str!("../src/journal/schema.sql"))
+        .unwrap();
+    db.execute(
+        "INSERT INTO commands (rid, operation, request, created_at) \
+         VALUES ('m-late', 'showMessage', '{\"message\":\"hello\"}', 0)",
+        [],
+    )
+    .unwrap();
+    assert!(
+        a.wait_line("showMessage rID=m-late #1 applied", T)
+            .is_some(),
+        "{}",
+        a.stderr_so_far()
+    );
+    let (status, result): (String, String) = db
+        .query_row("SELECT status, result FROM commands", [], |x| {
+            Ok((x.get(0)?, x.get(1)?))
+        })
+        .unwrap();
+    assert_eq!(
+        (status.as_str(), result.as_str()),
+        ("applied", r#"{"shown": true}"#)
+    );
+    assert_eq!(a.count_lines("no journal yet"), 1, "said once");
+}
+
+/// docs/journal.md's claim recipe, statement by statement as printed there, on the interpreter's
+/// SQLite (CI: also Debian 11's 3.34.1, where `UPDATE … RETURNING` is a syntax error): the
+/// oldest pending row is claimed, once; a row left claimed is found first.
+#[test]
+fn the_documented_claim_recipe_runs_on_this_sqlite() {
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/journal.md"))
+            .unwrap();
+    let from = doc
+        .find("### 1. Claim")
+        .expect("docs/journal.md: ### 1. Claim");
+    let block = &doc[from..];
+    let start = block.find("```sql\n").unwrap() + "```sql\n".len();
+    let recipe = &block[start..start + block[start..].find("```").unwrap()];
+    let dir = TempDir::new("posref-recipe");
+    let script = r#"
+import re, sqlite3, sys
+schema, recipe, path = sys.argv[1], sys.argv[2], sys.argv[3]
+db = sqlite3.connect(path, isolation_level=None)
+db.executescript(open(schema).read())
+for rid, status in [("a", "applied"), ("b", "pending"), ("c", "pending")]:
+    db.execute("INSERT INTO commands (rid, operation, request, status, created_at) "
+               "VALUES (?, 'showMessage', '{}', ?, 0)", (rid, status))
+stmts = [s.strip() for s in re.sub(r"--[^\n]*", "", open(recipe).read()).split(";") if s.strip()]
+assert [s.split()[0] for s in stmts] == ["BEGIN", "SELECT", "SELECT", "UPDATE", "COMMIT"], stmts
+def claim():
+    db.execute(stmts[0])
+    left = db.execute(stmts[1]).fetchone()
+    row = db.execute(stmts[2]).fetchone()
+    n = db.execute(stmts[3], {"now_ms": 1, "id": row[0]}).rowcount if left is None and row else 0
+    db.execute(stmts[4])
+    return left, row, n
+left, row, n = claim()
+assert left is None and row[1] == "b" and n == 1, (left, row, n)
+first = row[1]
+left, row, n = claim()
+assert left[1] == "b" and n == 0, (left, row, n)
+print("claimed", first, "SQLite", sqlite3.sqlite_version)
+"#;
+    let recipe_file = dir.path().join("claim.sql");
+    std::fs::write(&recipe_file, recipe).unwrap();
+    let mut c = python();
+    c.arg("-c")
+        .arg(script)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/journal/schema.sql"))
+        .arg(&recipe_file)
+        .arg(dir.path().join("journal.sqlite"));
+    let out = binary::run_once(c, b"", T);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    assert!(out.stdout.starts_with("claimed b"), "{}", out.all());
 }

@@ -5,7 +5,8 @@ Standard library only. The loop is generic; what a command does in a particular 
 `Adapter` (see `kasapro/adapter.py` for a complete one):
 
     step:  a row left `claimed` by a crash is finished first; else the oldest `pending` row is
-           claimed (BEGIN IMMEDIATE; UPDATE ... RETURNING; COMMIT), before the POS is touched
+           claimed (BEGIN IMMEDIATE; SELECT it; UPDATE ... WHERE id = ? AND status = 'pending';
+           COMMIT), before the POS is touched
     apply: adapter.stored(rid) -> the outcome recorded for this rID, if any (never apply twice);
            else adapter.pay / split / create_order / show_message, each ONE POS transaction
            that makes the change and records (rid, outcome) together
@@ -17,6 +18,13 @@ Run it as one process next to the agent:
 
     python3 contrib/pos/applier.py --journal /var/lib/expirenza-agent/journal.sqlite \\
         --pos /var/lib/kasapro/pos.sqlite [--mirror /var/lib/expirenza-agent/mirror.sqlite]
+
+Python 3.9 or newer, with the SQLite it was built with: 3.34 or newer (Debian 11 and Raspberry
+Pi OS bullseye have Python 3.9.2 with SQLite 3.34.1; the claim does without `RETURNING`, which
+SQLite has only from 3.35). A busy lock or a journal the agent has not created yet is waited
+out; any other SQL error stops the applier with exit status 1 and the error on stderr, so that
+a fault retrying cannot fix (a journal of another schema, a bad query in an adapter) is seen
+instead of looping.
 """
 
 from __future__ import annotations
@@ -171,7 +179,11 @@ class Applier:
         self.crash_after_apply: Optional[str] = None  # test hook: SIGKILL self after this rID
 
     def next_command(self) -> Optional[Command]:
-        """A row this applier left `claimed` (a crash), else the oldest `pending`, claimed now."""
+        """A row this applier left `claimed` (a crash), else the oldest `pending`, claimed now.
+
+        One write transaction: `BEGIN IMMEDIATE` takes the journal's write lock before the
+        SELECT, so nothing can change the row between the SELECT and the UPDATE. The
+        `status = 'pending'` guard and the row count check say so again rather than trust it."""
         self.db.execute("BEGIN IMMEDIATE")
         try:
             row = self.db.execute(
@@ -179,14 +191,20 @@ class Applier:
             ).fetchone()
             if row is None:
                 row = self.db.execute(
-                    "UPDATE commands SET status = 'claimed', claimed_at = ? "
-                    "WHERE id = (SELECT id FROM commands WHERE status = 'pending' ORDER BY id LIMIT 1) "
-                    f"RETURNING {COLS}",
-                    (now_ms(),),
+                    f"SELECT {COLS} FROM commands WHERE status = 'pending' ORDER BY id LIMIT 1"
                 ).fetchone()
+                if row is not None:
+                    cur = self.db.execute(
+                        "UPDATE commands SET status = 'claimed', claimed_at = ? "
+                        "WHERE id = ? AND status = 'pending'",
+                        (now_ms(), row["id"]),
+                    )
+                    if cur.rowcount != 1:
+                        raise ClaimLost(f"journal row #{row['id']} changed under the write lock")
             self.db.execute("COMMIT")
         except BaseException:
-            self.db.execute("ROLLBACK")
+            if self.db.in_transaction:  # an I/O error may have rolled it back already
+                self.db.execute("ROLLBACK")
             raise
         return _command(row) if row is not None else None
 
@@ -243,6 +261,8 @@ class Applier:
         return True
 
     def run(self, poll_s: float = 0.2, once: bool = False) -> None:
+        """Step until nothing is left, look again every `poll_s`. Waits out what passes by itself
+        (`transient`); any other error is raised to the caller, which stops the applier."""
         last_error = None
         while True:
             try:
@@ -250,14 +270,38 @@ class Applier:
                     pass
                 last_error = None
             except sqlite3.Error as e:
-                # A lock held too long, a journal not created yet, a POS error: a claimed row
-                # stays claimed and is finished (stored outcome first) at the next step.
+                if not transient(e):
+                    raise
+                # A claimed row stays claimed and is finished (stored outcome first) at the next step.
                 if str(e) != last_error:
-                    log.warning("%s; trying again", e)
+                    log.warning("%s; trying again", describe(e))
                     last_error = str(e)
             if once:
                 return
             time.sleep(poll_s)
+
+
+class ClaimLost(sqlite3.DatabaseError):
+    """The claim's UPDATE did not change the row its SELECT found in the same write transaction:
+    the journal's locking is not working (a journal on a network file system, say)."""
+
+
+def transient(e: sqlite3.Error) -> bool:
+    """An error that passes by itself: a lock held longer than the busy timeout (by the agent, by
+    a POS transaction), or a journal the agent has not created yet. Everything else (a syntax
+    error, a column missing from a journal of another schema, a constraint, a corrupt file)
+    fails the same way every time, so retrying would only hide it."""
+    if not isinstance(e, sqlite3.OperationalError):
+        return False
+    msg = str(e)
+    # SQLITE_BUSY is "database is locked", SQLITE_LOCKED "database table is locked".
+    return msg.endswith("is locked") or msg == "no such table: commands"
+
+
+def describe(e: sqlite3.Error) -> str:
+    if str(e) == "no such table: commands":
+        return "no journal yet (no table commands): is the agent running, with this journal?"
+    return str(e)
 
 
 def load_adapter(spec: str, args: argparse.Namespace) -> Adapter:
@@ -285,7 +329,17 @@ def main(argv: Optional[list[str]] = None) -> int:
     applier = Applier(args.journal, load_adapter(args.adapter, args))
     applier.crash_after_apply = args.crash_after_apply
     print("applier: ready", file=sys.stderr, flush=True)
-    applier.run(args.poll_ms / 1000, args.once)
+    try:
+        applier.run(args.poll_ms / 1000, args.once)
+    except sqlite3.Error as e:
+        print(
+            f"applier: stopped: {type(e).__name__}: {e} (journal {args.journal}, POS {args.pos}; "
+            f"SQLite {sqlite3.sqlite_version}). Retrying cannot fix this; a claimed row is "
+            "finished when the applier runs again.",
+            file=sys.stderr,
+            flush=True,
+        )
+        return 1
     return 0
 
 

@@ -5,7 +5,8 @@
 //! One step:
 //! 1. Claim: a `claimed` row left by a previous run (it crashed between claim and
 //!    acknowledgement) is finished first; otherwise the oldest `pending` row is claimed in a
-//!    `BEGIN IMMEDIATE` transaction (`UPDATE … WHERE id = (SELECT … LIMIT 1) RETURNING …`).
+//!    `BEGIN IMMEDIATE` transaction (`SELECT … LIMIT 1`, then `UPDATE … WHERE id = ? AND
+//!    status = 'pending'`), the recipe of docs/journal.md.
 //! 2. Apply, idempotently keyed on the rID: one mirror transaction does the change and records
 //!    the rID and its outcome in `pos_applied`; a rID found there is not applied again, its
 //!    stored outcome is reused. A refused command changes nothing: the change is made in a
@@ -64,6 +65,9 @@ pub enum SimError {
     Mirror(#[from] rusqlite::Error),
     #[error(transparent)]
     MirrorRead(#[from] expirenza_agent::mirror::MirrorError),
+    /// The claim's UPDATE missed the row its SELECT found under the same write lock.
+    #[error("journal row #{0} changed under the write lock")]
+    ClaimLost(i64),
 }
 
 /// The outcome the POS writes back.
@@ -151,15 +155,27 @@ impl SimPos {
             .optional()?;
         let claimed = match leftover {
             Some(c) => Some(c),
-            None => tx
-                .query_row(
-                    "UPDATE commands SET status = 'claimed', claimed_at = ?1 \
-                     WHERE id = (SELECT id FROM commands WHERE status = 'pending' ORDER BY id LIMIT 1) \
-                     RETURNING id, rid, operation, request",
-                    params![now_ms()],
-                    row,
-                )
-                .optional()?,
+            None => {
+                let next = tx
+                    .query_row(
+                        "SELECT id, rid, operation, request FROM commands WHERE status = 'pending' ORDER BY id LIMIT 1",
+                        [],
+                        row,
+                    )
+                    .optional()?;
+                if let Some(c) = &next {
+                    let n = tx.execute(
+                        "UPDATE commands SET status = 'claimed', claimed_at = ?1 \
+                         WHERE id = ?2 AND status = 'pending'",
+                        params![now_ms(), c.id],
+                    )?;
+                    // The write lock is held since BEGIN IMMEDIATE: nothing else can change it.
+                    if n != 1 {
+                        return Err(SimError::ClaimLost(c.id));
+                    }
+                }
+                next
+            }
         };
         tx.commit()?;
         Ok(claimed)

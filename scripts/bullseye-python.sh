@@ -6,7 +6,8 @@
 #
 #   scripts/bullseye-python.sh [dir]     (default: ${CARGO_TARGET_DIR:-target}/bullseye-python)
 # Prints the path of a `python3` wrapper on the last line; CI runs tests/pos_reference.rs with
-# it as EXPIRENZA_PYTHON. A second run reuses what the first fetched.
+# it as EXPIRENZA_PYTHON. A second run reuses what the first fetched. Exit status 3: Debian's
+# archive could not be reached (nothing was tested); any other failure is 1.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 dir="${1:-${CARGO_TARGET_DIR:-target}/bullseye-python}"
@@ -24,11 +25,23 @@ assert sqlite3.sqlite_version == '$want_sqlite', sqlite3.sqlite_version" 2>/dev/
 if ! check; then
   rm -rf "$dir/apt" "$dir/root" "$dir"/*.deb
   mkdir -p "$dir/apt/lists/partial" "$dir/apt/cache/archives/partial" "$dir/root"
-  echo "deb http://deb.debian.org/debian bullseye main" > "$dir/apt/sources.list"
   apt=(-q -o "Dir::Etc::sourcelist=$dir/apt/sources.list" -o Dir::Etc::sourceparts=-
        -o "Dir::State::Lists=$dir/apt/lists" -o "Dir::Cache=$dir/apt/cache"
-       -o APT::Sandbox::User=root)
-  apt-get "${apt[@]}" update >/dev/null
+       -o APT::Sandbox::User=root -o Acquire::http::Timeout=30 -o Acquire::Retries=2)
+  # bullseye moves from deb.debian.org to archive.debian.org when its long-term support ends.
+  fetched=""
+  for mirror in http://deb.debian.org/debian http://archive.debian.org/debian; do
+    echo "deb $mirror bullseye main" > "$dir/apt/sources.list"
+    rm -rf "$dir/apt/lists"; mkdir -p "$dir/apt/lists/partial"
+    if apt-get "${apt[@]}" update >/dev/null 2>&1 \
+        && apt-cache "${apt[@]}" madison libsqlite3-0 2>/dev/null | grep -q ' 3\.34\.1-3 '; then
+      fetched=$mirror; break
+    fi
+  done
+  if [ -z "$fetched" ]; then
+    echo "bullseye-python: could not fetch Debian 11's package lists (deb.debian.org, archive.debian.org)" >&2
+    exit 3
+  fi
   (cd "$dir" && apt-get "${apt[@]}" download \
      python3.9-minimal=3.9.2-1 libpython3.9-minimal=3.9.2-1 libpython3.9-stdlib=3.9.2-1 \
      libsqlite3-0=3.34.1-3 >/dev/null)

@@ -315,7 +315,8 @@ impl Worker {
     pub async fn run(self, mut shutdown: Shutdown) {
         shutdown.recv().await;
         let inner = &self.inner;
-        let _ = inner.stopping.send(true);
+        // `send_replace`: `send` stores nothing when no receiver is alive (none waits for the POS).
+        inner.stopping.send_replace(true);
         let grace = Duration::from_secs(inner.ctx.cfg.limits.shutdown_grace_secs);
         let n = inner.live.load(Ordering::Acquire);
         if n == 0 {

@@ -8,7 +8,8 @@
 //! - kill -9 of the agent in a burst while the POS holds the lock: nothing lost or doubled;
 //! - a money operation the dispatcher refuses before any journal code runs (FAIL AGENT_BUSY,
 //!   AGENT_STOPPING, BAD_REQUEST) is spooled before that FAIL and becomes one `review` row with
-//!   it as sub-state; a re-send of one refused before it started is computed as new, in its row.
+//!   it as sub-state; a re-send of one refused before it started is computed as new, in its row;
+//! - the real binary moves a spool it finds at start, with nothing sent to it.
 
 #[path = "support/binary.rs"]
 mod binary;
@@ -564,6 +565,72 @@ async fn a_pos_holding_the_lock_longer_than_two_seconds_delays_the_payment_not_f
         .unwrap();
     assert_eq!(status, "applied");
     assert!(!Spool::new(dir.path().join("journal.spool"), 1 << 20).has_records());
+    let out = agent.stop(T);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+}
+
+/// A spool left by an earlier run (records written through the spool's own API, as the agent
+/// writes them) is moved into the journal when the real binary starts, with nothing sent to it:
+/// each record one `review` row with its sub-state, and the spool emptied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_moves_the_spool_it_finds_at_start_without_a_request() {
+    let dir = TempDir::new("spool-start");
+    let mirror = dir.path().join("mirror.sqlite");
+    let journal = dir.path().join("journal.sqlite");
+    make_mirror(&mirror, true);
+    let spool = Spool::new(dir.path().join("journal.spool"), 1 << 20);
+    let record = |rid: &str, substate: Option<&str>| expirenza_agent::journal::spool::Record {
+        rid: rid.into(),
+        operation: "payBill".into(),
+        bill_id: Some(BILL1.into()),
+        external_id: None,
+        sum_kop: Some(38_950),
+        tips_kop: None,
+        spooled_at: 1_700_000_000_000,
+        error: "from an earlier run".into(),
+        substate: substate.map(str::to_string),
+        request: pay(rid, BILL1, "389.50"),
+    };
+    spool.append(&record("s-locked", None)).unwrap();
+    spool.append(&record("s-busy", Some("AGENT_BUSY"))).unwrap();
+    let cloud = cloud().await;
+    let config = agent_config(dir.path(), "");
+    let agent = spawn_agent(&config, &cloud, &mirror);
+    assert!(
+        agent
+            .wait_line("2 spooled request(s) moved into the journal", T)
+            .is_some(),
+        "{}",
+        agent.stderr_so_far()
+    );
+    assert!(!spool.has_records(), "emptied");
+    let rows: Vec<(String, String, Option<String>, i64)> = Connection::open(&journal)
+        .unwrap()
+        .prepare("SELECT rid, status, substate, created_at FROM commands ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let want = |rid: &str, sub: &str| {
+        (
+            rid.to_string(),
+            "review".to_string(),
+            Some(sub.to_string()),
+            1_700_000_000_000,
+        )
+    };
+    assert_eq!(
+        rows,
+        [
+            want("s-locked", "JOURNAL_UNAVAILABLE"),
+            want("s-busy", "AGENT_BUSY")
+        ]
+    );
+    assert!(
+        cloud.all_callbacks().is_empty(),
+        "nothing was sent or answered"
+    );
     let out = agent.stop(T);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
 }

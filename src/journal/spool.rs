@@ -441,6 +441,62 @@ mod tests {
         assert_eq!(s.read().unwrap().records.len(), 2);
     }
 
+    /// The running agent's keeper moves what the spool holds at its start (the first tick is
+    /// immediate), and then at each [`KEEPER_EVERY`], not before: on a paused clock, which
+    /// stands still while a move runs on the blocking pool.
+    #[tokio::test(start_paused = true)]
+    async fn the_keeper_moves_the_spool_at_start_and_then_every_period() {
+        struct Own(crate::journal::Journal);
+        impl AsRef<crate::journal::Journal> for Own {
+            fn as_ref(&self) -> &crate::journal::Journal {
+                &self.0
+            }
+        }
+        let tmp = crate::test_util::TempDir::new("spool-keeper");
+        let dir = tmp.path();
+        let cfg = crate::config::Config::for_loopback(
+            "r",
+            "s",
+            "ws://127.0.0.1:9/",
+            "http://127.0.0.1:9/cb",
+            &dir.join("mirror.sqlite"),
+            dir,
+        );
+        let own = std::sync::Arc::new(Own(crate::journal::Journal::new(&cfg)));
+        let (j, spool) = (&own.0, &own.0.spool);
+        spool.append(&rec("at-start")).unwrap();
+        let (trigger, stop) = crate::shutdown::channel();
+        let t0 = tokio::time::Instant::now();
+        let keeper = tokio::spawn(keeper(own.clone(), KEEPER_EVERY, stop));
+        // When the spool is found empty, on the paused clock (1 ms steps; an hour at most).
+        let emptied = || async {
+            for _ in 0..3_600_000 {
+                if !spool.has_records() {
+                    return t0.elapsed();
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+            panic!("the spool was never moved");
+        };
+        assert!(emptied().await < KEEPER_EVERY, "moved at start");
+        let row = j.by_rid("at-start").unwrap().expect("a row");
+        assert_eq!(row.status, crate::journal::Status::Review);
+        assert_eq!(row.substate.as_deref(), Some("JOURNAL_UNAVAILABLE"));
+
+        let mut later = rec("later");
+        later.substate = Some("AGENT_BUSY".into());
+        spool.append(&later).unwrap();
+        let at = emptied().await;
+        assert!(
+            (KEEPER_EVERY..KEEPER_EVERY * 2).contains(&at),
+            "moved at the next period: {at:?}"
+        );
+        let row = j.by_rid("later").unwrap().expect("a row");
+        assert_eq!(row.substate.as_deref(), Some("AGENT_BUSY"));
+        trigger.fire();
+        keeper.await.unwrap();
+    }
+
     #[test]
     fn hold_then_clear_empties_the_file() {
         let tmp = crate::test_util::TempDir::new("spool-hold");

@@ -5,7 +5,11 @@
 //!   cloud gets FAIL JOURNAL_UNAVAILABLE; once the lock is gone it becomes a `review` row,
 //!   exactly once, even across a crash between the move and the spool's truncation;
 //! - a re-send of a spooled rID gets the same answer, and nothing is journaled twice;
-//! - kill -9 of the agent in a burst while the POS holds the lock: nothing lost or doubled.
+//! - kill -9 of the agent in a burst while the POS holds the lock: nothing lost or doubled;
+//! - a money operation the dispatcher refuses before any journal code runs (FAIL AGENT_BUSY,
+//!   AGENT_STOPPING, BAD_REQUEST) is spooled before that FAIL and becomes one `review` row with
+//!   it as sub-state; a re-send of one refused before it started is computed as new, in its row;
+//! - the real binary moves a spool it finds at start, with nothing sent to it.
 
 #[path = "support/binary.rs"]
 mod binary;
@@ -37,6 +41,10 @@ struct Rig {
 }
 
 fn rig(busy_ms: u64) -> Rig {
+    rig_with(busy_ms, |_| {})
+}
+
+fn rig_with(busy_ms: u64, tweak: impl FnOnce(&mut Config)) -> Rig {
     let dir = TempDir::new("journal-spool");
     let m = dir.path().join("mirror.sqlite");
     let mut conn = mirror::create_schema(&m).unwrap();
@@ -53,6 +61,7 @@ fn rig(busy_ms: u64) -> Rig {
     cfg.journal.busy_timeout_ms = Some(busy_ms);
     cfg.journal.pos_ack_timeout_secs = 1;
     cfg.journal.poll_interval_ms = 5;
+    tweak(&mut cfg);
     let ctx = Stages::new(cfg);
     Rig { dir, ctx }
 }
@@ -60,6 +69,19 @@ fn rig(busy_ms: u64) -> Rig {
 impl Rig {
     fn call(&self, frame: &str) -> Value {
         self.ctx.call(frame)
+    }
+    fn mirror(&self) -> PathBuf {
+        self.dir.path().join("mirror.sqlite")
+    }
+    /// `(id, status, substate, reason)` of `rid`'s rows.
+    fn rows_of(&self, rid: &str) -> Vec<(i64, String, Option<String>, Option<String>)> {
+        self.journal()
+            .prepare("SELECT id, status, substate, reason FROM commands WHERE rid = ?1")
+            .unwrap()
+            .query_map([rid], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
     }
     fn journal(&self) -> Connection {
         Connection::open(self.ctx.journal.path()).unwrap()
@@ -237,6 +259,225 @@ fn the_journal_listing_shows_spooled_requests() {
     assert!(out.stdout.contains("389.50"), "{}", out.stdout);
 }
 
+// ------------------------------------------- refused before any journal code ran
+
+/// A payment over `[limits] max_pending_bytes` is answered FAIL AGENT_BUSY at admission,
+/// before any journal code runs. Its frame is in the spool when the FAIL is delivered; the
+/// move makes it one `review` row with sub-state AGENT_BUSY; the cloud got one callback.
+#[test]
+fn a_payment_refused_busy_is_spooled_before_its_fail_and_moved_in_once() {
+    let r = rig_with(200, |c| c.limits.max_pending_bytes = 4000);
+    add_bills(&r.mirror(), 2);
+    // A payment whose frame fills most of the bound, waiting for the POS (none runs here).
+    let big = format!(
+        r#"{{"rID":"p-big","operation":"payBill","billId":"{}","sum":100.00,"fiscalData":{{"note":"{}"}}}}"#,
+        bill(0),
+        "x".repeat(3700)
+    );
+    let waiting = r.ctx.start(&big);
+    let busy = pay("p-busy", &bill(1), "100.00");
+    let v = r.call(&busy);
+    assert_eq!(
+        (&v["state"], &v["substate"]),
+        (&"FAIL".into(), &"AGENT_BUSY".into()),
+        "{v}"
+    );
+    // In the spool by the time the FAIL was delivered; nothing journaled for it yet.
+    let spooled = r.spool().read().unwrap().records;
+    assert_eq!(spooled.len(), 1, "{spooled:?}");
+    let s = &spooled[0];
+    assert_eq!(
+        (s.rid.as_str(), s.operation.as_str()),
+        ("p-busy", "payBill")
+    );
+    assert_eq!(s.substate(), "AGENT_BUSY");
+    assert_eq!(s.bill_id.as_deref(), Some(bill(1).as_str()));
+    assert_eq!((s.sum_kop, s.tips_kop), (Some(10_000), Some(1_000)));
+    assert_eq!(s.request, busy, "the frame as it came");
+    assert!(r.rows_of("p-busy").is_empty());
+    // The next chance (here called directly; the keeper and every journal write call it).
+    assert_eq!(r.ctx.journal.move_spool().unwrap(), 1);
+    assert!(!r.spool().has_records());
+    let rows = r.rows_of("p-busy");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(
+        (rows[0].1.as_str(), rows[0].2.as_deref()),
+        ("review", Some("AGENT_BUSY"))
+    );
+    assert!(
+        rows[0].3.as_deref().unwrap().contains("FAIL AGENT_BUSY"),
+        "{rows:?}"
+    );
+    assert_eq!(r.ctx.journal.move_spool().unwrap(), 0, "moved once");
+    assert_eq!(r.ctx.capture.count_for("p-busy"), 1, "one callback");
+    let _ = r.ctx.finish(waiting);
+}
+
+/// AGENT_BUSY told the cloud "not started, send it again": a re-send of that rID is computed
+/// as a new request and journaled in the review row kept for it (one row per rID), not
+/// answered from that row.
+#[test]
+fn a_re_send_of_a_payment_refused_before_it_started_is_journaled_in_its_row() {
+    let r = rig_with(200, |c| c.limits.max_pending_bytes = 4000);
+    add_bills(&r.mirror(), 2);
+    let big = format!(
+        r#"{{"rID":"p-big","operation":"payBill","billId":"{}","sum":100.00,"fiscalData":{{"note":"{}"}}}}"#,
+        bill(0),
+        "x".repeat(3700)
+    );
+    let waiting = r.ctx.start(&big);
+    let busy = pay("p-again", &bill(1), "100.00");
+    assert_eq!(r.call(&busy)["substate"], "AGENT_BUSY");
+    // Its spool record is moved by the first journal write: here the re-send's own.
+    let _ = r.ctx.finish(waiting);
+    assert!(r.spool().has_records());
+    let v = r.call(&busy);
+    // No POS runs: the payment is journaled and waits for it.
+    assert_eq!(v["substate"], "POS_TIMEOUT", "{v}");
+    assert!(!r.spool().has_records());
+    let rows = r.rows_of("p-again");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(
+        (rows[0].1.as_str(), rows[0].2.as_deref()),
+        ("pending", None)
+    );
+    // The same rID once more: now a repeat, answered from the row.
+    assert_eq!(r.call(&busy)["substate"], "POS_TIMEOUT");
+    assert_eq!(r.rows_of("p-again").len(), 1);
+    assert_eq!(r.ctx.capture.count_for("p-again"), 3);
+}
+
+/// During shutdown a payment admitted but not started, and one arriving later, are answered
+/// FAIL AGENT_STOPPING; both are in the spool first and become `review` rows with that
+/// sub-state.
+#[test]
+fn payments_refused_while_stopping_are_spooled_before_their_fail() {
+    let r = rig(200);
+    add_bills(&r.mirror(), 2);
+    // Admitted; its task has not run when the agent starts stopping.
+    r.ctx.submit(pay("p-queued", &bill(0), "100.00").as_bytes());
+    r.ctx.stop();
+    let queued = r.ctx.capture.last_for("p-queued").expect("answered").json();
+    assert_eq!(queued["substate"], "AGENT_STOPPING", "{queued}");
+    let late = r.call(&split("s-late"));
+    assert_eq!(late["substate"], "AGENT_STOPPING", "{late}");
+    let spooled = r.spool().read().unwrap().records;
+    let got: Vec<_> = spooled
+        .iter()
+        .map(|s| (s.rid.as_str(), s.operation.as_str(), s.substate()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("p-queued", "payBill", "AGENT_STOPPING"),
+            ("s-late", "splitOrder", "AGENT_STOPPING")
+        ]
+    );
+    assert_eq!(spooled[1].bill_id.as_deref(), Some(BILL2));
+    assert!(r.rows().is_empty(), "nothing was journaled: {:?}", r.rows());
+    assert_eq!(r.ctx.journal.move_spool().unwrap(), 2);
+    for rid in ["p-queued", "s-late"] {
+        let rows = r.rows_of(rid);
+        assert_eq!(rows.len(), 1, "{rid}: {rows:?}");
+        assert_eq!(
+            (rows[0].1.as_str(), rows[0].2.as_deref()),
+            ("review", Some("AGENT_STOPPING")),
+            "{rid}"
+        );
+        assert_eq!(r.ctx.capture.count_for(rid), 1, "{rid}: one callback");
+    }
+    // The agent runs again and the cloud re-sends both (it was told to): each is computed as
+    // new, in its row. No POS runs: they wait for it.
+    let again = Stages::new((*r.ctx.cfg).clone());
+    for (frame, rid) in [
+        (pay("p-queued", &bill(0), "100.00"), "p-queued"),
+        (split("s-late"), "s-late"),
+    ] {
+        let v = again.call(&frame);
+        assert_eq!(v["substate"], "POS_TIMEOUT", "{rid}: {v}");
+        let rows = r.rows_of(rid);
+        assert_eq!(rows.len(), 1, "{rid}: {rows:?}");
+        assert_eq!(rows[0].1, "pending", "{rid}");
+    }
+}
+
+/// A frame that does not parse but names payBill and an rID is answered FAIL BAD_REQUEST; its
+/// bytes are spooled first and become a `review` row with sub-state BAD_REQUEST, which
+/// `journal` lists while spooled (text and JSON). An unreadable read operation is not spooled.
+#[test]
+fn an_unreadable_payment_is_spooled_before_its_bad_request_and_listed() {
+    let r = rig(200);
+    let broken = format!(
+        r#"{{"rID":"p-broken","operation":"payBill","billId":"{BILL1}","sum":389.50,"tips":"#
+    );
+    let v = r.call(&broken);
+    assert_eq!(
+        (&v["state"], &v["substate"]),
+        (&"FAIL".into(), &"BAD_REQUEST".into()),
+        "{v}"
+    );
+    let g = r.call(r#"{"rID":"g-broken","operation":"getBill","tableNumber":"#);
+    assert_eq!(g["substate"], "BAD_REQUEST", "{g}");
+    let spooled = r.spool().read().unwrap().records;
+    assert_eq!(spooled.len(), 1, "only the payment: {spooled:?}");
+    let s = &spooled[0];
+    assert_eq!(
+        (s.rid.as_str(), s.operation.as_str(), s.substate()),
+        ("p-broken", "payBill", "BAD_REQUEST")
+    );
+    assert_eq!(s.request, broken, "the bytes as they came");
+    assert_eq!(s.bill_id.as_deref(), Some(BILL1), "sniffed from the frame");
+
+    let cfg = binary::write_config(
+        r.dir.path(),
+        &format!(
+            "resto_id = \"r\"\nstate_dir = \"{0}\"\n",
+            r.dir.path().display()
+        ),
+    );
+    let cfg = cfg.to_str().unwrap();
+    let out = binary::run_once(binary::command(&["journal", "--config", cfg]), b"", T);
+    assert_eq!(
+        out.code,
+        Some(1),
+        "a spooled request is open: {}",
+        out.all()
+    );
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.contains("p-broken"))
+        .unwrap_or_else(|| panic!("listed: {}", out.stdout));
+    assert!(line.contains("FAIL BAD_REQUEST"), "{line}");
+    let out = binary::run_once(
+        binary::command(&["journal", "--config", cfg, "--json"]),
+        b"",
+        T,
+    );
+    let doc: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(doc["spooled"][0]["rid"], "p-broken", "{doc}");
+    assert_eq!(doc["spooled"][0]["substate"], "BAD_REQUEST", "{doc}");
+
+    assert_eq!(r.ctx.journal.move_spool().unwrap(), 1);
+    let rows = r.rows_of("p-broken");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(
+        (rows[0].1.as_str(), rows[0].2.as_deref()),
+        ("review", Some("BAD_REQUEST"))
+    );
+    let request: String = r
+        .journal()
+        .query_row(
+            "SELECT request FROM commands WHERE rid = 'p-broken'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(request, broken);
+    assert!(r.rows_of("g-broken").is_empty());
+    assert_eq!(r.ctx.capture.count_for("p-broken"), 1);
+}
+
 // ------------------------------------------------------------------ the real binary
 
 fn agent_config(dir: &Path, journal_extra: &str) -> PathBuf {
@@ -324,6 +565,72 @@ async fn a_pos_holding_the_lock_longer_than_two_seconds_delays_the_payment_not_f
         .unwrap();
     assert_eq!(status, "applied");
     assert!(!Spool::new(dir.path().join("journal.spool"), 1 << 20).has_records());
+    let out = agent.stop(T);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+}
+
+/// A spool left by an earlier run (records written through the spool's own API, as the agent
+/// writes them) is moved into the journal when the real binary starts, with nothing sent to it:
+/// each record one `review` row with its sub-state, and the spool emptied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_moves_the_spool_it_finds_at_start_without_a_request() {
+    let dir = TempDir::new("spool-start");
+    let mirror = dir.path().join("mirror.sqlite");
+    let journal = dir.path().join("journal.sqlite");
+    make_mirror(&mirror, true);
+    let spool = Spool::new(dir.path().join("journal.spool"), 1 << 20);
+    let record = |rid: &str, substate: Option<&str>| expirenza_agent::journal::spool::Record {
+        rid: rid.into(),
+        operation: "payBill".into(),
+        bill_id: Some(BILL1.into()),
+        external_id: None,
+        sum_kop: Some(38_950),
+        tips_kop: None,
+        spooled_at: 1_700_000_000_000,
+        error: "from an earlier run".into(),
+        substate: substate.map(str::to_string),
+        request: pay(rid, BILL1, "389.50"),
+    };
+    spool.append(&record("s-locked", None)).unwrap();
+    spool.append(&record("s-busy", Some("AGENT_BUSY"))).unwrap();
+    let cloud = cloud().await;
+    let config = agent_config(dir.path(), "");
+    let agent = spawn_agent(&config, &cloud, &mirror);
+    assert!(
+        agent
+            .wait_line("2 spooled request(s) moved into the journal", T)
+            .is_some(),
+        "{}",
+        agent.stderr_so_far()
+    );
+    assert!(!spool.has_records(), "emptied");
+    let rows: Vec<(String, String, Option<String>, i64)> = Connection::open(&journal)
+        .unwrap()
+        .prepare("SELECT rid, status, substate, created_at FROM commands ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let want = |rid: &str, sub: &str| {
+        (
+            rid.to_string(),
+            "review".to_string(),
+            Some(sub.to_string()),
+            1_700_000_000_000,
+        )
+    };
+    assert_eq!(
+        rows,
+        [
+            want("s-locked", "JOURNAL_UNAVAILABLE"),
+            want("s-busy", "AGENT_BUSY")
+        ]
+    );
+    assert!(
+        cloud.all_callbacks().is_empty(),
+        "nothing was sent or answered"
+    );
     let out = agent.stop(T);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
 }

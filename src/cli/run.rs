@@ -43,7 +43,8 @@ const BLOCKING_KEEP_ALIVE: Duration = Duration::from_secs(24 * 3600);
 /// Blocking threads beyond those of the operations (`max_in_flight` compute slots, as many for
 /// the operations that write the journal, and `max_streaming` for the second passes of
 /// streamed answers): the status writer, the ORDERS_CACHE push, the metrics file, the spool
-/// keeper and DNS lookups run there.
+/// keeper, the spooling of money operations refused before they started (one at a time) and
+/// DNS lookups run there.
 const BLOCKING_EXTRA: usize = 1;
 
 fn run(cfg: crate::Config) -> Result<ExitCode> {

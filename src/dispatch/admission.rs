@@ -125,9 +125,49 @@ pub(super) fn submit(inner: &Arc<Inner>, frame: &[u8], received: Instant) {
         return;
     };
     c.queue_full.fetch_add(1, Ordering::Relaxed);
+    // A money operation keeps its frame for the spool (`Failure::keeping`): it is charged here.
+    let placeholder = Err(Failure::busy(&job.op_name, None));
+    job.work = match std::mem::replace(&mut job.work, placeholder) {
+        Ok(w) => {
+            let Work { op, frame, .. } = *w;
+            Err(Failure::busy(&job.op_name, Some(op)).keeping(op, frame))
+        }
+        failed => failed,
+    };
+    // Its FAIL draws on the reserve; a kept frame too, until it is spooled. With no room for
+    // the frame the FAIL still goes out, and the frame is logged as its only record.
     let (rid, op_name) = (&job.rid, &job.op_name);
-    let cost = rid.len() + 2 * REQUEST_OVERHEAD;
-    if !take(&inner.reserve, cost, inner.max_pending / 8) {
+    let reserve = inner.max_pending / 8;
+    let base = rid.len() + 2 * REQUEST_OVERHEAD;
+    let kept = match &job.work {
+        Err(f) => f.keep.as_ref().map(|k| k.frame.len()),
+        Ok(_) => None,
+    };
+    let cost = match kept {
+        Some(n) if take(&inner.reserve, base + n, reserve) => Some(base + n),
+        _ if take(&inner.reserve, base, reserve) => Some(base),
+        _ => None,
+    };
+    let frame_held = matches!((kept, cost), (Some(n), Some(c)) if c == base + n);
+    if !frame_held {
+        if let Err(f) = &mut job.work {
+            if let Some(k) = f.keep.take() {
+                log_error!(
+                    "dispatch: over max_pending_bytes ({}) and its FAIL reserve: {op_name} \
+                     rID={rid} {} and is NOT recorded: this log line is its only record. The \
+                     frame: {}",
+                    inner.max_pending,
+                    if cost.is_some() {
+                        "is answered FAIL"
+                    } else {
+                        "gets no answer"
+                    },
+                    String::from_utf8_lossy(&k.frame)
+                );
+            }
+        }
+    }
+    let Some(cost) = cost else {
         c.unanswered.fetch_add(1, Ordering::Relaxed);
         log_error!(
             "dispatch: over max_pending_bytes ({}) and its FAIL reserve: {op_name} rID={rid} gets no answer",
@@ -137,14 +177,11 @@ pub(super) fn submit(inner: &Arc<Inner>, frame: &[u8], received: Instant) {
         let name = metric_name(op_name);
         crate::metrics::op_finished(name, Outcome::Error, Duration::ZERO);
         return;
-    }
+    };
     log_warn!(
         "dispatch: over max_pending_bytes ({}): {op_name} rID={rid} answered AGENT_BUSY",
         inner.max_pending
     );
-    if let Ok(w) = &job.work {
-        job.work = Err(Failure::busy(op_name, Some(w.op)));
-    }
     let ticket = Ticket::new(inner, cost, true);
     tokio::spawn(run_job(inner.clone(), job, ticket, None));
 }
@@ -237,18 +274,28 @@ fn read_request(inner: &Inner, frame: &[u8], received: Instant) -> Option<Job> {
                 "dispatch: rejected a frame of {} bytes rID={rid}: {e}; answering FAIL BAD_REQUEST",
                 frame.len()
             );
-            let f = Failure::new(
+            let mut f = Failure::new(
                 substate::BAD_REQUEST,
                 format!("the request cannot be read: {e}"),
                 fail_path(op.as_deref()),
             );
+            // It names a money operation: the guest may have been charged, so it is spooled.
+            if let Some(money) = op.as_deref().and_then(Op::from_name) {
+                f = f.keeping_unreadable(money, frame);
+            }
             (rid, op.unwrap_or_else(|| "?".into()), Err(f))
         }
     };
     let mut work = work;
     if inner.is_stopping() {
         c.stopping.fetch_add(1, Ordering::Relaxed);
-        work = Err(Failure::stopping(&op_name, work.as_ref().ok().map(|w| w.1)));
+        work = Err(match work {
+            Ok((_, op)) => Failure::stopping(&op_name, Some(op)).keeping(op, frame.to_vec()),
+            Err(f) => Failure {
+                keep: f.keep,
+                ..Failure::stopping(&op_name, None)
+            },
+        });
     }
     Some(Job {
         rid,

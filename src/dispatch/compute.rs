@@ -25,7 +25,7 @@ use std::time::Instant;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::admission::{Active, Job, Work};
-use super::{wait, Failure, Inner};
+use super::{wait, Failure, Inner, Kept};
 use crate::body_stream::StreamBody;
 use crate::ops::{self, substate, Answer, Ctx, Op, OpError, Resume};
 use crate::request::Envelope;
@@ -118,7 +118,8 @@ pub(super) async fn compute(
     let computed = match (work, slot) {
         (Err(f), _) => Computed::Fail(f),
         (Ok(w), Slot::Stopping | Slot::None) => {
-            Computed::Fail(Failure::stopping(w.op.name(), Some(w.op)))
+            let Work { op, frame, .. } = *w;
+            Computed::Fail(Failure::stopping(op.name(), Some(op)).keeping(op, frame))
         }
         (Ok(w), Slot::Inline(d)) => {
             delivery = d;
@@ -203,6 +204,25 @@ async fn compute_and_wait(
         .await;
     }
     step
+}
+
+/// Spool the frame of a money operation refused before it started (`f` is its FAIL, sent
+/// next), on the blocking pool, one append at a time ([`Inner::spooling`]). The caller holds
+/// no compute, writer or delivery slot and no started-request place meanwhile.
+pub(super) async fn keep(inner: &Inner, rid: &str, k: Kept, f: &Failure) {
+    let _turn = inner.spooling.acquire().await;
+    let (ctx, rid, sub, message) = (
+        inner.ctx.clone(),
+        rid.to_string(),
+        f.substate,
+        f.message.clone(),
+    );
+    let task = tokio::task::spawn_blocking(move || {
+        ops::journaled::keep_refused(&ctx, &rid, k.op, &k.frame, k.whole, sub, &message)
+    });
+    if let Err(e) = task.await {
+        log_error!("dispatch: spooling a refused request failed inside the agent: {e}");
+    }
 }
 
 /// Run `f` on the blocking pool; a panic in it (debug builds; release aborts) is a FAIL.

@@ -138,6 +138,7 @@ fn agent_error() -> Failure {
         substate: substate::AGENT_ERROR,
         message: "the operation did not finish".into(),
         path: None,
+        keep: None,
     }
 }
 

@@ -41,6 +41,15 @@
 //! `POS_UNAVAILABLE` (mirror error), `AGENT_STOPPING` (shutdown before compute). Only a
 //! frame whose rID cannot be recovered stays unanswered: one log line, counted in
 //! [`Counters::unanswered`]. Every outcome reaches [`OpEvents::op_done`] (the status board).
+//!
+//! **No money operation refused here is only a log line.** A payBill, splitOrder or
+//! createOrderOnTable answered `AGENT_BUSY`, `AGENT_STOPPING` or `BAD_REQUEST` keeps its frame
+//! (`Failure::keeping`; an unreadable one its first 64 KiB), and `compute::keep` appends it to
+//! the journal's spool before the FAIL is delivered: on the blocking pool, one append at a time
+//! (`Inner::spooling`), holding no compute, writer or delivery slot and no started-request
+//! place. The spool moves it into the journal as a `review` row with that sub-state. An
+//! `AGENT_BUSY` frame is charged to the FAIL reserve until then; past the reserve (or the spool's
+//! cap) it is logged in full instead.
 
 #![deny(clippy::string_slice, clippy::indexing_slicing)]
 
@@ -106,6 +115,10 @@ pub(crate) struct Inner {
     /// Streamed answers being delivered (`[limits] max_streaming`): each one's second pass
     /// holds a blocking-pool thread for as long as the network takes.
     pub streaming: Arc<Semaphore>,
+    /// Spool appends of money operations refused before they started: one at a time (they
+    /// take the file's lock and fsync), each on a blocking-pool thread; the others wait here
+    /// holding no thread.
+    pub spooling: Semaphore,
     pending: AtomicUsize,
     reserve: AtomicUsize,
     max_pending: usize,
@@ -136,6 +149,20 @@ pub(crate) struct Failure {
     pub message: String,
     /// Callback path; `None` for operations that have no answer (showMessage, setSettings).
     pub path: Option<String>,
+    /// A money operation refused before it started: its frame, spooled before this FAIL is
+    /// sent ([`Failure::keeping`]).
+    pub keep: Option<Box<Kept>>,
+}
+
+/// The frame of a money operation the dispatcher refused before any journal code ran.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Kept {
+    pub op: Op,
+    /// The frame, or its first [`crate::ops::journaled::MAX_KEPT_UNREADABLE`] bytes when it
+    /// cannot be read.
+    pub frame: Box<[u8]>,
+    /// The frame's length as received.
+    pub whole: usize,
 }
 
 impl Failure {
@@ -144,8 +171,36 @@ impl Failure {
             substate,
             message,
             path: Some(path),
+            keep: None,
         }
     }
+    /// For a money operation (`Op::moves_money`), spool `frame` before this FAIL is sent.
+    pub fn keeping(mut self, op: Op, frame: Vec<u8>) -> Failure {
+        if op.moves_money() {
+            let whole = frame.len();
+            self.keep = Some(Box::new(Kept {
+                op,
+                frame: frame.into(),
+                whole,
+            }));
+        }
+        self
+    }
+    /// [`Failure::keeping`] for a frame that cannot be read: its first bytes only.
+    pub fn keeping_unreadable(self, op: Op, frame: &[u8]) -> Failure {
+        if !op.moves_money() {
+            return self;
+        }
+        let cut = frame
+            .get(..crate::ops::journaled::MAX_KEPT_UNREADABLE)
+            .unwrap_or(frame);
+        let mut f = self.keeping(op, cut.to_vec());
+        if let Some(k) = &mut f.keep {
+            k.whole = frame.len();
+        }
+        f
+    }
+
     pub fn for_op(
         substate: &'static str,
         message: String,
@@ -160,6 +215,7 @@ impl Failure {
             substate,
             message,
             path,
+            keep: None,
         }
     }
     pub fn busy(op_name: &str, op: Option<Op>) -> Failure {
@@ -215,8 +271,15 @@ pub(crate) async fn run_job(
             work,
             received,
         } = job;
-        let (computed, delivery) =
+        let (mut computed, delivery) =
             compute::compute(&inner, work, slot, received, &mut active).await;
+        if let compute::Computed::Fail(f) = &mut computed {
+            if let Some(k) = f.keep.take() {
+                // Waiting for the spool holds no started-request place.
+                drop(active.take());
+                compute::keep(&inner, &rid, *k, f).await;
+            }
+        }
         let req = deliver::Request {
             rid,
             op_name,
@@ -246,6 +309,7 @@ pub fn channel(ctx: Arc<Ctx>, events: Arc<dyn OpEvents>) -> (Dispatcher, Worker)
         waiting: Arc::new(Semaphore::new(l.max_waiting)),
         delivering: Arc::new(Semaphore::new(l.max_delivering)),
         streaming: Arc::new(Semaphore::new(l.max_streaming)),
+        spooling: Semaphore::new(1),
         max_pending: l.max_pending_bytes,
         pending: AtomicUsize::new(0),
         reserve: AtomicUsize::new(0),
@@ -315,7 +379,8 @@ impl Worker {
     pub async fn run(self, mut shutdown: Shutdown) {
         shutdown.recv().await;
         let inner = &self.inner;
-        let _ = inner.stopping.send(true);
+        // `send_replace`: `send` stores nothing when no receiver is alive (none waits for the POS).
+        inner.stopping.send_replace(true);
         let grace = Duration::from_secs(inner.ctx.cfg.limits.shutdown_grace_secs);
         let n = inner.live.load(Ordering::Acquire);
         if n == 0 {

@@ -151,6 +151,25 @@ async fn shutdown_answers_waiting_and_new_requests_promptly() {
     );
 }
 
+/// A request admitted but not started when the agent stops is answered AGENT_STOPPING even
+/// when nothing waits for the POS (no one listens for the stop signal then).
+#[tokio::test(start_paused = true)]
+async fn a_request_not_started_at_shutdown_is_answered_stopping_with_nothing_waiting() {
+    let mut r = rig("stop-idle", |_| {});
+    let (trigger, shutdown) = crate::shutdown::channel();
+    // Admitted; its task has not run yet.
+    r.dispatcher
+        .submit(br#"{"rID":"q-1","operation":"checkWork"}"#, Instant::now());
+    trigger.fire();
+    // The worker marks the dispatcher stopping on its first poll, then waits for q-1.
+    tokio::time::timeout(GUARD, r.worker.take().unwrap().run(shutdown))
+        .await
+        .expect("worker ends");
+    let sent = r.stub.sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].1["substate"], "AGENT_STOPPING", "{sent:?}");
+}
+
 /// Every kind of frame ends in exactly one counter, with at most one callback, and admission
 /// bytes all come back.
 #[tokio::test]

@@ -40,8 +40,13 @@ pub const SCHEMA_SQL: &str = include_str!("schema.sql");
 /// The `substate` of a `review` row kept for a second rID paying a bill that already has a live
 /// payment (`dup_of` names it). The cloud is answered with that payment's outcome, never this.
 pub const SUBSTATE_DUPLICATE: &str = "DUPLICATE_PAYMENT";
-/// The `substate` of a `review` row moved in from the spool: the cloud was answered FAIL with it.
+/// The `substate` of a `review` row moved in from the spool when its record names none (the
+/// journal could not take it): the cloud was answered FAIL with it.
 pub const SUBSTATE_SPOOLED: &str = "JOURNAL_UNAVAILABLE";
+/// The sub-states of requests the agent refused before starting them (the cloud was told "send
+/// it again"). Their spooled records become `review` rows like any other, but a later request
+/// with the same rID is computed as new and takes the row over (`store::insert`).
+pub const SUBSTATES_NOT_STARTED: &[&str] = &["AGENT_BUSY", "AGENT_STOPPING"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
@@ -77,7 +82,9 @@ pub enum Status {
     /// The POS refused it (final); `substate`/`reason` say why.
     Rejected,
     /// Kept for reconciliation by staff and NOT applied automatically (final for the agent):
-    /// a payment for an unknown or closed bill, with the wrong sum, or a repeat payment.
+    /// a payment for an unknown or closed bill, with the wrong sum, a repeat payment, or one
+    /// spooled before its FAIL. One refused before it started ([`Command::refused_unstarted`])
+    /// becomes the row of a re-send of its rID.
     Review,
 }
 
@@ -141,6 +148,16 @@ pub struct PosResult {
 }
 
 impl Command {
+    /// A `review` row for a request refused before it started ([`SUBSTATES_NOT_STARTED`]):
+    /// a re-send of its rID is computed as a new request, in this row.
+    pub fn refused_unstarted(&self) -> bool {
+        self.status == Status::Review
+            && self
+                .substate
+                .as_deref()
+                .is_some_and(|s| SUBSTATES_NOT_STARTED.contains(&s))
+    }
+
     /// The POS's `result`, parsed; a malformed result reads as empty (and is logged).
     pub fn pos_result(&self) -> PosResult {
         let Some(text) = self.result.as_deref().filter(|t| !t.trim().is_empty()) else {

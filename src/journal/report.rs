@@ -280,6 +280,7 @@ pub fn print_json(
                 "sum_kop": r.sum_kop,
                 "tips_kop": r.tips_kop,
                 "spooled_at_ms": r.spooled_at,
+                "substate": r.substate(),
                 "error": r.error,
             })
         })

@@ -1,14 +1,17 @@
-//! The spool: where a command goes when the journal cannot take it.
+//! The spool: where a money-moving request goes when it cannot be journaled now.
 //!
 //! payBill, splitOrder and createOrderOnTable wait for the journal's write lock up to `[journal]
 //! busy_timeout_ms`. If the journal still cannot be written (a POS transaction holding the lock
 //! longer, a journal that cannot be opened), the request is appended to this file before the
-//! cloud is answered FAIL `JOURNAL_UNAVAILABLE`, so a charged payment is never only a log line.
+//! cloud is answered FAIL `JOURNAL_UNAVAILABLE`. The dispatcher does the same for one it
+//! refuses before any journal code runs: FAIL `AGENT_BUSY` (past `[limits]
+//! max_pending_bytes`), `AGENT_STOPPING` (shutdown), or `BAD_REQUEST` (a frame that does not
+//! parse but names a money operation and an rID). So a charged payment is never only a log line.
 //! At the next chance (the first journal write that gets through, the agent's start, its
-//! periodic look) every spooled request is moved into the journal as a `review` row with the
-//! sub-state `JOURNAL_UNAVAILABLE`, in the same transaction as anything else written then, and
-//! the file is emptied after that commit. A crash between the commit and the emptying leaves
-//! records whose rIDs are in the journal already: they are skipped, so each is moved once.
+//! periodic look) every spooled request is moved into the journal as a `review` row whose
+//! sub-state is the FAIL the cloud got, in the same transaction as anything else written then,
+//! and the file is emptied after that commit. A crash between the commit and the emptying
+//! leaves records whose rIDs are in the journal already: they are skipped, so each is moved once.
 //!
 //! The file (`<state_dir>/journal.spool`) is append-only and each append is fsync'd. Records:
 //!
@@ -21,7 +24,8 @@
 //! or checksum; it and anything after it are dropped, with a log line. Every reader and writer
 //! takes an `flock` on the file (exclusive to append or empty it, shared to list it), so the
 //! agent and `expirenza-agent simulate` can share it. Bounded: an append that would take the file
-//! past `[journal] max_spool_bytes` is refused (the FAIL says the request was not recorded).
+//! past `[journal] max_spool_bytes` is refused (the request is then logged in full, as the only
+//! record of it).
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -51,8 +55,12 @@ pub struct Record {
     pub tips_kop: Option<i64>,
     /// When it was spooled (unix ms): the journal row's `created_at`.
     pub spooled_at: i64,
-    /// Why the journal could not take it.
+    /// Why it was not journaled when it arrived.
     pub error: String,
+    /// The FAIL sub-state the cloud got, which the `review` row keeps; absent (records written
+    /// before there was a choice): `JOURNAL_UNAVAILABLE`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub substate: Option<String>,
     /// The full request frame, as received.
     pub request: String,
 }
@@ -70,6 +78,13 @@ pub enum SpoolError {
     },
     #[error("the request cannot be spooled: {0}")]
     Encode(String),
+}
+
+impl Record {
+    /// The sub-state of the FAIL the cloud got, and of the `review` row this becomes.
+    pub fn substate(&self) -> &str {
+        self.substate.as_deref().unwrap_or(super::SUBSTATE_SPOOLED)
+    }
 }
 
 /// What a read of the file found.
@@ -248,7 +263,8 @@ pub async fn keeper<J>(
 }
 
 /// `expirenza-agent journal`'s section for the spool: one line per record (local time, rID,
-/// operation, bill or externalId, sum, tips, why it was spooled), or nothing when it is empty.
+/// operation, bill or externalId, sum, tips, the FAIL the cloud got and why), or nothing when
+/// it is empty.
 /// Returns how many records are listed.
 pub fn print_listing(c: &Contents, out: &mut dyn Write) -> std::io::Result<usize> {
     if c.records.is_empty() && c.torn == 0 {
@@ -256,8 +272,8 @@ pub fn print_listing(c: &Contents, out: &mut dyn Write) -> std::io::Result<usize
     }
     writeln!(
         out,
-        "\nspooled, not yet in the journal ({}): answered FAIL JOURNAL_UNAVAILABLE; moved in as \
-         review rows when the journal can be written (the running agent does this)",
+        "\nspooled, not yet in the journal ({}): answered FAIL (the sub-state on each line); \
+         moved in as review rows when the journal can be written (the running agent does this)",
         c.records.len()
     )?;
     let money = |v: Option<i64>| {
@@ -268,7 +284,7 @@ pub fn print_listing(c: &Contents, out: &mut dyn Write) -> std::io::Result<usize
         let s = r.spooled_at.div_euclid(1000);
         writeln!(
             out,
-            "  {}  {}  {}  {}  sum {}  tips {}  {}",
+            "  {}  {}  {}  {}  sum {}  tips {}  FAIL {}: {}",
             crate::clock::pos_datetime(s, crate::clock::local_offset(s)),
             r.rid,
             r.operation,
@@ -278,6 +294,7 @@ pub fn print_listing(c: &Contents, out: &mut dyn Write) -> std::io::Result<usize
                 .unwrap_or("-"),
             money(r.sum_kop),
             money(r.tips_kop),
+            r.substate(),
             r.error
         )?;
     }
@@ -371,6 +388,7 @@ mod tests {
             tips_kop: None,
             spooled_at: 1_700_000_000_000,
             error: "the journal is locked".into(),
+            substate: None,
             request: r#"{"rID":"r","operation":"payBill","billId":"b-1","sum":129.20}"#.into(),
         }
     }
@@ -421,6 +439,62 @@ mod tests {
         assert!(matches!(e, SpoolError::Full { .. }), "{e}");
         assert!(e.to_string().contains("max_spool_bytes"), "{e}");
         assert_eq!(s.read().unwrap().records.len(), 2);
+    }
+
+    /// The running agent's keeper moves what the spool holds at its start (the first tick is
+    /// immediate), and then at each [`KEEPER_EVERY`], not before: on a paused clock, which
+    /// stands still while a move runs on the blocking pool.
+    #[tokio::test(start_paused = true)]
+    async fn the_keeper_moves_the_spool_at_start_and_then_every_period() {
+        struct Own(crate::journal::Journal);
+        impl AsRef<crate::journal::Journal> for Own {
+            fn as_ref(&self) -> &crate::journal::Journal {
+                &self.0
+            }
+        }
+        let tmp = crate::test_util::TempDir::new("spool-keeper");
+        let dir = tmp.path();
+        let cfg = crate::config::Config::for_loopback(
+            "r",
+            "s",
+            "ws://127.0.0.1:9/",
+            "http://127.0.0.1:9/cb",
+            &dir.join("mirror.sqlite"),
+            dir,
+        );
+        let own = std::sync::Arc::new(Own(crate::journal::Journal::new(&cfg)));
+        let (j, spool) = (&own.0, &own.0.spool);
+        spool.append(&rec("at-start")).unwrap();
+        let (trigger, stop) = crate::shutdown::channel();
+        let t0 = tokio::time::Instant::now();
+        let keeper = tokio::spawn(keeper(own.clone(), KEEPER_EVERY, stop));
+        // When the spool is found empty, on the paused clock (1 ms steps; an hour at most).
+        let emptied = || async {
+            for _ in 0..3_600_000 {
+                if !spool.has_records() {
+                    return t0.elapsed();
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+            panic!("the spool was never moved");
+        };
+        assert!(emptied().await < KEEPER_EVERY, "moved at start");
+        let row = j.by_rid("at-start").unwrap().expect("a row");
+        assert_eq!(row.status, crate::journal::Status::Review);
+        assert_eq!(row.substate.as_deref(), Some("JOURNAL_UNAVAILABLE"));
+
+        let mut later = rec("later");
+        later.substate = Some("AGENT_BUSY".into());
+        spool.append(&later).unwrap();
+        let at = emptied().await;
+        assert!(
+            (KEEPER_EVERY..KEEPER_EVERY * 2).contains(&at),
+            "moved at the next period: {at:?}"
+        );
+        let row = j.by_rid("later").unwrap().expect("a row");
+        assert_eq!(row.substate.as_deref(), Some("AGENT_BUSY"));
+        trigger.fire();
+        keeper.await.unwrap();
     }
 
     #[test]

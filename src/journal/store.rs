@@ -218,8 +218,8 @@ fn clear_spool(held: Held) {
 }
 
 /// Insert each spooled record whose rID the journal does not have as a `review` row with the
-/// sub-state [`super::SUBSTATE_SPOOLED`]. The rID's uniqueness makes this exactly once, even
-/// when a crash left moved records in the spool.
+/// sub-state of the FAIL the cloud got ([`Record::substate`]). The rID's uniqueness makes this
+/// exactly once, even when a crash left moved records in the spool.
 pub fn move_records(tx: &Connection, records: &[Record]) -> Result<usize, JournalError> {
     let mut moved = 0;
     for r in records {
@@ -237,7 +237,7 @@ pub fn move_records(tx: &Connection, records: &[Record]) -> Result<usize, Journa
             "not journaled when it arrived ({}); the cloud was answered FAIL {}. Kept in the \
              spool, moved here for staff to settle",
             r.error,
-            super::SUBSTATE_SPOOLED
+            r.substate()
         );
         tx.execute(
             "INSERT INTO commands (rid, operation, bill_id, external_id, request, sum_kop, tips_kop, \
@@ -251,34 +251,43 @@ pub fn move_records(tx: &Connection, records: &[Record]) -> Result<usize, Journa
                 r.request,
                 r.sum_kop,
                 r.tips_kop,
-                super::SUBSTATE_SPOOLED,
+                r.substate(),
                 reason,
                 r.spooled_at
             ],
         )?;
         log_warn!(
-            "journal: spooled {} rID={} moved into the journal as review #{}",
+            "journal: spooled {} rID={} moved into the journal as review #{} ({})",
             r.operation,
             r.rid,
-            tx.last_insert_rowid()
+            tx.last_insert_rowid(),
+            r.substate()
         );
         moved += 1;
     }
     Ok(moved)
 }
 
-/// The insert itself, inside the caller's write transaction.
+/// The insert itself, inside the caller's write transaction. A `review` row for this rID that
+/// was refused before it started ([`Command::refused_unstarted`]) is not a repeat: this request
+/// is computed as new and written into that row (its id and `created_at`, the first arrival,
+/// stay).
 fn insert_in(tx: &Connection, new: &NewCommand<'_>) -> Result<Journaled, JournalError> {
+    let mut unstarted = None;
     if let Some(existing) = by_rid(tx, new.rid)? {
-        // A repeat payment recorded earlier answers with the payment it repeats.
-        let out = match existing.dup_of {
-            Some(orig) => Journaled::SameKey {
-                live: by_id(tx, orig)?.ok_or(JournalError::Missing(orig))?,
-                recorded: Some(Box::new(existing)),
-            },
-            None => Journaled::SameRid(existing),
-        };
-        return Ok(out);
+        if existing.refused_unstarted() {
+            unstarted = Some(existing);
+        } else {
+            // A repeat payment recorded earlier answers with the payment it repeats.
+            let out = match existing.dup_of {
+                Some(orig) => Journaled::SameKey {
+                    live: by_id(tx, orig)?.ok_or(JournalError::Missing(orig))?,
+                    recorded: Some(Box::new(existing)),
+                },
+                None => Journaled::SameRid(existing),
+            };
+            return Ok(out);
+        }
     }
     // A live row for the same key wins over this request's own review verdict: after the POS
     // applied a payment the bill reads as closed, and a repeat must get the first outcome.
@@ -304,26 +313,60 @@ fn insert_in(tx: &Connection, new: &NewCommand<'_>) -> Result<Journaled, Journal
         (None, Some((sub, why))) => (Status::Review, Some(*sub), Some(why.clone()), None),
         (None, None) => (Status::Pending, None, None, None),
     };
-    tx.execute(
-        "INSERT INTO commands (rid, operation, bill_id, external_id, request, sum_kop, tips_kop, \
-         status, substate, reason, dup_of, created_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-        params![
-            new.rid,
-            new.operation,
-            new.bill_id,
-            new.external_id,
-            new.request,
-            new.sum_kop,
-            new.tips_kop,
-            status.as_str(),
-            substate,
-            reason,
-            dup_of,
-            now_ms()
-        ],
-    )?;
-    let id = tx.last_insert_rowid();
+    let id = match &unstarted {
+        Some(old) => {
+            tx.execute(
+                "UPDATE commands SET operation = ?2, bill_id = ?3, external_id = ?4, request = ?5, \
+                 sum_kop = ?6, tips_kop = ?7, status = ?8, substate = ?9, reason = ?10, dup_of = ?11 \
+                 WHERE id = ?1",
+                params![
+                    old.id,
+                    new.operation,
+                    new.bill_id,
+                    new.external_id,
+                    new.request,
+                    new.sum_kop,
+                    new.tips_kop,
+                    status.as_str(),
+                    substate,
+                    reason,
+                    dup_of
+                ],
+            )?;
+            log_info!(
+                "journal: {} rID={} was refused before it started (review #{}, {}); this re-send \
+                 is journaled in that row ({})",
+                new.operation,
+                new.rid,
+                old.id,
+                old.substate.as_deref().unwrap_or(""),
+                status.as_str()
+            );
+            old.id
+        }
+        None => {
+            tx.execute(
+                "INSERT INTO commands (rid, operation, bill_id, external_id, request, sum_kop, \
+                 tips_kop, status, substate, reason, dup_of, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                params![
+                    new.rid,
+                    new.operation,
+                    new.bill_id,
+                    new.external_id,
+                    new.request,
+                    new.sum_kop,
+                    new.tips_kop,
+                    status.as_str(),
+                    substate,
+                    reason,
+                    dup_of,
+                    now_ms()
+                ],
+            )?;
+            tx.last_insert_rowid()
+        }
+    };
     let row = by_id(tx, id)?.ok_or(JournalError::Missing(id))?;
     Ok(match live {
         Some(live) => Journaled::SameKey {
@@ -431,10 +474,11 @@ impl super::Journal {
 
 impl super::Journal {
     /// The row that already answers `new`, without writing: same rID (a recorded repeat
-    /// payment resolves to the payment it repeats), else a live row for the same key.
+    /// payment resolves to the payment it repeats; a request refused before it started answers
+    /// nothing), else a live row for the same key.
     pub fn find_existing(&self, new: &NewCommand<'_>) -> Result<Option<Command>, JournalError> {
         self.read(|c| {
-            if let Some(existing) = by_rid(c, new.rid)? {
+            if let Some(existing) = by_rid(c, new.rid)?.filter(|e| !e.refused_unstarted()) {
                 return Ok(Some(match existing.dup_of {
                     Some(orig) => by_id(c, orig)?.ok_or(JournalError::Missing(orig))?,
                     None => existing,

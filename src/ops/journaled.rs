@@ -1,8 +1,9 @@
 //! What the journal-backed operations (payBill, splitOrder, createOrderOnTable) share:
 //! journaling with clear log lines, waiting for the POS, and the FAIL answers for an
-//! unavailable journal, a POS that did not answer in time, and a POS that refused.
+//! unavailable journal, a POS that did not answer in time, and a POS that refused; and the
+//! spool record of one the dispatcher refused before it started.
 
-use super::{substate, Answer, Ctx, OpError};
+use super::{substate, Answer, Ctx, Op, OpError};
 use crate::config::AckMode;
 use crate::journal::spool::Record;
 use crate::journal::store::NewCommand;
@@ -28,6 +29,7 @@ pub fn unrecorded(ctx: &Ctx, new: &NewCommand<'_>, e: &JournalError) -> Failed {
         tips_kop: new.tips_kop,
         spooled_at: crate::journal::now_ms(),
         error: e.to_string(),
+        substate: None,
         request: new.request.to_string(),
     };
     let message = match ctx.journal.spool.append(&rec) {
@@ -57,6 +59,75 @@ pub fn unrecorded(ctx: &Ctx, new: &NewCommand<'_>, e: &JournalError) -> Failed {
     Failed {
         substate: substate::JOURNAL_UNAVAILABLE,
         message,
+    }
+}
+
+/// Longest part of an unreadable frame the dispatcher keeps for the spool (a `BAD_REQUEST`: it
+/// may be anything up to `[limits] max_message_bytes`). A readable one is kept whole; the
+/// spool's own cap (`[journal] max_spool_bytes`) bounds it.
+pub const MAX_KEPT_UNREADABLE: usize = 64 * 1024;
+
+/// The journal row's columns read from a money operation's frame (`ops::money_fields`).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RowFields {
+    pub bill_id: Option<String>,
+    pub external_id: Option<String>,
+    pub sum_kop: Option<i64>,
+    pub tips_kop: Option<i64>,
+}
+
+/// A money operation the dispatcher answers FAIL `substate` before any journal code runs
+/// (`AGENT_BUSY`, `AGENT_STOPPING`, `BAD_REQUEST`): append its frame to the spool (fsync'd), so
+/// it is moved into the journal as a `review` row with that sub-state at the next chance. `kept`
+/// is the frame, or its first bytes when it was cut ([`MAX_KEPT_UNREADABLE`]) from `whole`
+/// bytes. Runs on the blocking pool before the FAIL is sent. `Ok` when it is recorded; else the
+/// error line says that it is the request's only record.
+pub fn keep_refused(
+    ctx: &Ctx,
+    rid: &str,
+    op: Op,
+    kept: &[u8],
+    whole: usize,
+    substate: &str,
+    message: &str,
+) -> Result<(), crate::journal::spool::SpoolError> {
+    let f = super::money_fields(op, kept);
+    let cut = if kept.len() < whole {
+        format!(" (the first {} of its {whole} bytes)", kept.len())
+    } else {
+        String::new()
+    };
+    let rec = Record {
+        rid: rid.to_string(),
+        operation: op.name().to_string(),
+        bill_id: f.bill_id,
+        external_id: f.external_id,
+        sum_kop: f.sum_kop,
+        tips_kop: f.tips_kop,
+        spooled_at: crate::journal::now_ms(),
+        error: format!("refused before it started: {message}{cut}"),
+        substate: Some(substate.to_string()),
+        request: String::from_utf8_lossy(kept).into_owned(),
+    };
+    match ctx.journal.spool.append(&rec) {
+        Ok(n) => {
+            log_warn!(
+                "journal: {} rID={rid} answered FAIL {substate} before it started; kept in the \
+                 spool {} ({n} waiting), to be moved into the journal for review",
+                op.name(),
+                ctx.journal.spool.path().display()
+            );
+            Ok(())
+        }
+        Err(e) => {
+            log_error!(
+                "journal: {} rID={rid} answered FAIL {substate} and could NOT be recorded ({e}): \
+                 this log line is its only record. The frame{cut}: {}",
+                op.name(),
+                rec.request
+            );
+            Err(e)
+        }
     }
 }
 

@@ -219,6 +219,13 @@ impl Op {
         )
     }
 
+    /// Moves money (the guest has been, or will be, charged): payBill, splitOrder,
+    /// createOrderOnTable. Every one the agent receives leaves a durable record, even one
+    /// refused before it started (`journaled::keep_refused`).
+    pub fn moves_money(self) -> bool {
+        matches!(self, Op::PayBill | Op::SplitOrder | Op::CreateOrderOnTable)
+    }
+
     /// Case-sensitive match first, then case-insensitive (the odd `hallplansInfo` casing).
     pub fn from_name(s: &str) -> Option<Op> {
         Op::ALL.iter().copied().find(|o| o.name() == s).or_else(|| {
@@ -228,6 +235,37 @@ impl Op {
                 .find(|o| o.name().eq_ignore_ascii_case(s))
         })
     }
+}
+
+/// What a money operation's frame says for its journal row (bill, externalId, sum, tips), read
+/// as far as it can be: a frame that does not parse gives what can be sniffed from it.
+pub(crate) fn money_fields(op: Op, frame: &[u8]) -> journaled::RowFields {
+    let sniff = |key| crate::request::sniff_field(frame, key);
+    let mut f = journaled::RowFields::default();
+    match op {
+        Op::PayBill => match pay_bill::parse(frame) {
+            Ok(p) => {
+                f.bill_id = Some(p.bill_id);
+                f.sum_kop = Some(p.sum.0);
+                f.tips_kop = p.tips.map(|t| t.0);
+            }
+            Err(_) => f.bill_id = sniff("billId"),
+        },
+        Op::SplitOrder => {
+            f.bill_id = split_order::parse(frame)
+                .ok()
+                .map(|p| p.bill_id.to_string())
+                .or_else(|| sniff("billId"));
+        }
+        Op::CreateOrderOnTable => {
+            f.external_id = create_order_on_table::parse(frame)
+                .ok()
+                .map(|p| p.external_id)
+                .or_else(|| sniff("externalId"));
+        }
+        _ => {}
+    }
+    f
 }
 
 /// Writes `{"rID":…,"state":"FAIL","substate":…,"errorMessage":…}` plus `extra` fields.

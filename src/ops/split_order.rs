@@ -238,7 +238,12 @@ pub fn check(o: &Order, f: &Fields, strict: bool) -> Result<Kopecks, Failed> {
 pub fn handle(ctx: &Ctx, env: &Envelope, frame: &[u8]) -> Result<Answer, OpError> {
     let rid = env.rid.as_str();
     // A repeated rID answers from the journal: the bill was changed by the first one.
-    let earlier = match ctx.journal.by_rid(rid) {
+    let probe = NewCommand {
+        rid,
+        operation: "splitOrder",
+        ..NewCommand::default()
+    };
+    let earlier = match ctx.journal.find_existing(&probe) {
         Ok(c) => c,
         Err(e) => {
             let bill = parse(frame).ok().map(|f| f.bill_id.to_string());

@@ -50,11 +50,13 @@ substates! {
     /// createOrderOnTable: an item is unknown, inactive, or on the stop list. [inferred]
     PRODUCT_UNAVAILABLE;
     /// The agent has more requests in hand than `[limits] max_pending_bytes` allows; the
-    /// request was not started. The cloud may send it again. [inferred]
+    /// request was not started. The cloud may send it again. A money operation is spooled
+    /// first and kept as a `review` row until the same rID comes again. [inferred]
     AGENT_BUSY;
     /// The answer would exceed `[limits] max_body_bytes`. [inferred]
     ANSWER_TOO_LARGE;
-    /// The agent is stopping; the request was not started. [inferred]
+    /// The agent is stopping; the request was not started. A money operation is spooled first,
+    /// as for `AGENT_BUSY`. [inferred]
     AGENT_STOPPING;
     /// The operation named in the request is not one the agent knows. [inferred]
     UNKNOWN_OPERATION;
@@ -77,5 +79,9 @@ mod tests {
         ] {
             assert_eq!(super::known(s), Some(s));
         }
+        assert_eq!(
+            crate::journal::SUBSTATES_NOT_STARTED,
+            [super::AGENT_BUSY, super::AGENT_STOPPING]
+        );
     }
 }

@@ -240,7 +240,8 @@ pub struct Stages {
     pub dispatcher: Dispatcher,
     pub capture: Arc<Capture>,
     pub ended: Arc<Ended>,
-    _worker: Worker,
+    /// Taken by [`Stages::stop`].
+    worker: Mutex<Option<Worker>>,
 }
 
 impl Deref for Stages {
@@ -274,8 +275,25 @@ impl Stages {
             dispatcher,
             capture,
             ended,
-            _worker: worker,
+            worker: Mutex::new(Some(worker)),
         }
+    }
+
+    /// Stop the dispatcher as the agent's shutdown does, and run until it has: requests admitted
+    /// and not started yet (their tasks have not run since [`Stages::submit`]) are answered
+    /// `AGENT_STOPPING`, and so is every later one.
+    pub fn stop(&self) {
+        let worker = self
+            .worker
+            .lock()
+            .unwrap()
+            .take()
+            .expect("the stages are running");
+        let (trigger, shutdown) = expirenza_agent::shutdown::channel();
+        trigger.fire();
+        // The worker marks the dispatcher stopping on its first poll, before any task admitted
+        // earlier runs, then waits for the requests in hand.
+        self.rt.block_on(worker.run(shutdown));
     }
 
     /// Run `f` on the stages' runtime (and clock) until it is done.

@@ -517,8 +517,8 @@ fn body(c: &testkit::Callback) -> Value {
     serde_json::from_slice(&c.body).unwrap()
 }
 
-/// The old behaviour failed a payment whose journal write met a lock held past the mirror's
-/// 2 s; the journal now waits up to its own `busy_timeout_ms` (20 s here).
+/// A payment whose journal write meets a POS's lock held longer than the mirror's 2 s waits
+/// for it, up to the journal's own `busy_timeout_ms` (20 s here), and is then applied.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pos_holding_the_lock_longer_than_two_seconds_delays_the_payment_not_fails_it() {
     let dir = TempDir::new("spool-lock-wait");

@@ -31,3 +31,16 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// A config whose mirror and state live in `dir`, with unreachable loopback URLs: for unit
+/// tests that open the journal or the mirror and never connect.
+pub(crate) fn offline_config(dir: &Path) -> crate::config::Config {
+    crate::config::Config::for_loopback(
+        "r",
+        "s",
+        "ws://127.0.0.1:9/",
+        "http://127.0.0.1:9/cb",
+        &dir.join("mirror.sqlite"),
+        dir,
+    )
+}

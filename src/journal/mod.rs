@@ -445,14 +445,7 @@ mod peek_tests {
     fn peek_reads_what_get_reads_and_sees_the_pos_changes() {
         let tmp = crate::test_util::TempDir::new("journal-peek");
         let dir = tmp.path();
-        let cfg = crate::config::Config::for_loopback(
-            "r",
-            "s",
-            "ws://127.0.0.1:9/",
-            "http://127.0.0.1:9/cb",
-            &dir.join("mirror.sqlite"),
-            dir,
-        );
+        let cfg = crate::test_util::offline_config(dir);
         let j = Journal::new(&cfg);
         let new = NewCommand {
             rid: "p-1",

@@ -454,14 +454,7 @@ mod tests {
         }
         let tmp = crate::test_util::TempDir::new("spool-keeper");
         let dir = tmp.path();
-        let cfg = crate::config::Config::for_loopback(
-            "r",
-            "s",
-            "ws://127.0.0.1:9/",
-            "http://127.0.0.1:9/cb",
-            &dir.join("mirror.sqlite"),
-            dir,
-        );
+        let cfg = crate::test_util::offline_config(dir);
         let own = std::sync::Arc::new(Own(crate::journal::Journal::new(&cfg)));
         let (j, spool) = (&own.0, &own.0.spool);
         spool.append(&rec("at-start")).unwrap();

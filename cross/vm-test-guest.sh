@@ -11,8 +11,10 @@
 #   vm-test: PASS <check>: <evidence>      vm-test: FAIL <check>: <evidence>
 # figures print as `vm-test: FIGURE <name> <value>`, and each boot ends with
 #   vm-test: BOOT <n> DONE pass=<p> fail=<f>
-# Boot 1 installs, configures, runs the agent and its checks, then reboots; boot 2 checks the
-# start at boot, the journal's payments, then removes and purges the package and powers off.
+# Boot 1 installs, configures, runs the agent and its checks (every operation the cloud sends,
+# under a syscall filter that kills), then reboots; boot 2 checks the start at boot, the
+# journal's payments and a streamed menuInfo, then removes and purges the package and powers
+# off.
 #
 # The conditions given to check() are single-quoted on purpose (evaluated inside check, so
 # variables such as `want` are used only there); `ls` output is evidence for a human.
@@ -36,6 +38,8 @@ DROPIN_DIR=/etc/systemd/system/$UNIT.d
 DROPIN=$DROPIN_DIR/50-vm-test-strict-filter.conf
 # rIDs of the payment and the bill it pays (demo mirror: b-3002 is open and totals 90.00)
 PAY_RID=vmt-pay-1 PAY_BILL=b-3002
+# boot 2 runs with this [limits] max_body_bytes: the demo menu (~8 KiB) is then streamed
+STREAM_LIMIT=4096
 MARK=/var/lib/vm-test
 BREAK="$(cat "$PAY/break" 2>/dev/null || true)"
 
@@ -94,14 +98,50 @@ start_pos() {
   systemd-run --quiet --unit=vmt-pos -p Type=notify -p User=$POS_USER -p Group=$PKG -p UMask=0007 \
     "$FC" pos --journal "$STATE/journal.sqlite" --mirror "$STATE/mirror.sqlite" --poll-ms 100
 }
-# call NAME OP RID FIELDS EXPECT: one round trip through the agent, checked
+# call NAME OP RID FIELDS EXPECT: one round trip through the agent, checked. sent_rc: the
+# exit status of the last call or send (what follows waits for its effect only if it went out)
+sent_rc=0
 call() {
   local out rc
   out="$("$FC" call --control $CONTROL --op "$2" --rid "$3" --fields "$4" --expect "$5" --timeout 30 2>&1)"
   rc=$?
+  sent_rc=$rc
   check "$1" "$(head -n 1 <<<"$out")" '[ "$rc" = 0 ]'
 }
 payments() { as_pos "$FC" payments --mirror "$STATE/mirror.sqlite" --bill "$PAY_BILL" 2>&1; }
+# send NAME OP RID FIELDS: an operation that has no callback, sent through the agent's link
+send() {
+  local out rc
+  out="$("$FC" send --control $CONTROL --op "$2" --rid "$3" --fields "$4" 2>&1)"
+  rc=$?
+  sent_rc=$rc
+  check "$1" "$out" '[ "$rc" = 0 ]'
+}
+# pos_applied NAME RID PATTERN: the POS applied the journaled command RID (waits up to 30 s
+# when the command went out), and what it recorded matches PATTERN
+applied_by_pos() { as_pos "$FC" applied --mirror "$STATE/mirror.sqlite" --rid "$1" >/dev/null 2>&1; }
+pos_applied() {
+  local out pat="$3"
+  [ "$sent_rc" != 0 ] || wait_until 30 applied_by_pos "$2"
+  out="$(as_pos "$FC" applied --mirror "$STATE/mirror.sqlite" --rid "$2" 2>&1)"
+  check "$1" "$out" 'grep -q "status=applied" <<<"$out" && grep -qE "$pat" <<<"$out"'
+}
+# the settings the agent stored in the journal, read as the POS reads them
+settings() { as_pos "$FC" settings --journal "$STATE/journal.sqlite" 2>&1; }
+settings_stored() { settings | grep -qF "rid=$1"; }
+# agent_logged NAME PATTERN: the agent's log of this boot has a line matching PATTERN
+agent_logged() {
+  local line
+  line="$(journalctl -b -u $UNIT -o cat 2>/dev/null | grep -E "$2" | tail -n 1)"
+  check "$1" "${line:-no log line matching $2}" '[ -n "$line" ]'
+}
+# no_sigsys NAME PID: the agent PID ran through everything without being killed
+no_sigsys() {
+  local p="$2"
+  check "$1" \
+    "MainPID $p -> $(main_pid), NRestarts=$(prop $UNIT NRestarts), $(prop $UNIT ActiveState)/$(prop $UNIT SubState), $(journalctl -b -u $UNIT -o cat 2>/dev/null | grep -ciE 'SIGSYS|status=31|core-dump') SIGSYS lines in the journal" \
+    '[ "$p" = "$(main_pid)" ] && [ "$(prop $UNIT NRestarts)" = 0 ] && [ "$(prop $UNIT SubState)" = running ] && ! journalctl -b -u $UNIT -o cat | grep -qiE "SIGSYS|status=31"'
+}
 
 # The technician's read-only commands, as root from a shell: no credential, no secret in the
 # environment (only the agent's unit gets $CREDENTIALS_DIRECTORY).
@@ -218,21 +258,49 @@ EOF
   sleep 5
   say "FIGURE rss_idle_kib $(rss_of "$pid")"
 
-  # --- a full round-trip set under the strict filter; the POS applies the payment -----------
+  # --- every operation the cloud sends, under the strict filter ------------------------------
+  # The reads (menuInfo whole here; streamed on boot 2), each answer checked for its content.
+  call "round trip: checkWork" checkWork vmt-check-1 '' '"readyToWork":true'
+  call "round trip: versionInfo" versionInfo vmt-version-1 '' '"implementedFeatures"'
   call "round trip: tablesInfo" tablesInfo vmt-tables-1 '' '"number":12'
+  call "round trip: hallplansInfo" hallplansInfo vmt-halls-1 '' '"Літня тераса"'
+  call "round trip: usersInfo" usersInfo vmt-staff-1 '' '"Оксана Мельник"'
+  call "round trip: categoriesInfo" categoriesInfo vmt-categories-1 '' '"name":"Кухня"'
+  call "round trip: menuInfo (whole)" menuInfo vmt-menu-1 '' '"Борщ український з пампушками"'
+  agent_logged "menuInfo answered whole" "op=menuInfo rID=vmt-menu-1 outcome=SUCCESS .* modifiers=[0-9]+ bytes="
+  call "round trip: stopList" stopList vmt-stop-1 '' '"id":"m-512","quantity":0'
+  call "round trip: checkProductsRestrictions" checkProductsRestrictions vmt-restrict-1 \
+    '"items":[{"id":"m-101","quantity":1},{"id":"m-512","quantity":1}]' '"checkResult":"NOT_AVAILABLE"'
   call "round trip: getBill" getBill vmt-bill-1 '"tableNumber":"12"' '"state":"SUCCESS"'
+  call "round trip: getBill, no such table" getBill vmt-bill-nf '"tableNumber":"99"' '"substate":"TABLE_NOT_FOUND"'
+  # The money operations: journaled by the agent, applied by the POS, answered from its outcome.
   call "round trip: payBill (applied by the POS)" payBill $PAY_RID \
     "\"billId\":\"$PAY_BILL\",\"sum\":90.00,\"tips\":10.00,\"fiscalData\":[{\"key\":\"ЕКВАЙЕР\",\"value\":\"VM\"}]" '"state":"SUCCESS"'
   out="$(payments)"
   check "pos: payment applied to the mirror once" "$out" 'grep -qF "state=PAYED payments=1 [$PAY_RID:9000+1000]" <<<"$out"'
+  call "round trip: payBill, wrong sum refused" payBill vmt-pay-bad '"billId":"b-3001","sum":200.00' \
+    '"substate":"WRONG_REQUEST_SUM"'
+  call "round trip: splitOrder (applied by the POS)" splitOrder vmt-split-1 \
+    '"billId":"4afc3774-cc50-4e07-ad81-dd65f166244a","controlSum":1080.6,"positions":[{"id":"8e2ad560-938b-4972-ba60-8098aac99f8b","quantity":1}]' \
+    '"state":"SUCCESS"'
+  pos_applied "pos: splitOrder applied" vmt-split-1 'newBillId'
+  call "round trip: createOrderOnTable (applied by the POS)" createOrderOnTable vmt-order-1 \
+    '"externalId":"vmt-ext-1","originName":"QR menu","tableId":"table-5","items":[{"id":"m-101","quantity":1},{"id":"m-620","quantity":1}]' \
+    '"success":true'
+  pos_applied "pos: createOrderOnTable applied" vmt-order-1 'orderId'
+  # No callback for these two: the POS shows the message; the settings wait in the journal.
+  send "sent: showMessage" showMessage vmt-msg-1 '"message":"VM: гість за столом 12 просить рахунок","warning":true,"billId":"6f1d2c7e-4b1a-4e0b-9b55-0d2a7c4e9a11"'
+  pos_applied "pos: showMessage shown" vmt-msg-1 'shown=.*гість за столом 12'
+  send "sent: setSettings" setSettings vmt-settings-1 '"printPrecheckQr":true'
+  [ "$sent_rc" != 0 ] || wait_until 30 settings_stored vmt-settings-1
+  out="$(settings)"
+  check "journal: setSettings stored for the POS" "$out" 'grep -qF "rid=vmt-settings-1" <<<"$out" && grep -qF "\"printPrecheckQr\":true" <<<"$out"'
   # the journal the agent created and the mirror the POS made: writable by the other side
   local shared; shared="$(cd $STATE && stat -c '%n %a %U:%G' journal.sqlite* mirror.sqlite* 2>&1 | oneline)"
   check "shared files: group $PKG, mode 0660" "$shared" \
     '[ -n "$shared" ] && ! (cd $STATE && stat -c "%a %G" journal.sqlite* mirror.sqlite*) | grep -qv "^660 $PKG\$"'
   say "FIGURE rss_after_round_trips_kib $(rss_of "$pid")"
-  check "strict filter: no SIGSYS through the round trips" \
-    "MainPID $pid -> $(main_pid), NRestarts=$(prop $UNIT NRestarts), $(prop $UNIT ActiveState)/$(prop $UNIT SubState), $(journalctl -b -u $UNIT -o cat 2>/dev/null | grep -ciE 'SIGSYS|status=31|core-dump') SIGSYS lines in the journal" \
-    '[ "$pid" = "$(main_pid)" ] && [ "$(prop $UNIT NRestarts)" = 0 ] && [ "$(prop $UNIT SubState)" = running ] && ! journalctl -b -u $UNIT -o cat | grep -qiE "SIGSYS|status=31"'
+  no_sigsys "strict filter: no SIGSYS through the round trips" "$pid"
 
   # --- control: the same filter kills a process that makes a blocked syscall -----------------
   # The filter properties are the agent's own (unit file + drop-ins), so the control proves
@@ -279,6 +347,8 @@ EOF
   say "FIGURE stop_s $(ms_to_s $((t1 - t0)))"
 
   systemctl stop vmt-pos.service vmt-cloud.service
+  # boot 2 answers menuInfo streamed: a body limit under the demo menu's size
+  printf '[limits]\nmax_body_bytes = %s\n' "$STREAM_LIMIT" >>"$CONFIG"
   echo 2 >"$MARK/phase"
   finish reboot
 }
@@ -290,6 +360,7 @@ phase2() {
   check "reboot: the agent started at boot" \
     "$(prop $UNIT ActiveState)/$(prop $UNIT SubState) since $(prop $UNIT ActiveEnterTimestamp) ($(ms_to_s $(( a_us / 1000 ))) s after the kernel), before this script ($(ms_to_s $(( runner_us / 1000 ))) s); NRestarts=$(prop $UNIT NRestarts)" \
     '[ "$(prop $UNIT SubState)" = running ] && [ "$a_us" -gt 0 ] && [ "$a_us" -le "$runner_us" ]'
+  local pid0; pid0="$(main_pid)"
   start_rig || fail "rig: fake cloud" "systemd-run failed"
   start_pos || fail "rig: simulated POS" "systemd-run failed"
   local out rc
@@ -305,6 +376,11 @@ phase2() {
   out="$(payments)"
   check "reboot: the re-sent payment is not applied twice" "$out" 'grep -qF "state=PAYED payments=1 [$PAY_RID:" <<<"$out"'
   call "reboot: round trip getBill" getBill vmt-bill-3 '"tableNumber":"12"' '"state":"SUCCESS"'
+  # Still under the strict filter (the drop-in stays): menuInfo over max_body_bytes is streamed.
+  call "reboot: round trip menuInfo (streamed)" menuInfo vmt-menu-2 '' '"Борщ український з пампушками"'
+  agent_logged "reboot: menuInfo streamed over max_body_bytes = $STREAM_LIMIT" \
+    "op=menuInfo rID=vmt-menu-2 outcome=SUCCESS .* streamed bytes="
+  no_sigsys "reboot: strict filter, no SIGSYS" "$pid0"
   systemctl stop vmt-pos.service vmt-cloud.service
 
   # --- dpkg -r: program gone, configuration and data stay ------------------------------------

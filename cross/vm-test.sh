@@ -10,7 +10,8 @@
 #            built here with `cargo zigbuild --release --example fake_cloud` (cargo-zigbuild on
 #            PATH: eval "$(cross/install-toolchain.sh | tail -1)")
 # Environment:
-#   VM_CACHE_DIR    image cache (default ${CARGO_TARGET_DIR:-target}/vm)
+#   VM_CACHE_DIR    image cache (default ${CARGO_TARGET_DIR:-target}/vm; .ci/run passes a
+#                   directory every run on the machine shares, so CI builds each image once)
 #   VM_MIRROR       Debian archive for the image (default http://deb.debian.org/debian)
 #   VM_TIMEOUT      seconds before the VM is killed (default 900 with KVM/amd64, 2400 arm64)
 #   VM_TEST_BREAK   syscall: break the unit on purpose (a drop-in blocks connect(2)) to see the
@@ -21,8 +22,10 @@
 #      architecture qemu-user-static and arch-test), only what is missing;
 #   2. builds a minimal Debian 12 image with mmdebstrap from Debian's archive (systemd, udev,
 #      dbus, the cloud kernel, procps, passwd) and caches it under VM_CACHE_DIR, keyed by
-#      everything that goes into it (recipe, package list, suite, mirror, architecture, the
-#      runner below). A foreign architecture's maintainer scripts run under qemu-user: the
+#      everything that goes into it: the text of build_image below and the value of every
+#      variable it reads (suite, mirror, architecture, console, package list, the runner and
+#      initramfs files); the script stops if build_image reads a variable the key does not
+#      cover. A foreign architecture's maintainer scripts run under qemu-user: the
 #      script registers binfmt_misc's qemu-<arch> entry for the build if none exists, and
 #      removes it again afterwards;
 #   3. puts cross/vm-test-guest.sh, the .deb and the fake cloud on a small read-only payload
@@ -38,7 +41,6 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export DEBIAN_FRONTEND=noninteractive LC_ALL=C
-RECIPE=1   # bump when the image recipe changes in a way the key below does not show
 SUITE=bookworm
 usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
 log() { echo "[vm-test] $*"; }
@@ -154,10 +156,6 @@ initramfs_hook='#!/bin/sh
 case "$1" in prereqs) exit 0 ;; esac
 . /usr/share/initramfs-tools/hook-functions
 manual_add_modules virtio_pci virtio_blk virtio_mmio'
-key="$(printf '%s\n' "recipe=$RECIPE" "suite=$SUITE" "arch=$arch" "mirror=$MIRROR" \
-  "packages=${packages[*]}" "$runner_unit" "$runner_sh" "$initramfs_conf" "$initramfs_hook" \
-  | sha256sum | cut -c1-16)"
-img="$CACHE/$arch-$key"
 
 build_image() {
   local b="$CACHE/.build-$arch-$$" root registered=""
@@ -204,7 +202,7 @@ build_image() {
   cp "${initrds[0]}" "$b/initrd.img"
   mkfs.ext4 -q -F -L vmroot -E root_owner=0:0 -d "$root" "$b/rootfs.img" 1536M >/dev/null
   {
-    echo "built $(date -u +%FT%TZ) by cross/vm-test.sh (recipe $RECIPE) key $key"
+    echo "built $(date -u +%FT%TZ) by cross/vm-test.sh, key $key"
     echo "suite $SUITE arch $arch mirror $MIRROR"
     echo "packages ${packages[*]}"
     echo "kernel $(basename "${kernels[0]}")"
@@ -218,19 +216,43 @@ build_image() {
   for old in "$CACHE/$arch"-*; do [ "$old" = "$img" ] || rm -rf "$old"; done
 }
 
+# The cache key: what goes into the image is build_image's own text and the variables it reads
+# that shape the image (image_inputs); the others only say where and how it is built
+# (build_only: paths, the host's binfmt_misc set-up, its own locals). A variable it reads that
+# is in neither list stops the script, so the key cannot silently miss an input. Not keyed:
+# the archive's state (the image keeps the packages of the day it was built; delete the
+# directory to take a Debian point release) and the host's mmdebstrap and mkfs.ext4.
+image_inputs=(SUITE MIRROR arch console packages runner_unit runner_sh initramfs_conf initramfs_hook)
+build_only=(CACHE img key host_arch qemu_user b root registered rc kernels initrds old)
+recipe="$(declare -f build_image)"
+for v in $(grep -oE '(^|[^\])\$\{?[A-Za-z_][A-Za-z0-9_]*' <<<"$recipe" | sed -E 's/^.?\$\{?//' | sort -u); do
+  case " ${image_inputs[*]} ${build_only[*]} " in
+    *" $v "*) ;;
+    *) die "build_image reads \$$v, which neither image_inputs (the cache key) nor build_only lists" ;;
+  esac
+done
+key="$(printf '%s\n' "$recipe" "$(declare -p "${image_inputs[@]}")" | sha256sum | cut -c1-16)"
+img="$CACHE/$arch-$key"
+
 s=$(date +%s)
+# The cache may be shared by every run on the machine (.ci/run): a run holds the lock shared
+# from finding its image until it exits, and builds (which deletes the other keys' images of
+# the architecture) only under the exclusive lock, so no image is deleted under a booting VM.
 exec 9>"$CACHE/.lock-$arch"
-flock 9
-if [ -f "$img/manifest" ] && [ -f "$img/rootfs.img" ]; then
-  image_note="cached"
-  log "image $arch-$key: cached"
-else
-  log "image $arch-$key: building with mmdebstrap from $MIRROR (${packages[*]})"
-  build_image
-  image_note="built in $(( $(date +%s) - s ))s"
-  log "image $arch-$key: $image_note"
-fi
-flock -u 9
+image_note="cached"
+while :; do
+  flock -s 9
+  [ -f "$img/manifest" ] && [ -f "$img/rootfs.img" ] && break
+  flock -u 9
+  flock 9
+  if [ ! -f "$img/manifest" ] || [ ! -f "$img/rootfs.img" ]; then
+    log "image $arch-$key: building with mmdebstrap from $MIRROR (${packages[*]})"
+    build_image
+    image_note="built in $(( $(date +%s) - s ))s"
+  fi
+  flock -u 9
+done
+log "image $arch-$key: $image_note"
 sed 's/^/[vm-test]   /' "$img/manifest"
 
 # --- 4. payload and boot ---------------------------------------------------------------------

@@ -7,7 +7,10 @@
 //! fake_cloud pos      --journal J --mirror M [--poll-ms 100]
 //! fake_cloud wait     --control C [--connections N] [--timeout SECS]
 //! fake_cloud call     --control C --op OP --rid RID [--fields JSON] [--expect TEXT] [--timeout SECS]
+//! fake_cloud send     --control C --op OP --rid RID [--fields JSON]
 //! fake_cloud payments --mirror M --bill BILL
+//! fake_cloud applied  --mirror M --rid RID
+//! fake_cloud settings --journal J
 //! ```
 //! * `serve`: the testkit's `FakeCloud` on `127.0.0.1` at fixed ports (WebSocket and callback
 //!   server; Basic auth and every callback signature checked with the secret read from F),
@@ -20,11 +23,18 @@
 //! * `call`: sends `{"rID":RID,"operation":OP,FIELDS}` and waits for its callback. Prints one
 //!   line (operation, rID, outcome, signature, latency) and the body; exit 0 only when the
 //!   callback arrived, its signature verified and its body contains TEXT.
+//! * `send`: sends the same frame and waits for no callback, for the operations that have none
+//!   (showMessage, setSettings). Exit 0 when the frame went out on a live connection.
 //! * `payments`: what the POS recorded for a bill (its state, the payments applied to it).
+//! * `applied`: what the POS did with one journaled command, by rID (applied or rejected, its
+//!   result; for showMessage the request it showed). Exit 1 while the POS has not got to it.
+//! * `settings`: the settings frame the agent stored in the journal (setSettings). Exit 1 when
+//!   none is stored.
 //!
 //! Control protocol (one request line, one answer line, per connection):
 //! `WAIT <connections> <timeout_ms>` → `CONNECTED <count> <auth ok|BAD>` | `TIMEOUT <count>`;
-//! `CALL <timeout_ms> <rid> <frame>` → `CALLBACK <verified|BAD> <ms> <body>` | `NONE`.
+//! `CALL <timeout_ms> <rid> <frame>` → `CALLBACK <verified|BAD> <ms> <body>` | `NONE`;
+//! `SEND <frame>` → `SENT` | `NOT_CONNECTED`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -49,7 +59,10 @@ const USAGE: &str = "usage:
   fake_cloud pos      --journal J --mirror M [--poll-ms 100]
   fake_cloud wait     --control C [--connections N] [--timeout SECS]
   fake_cloud call     --control C --op OP --rid RID [--fields JSON] [--expect TEXT] [--timeout SECS]
-  fake_cloud payments --mirror M --bill BILL";
+  fake_cloud send     --control C --op OP --rid RID [--fields JSON]
+  fake_cloud payments --mirror M --bill BILL
+  fake_cloud applied  --mirror M --rid RID
+  fake_cloud settings --journal J";
 
 /// `--name value` pairs after the subcommand.
 struct Args(Vec<(String, String)>);
@@ -122,7 +135,10 @@ fn main() -> ExitCode {
             "pos" => pos(&args).await,
             "wait" => wait(&args).await,
             "call" => call(&args).await,
+            "send" => send(&args).await,
             "payments" => payments(&args),
+            "applied" => applied(&args),
+            "settings" => settings(&args),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 Ok(true)
@@ -221,42 +237,50 @@ async fn control_conn(cloud: FakeCloud, sock: TcpStream) -> Result<(), String> {
     }
     let line = line.trim_end();
     let mut parts = line.splitn(4, ' ');
-    let answer = match (parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some("WAIT"), Some(n), Some(ms), None) => {
-            let n: usize = n.parse().map_err(|_| format!("WAIT count {n}"))?;
-            let ms: u64 = ms.parse().map_err(|_| format!("WAIT timeout {ms}"))?;
-            let timeout = Duration::from_millis(ms);
-            if cloud.wait_connection_count(n, timeout).await {
-                let auth = cloud.handshakes().last().is_some_and(|h| h.auth_ok);
-                format!(
-                    "CONNECTED {} {}",
-                    cloud.connection_count(),
-                    if auth { "ok" } else { "BAD" }
-                )
-            } else {
-                format!("TIMEOUT {}", cloud.connection_count())
-            }
+    let answer = if let Some(frame) = line.strip_prefix("SEND ") {
+        if cloud.send_text(frame).await {
+            "SENT".to_string()
+        } else {
+            "NOT_CONNECTED".to_string()
         }
-        (Some("CALL"), Some(ms), Some(rid), Some(frame)) => {
-            let ms: u64 = ms.parse().map_err(|_| format!("CALL timeout {ms}"))?;
-            let sent = Instant::now();
-            match cloud.request(frame, rid, Duration::from_millis(ms)).await {
-                Some(cb) => {
-                    let took = cb.received_at.saturating_duration_since(sent);
+    } else {
+        match (parts.next(), parts.next(), parts.next(), parts.next()) {
+            (Some("WAIT"), Some(n), Some(ms), None) => {
+                let n: usize = n.parse().map_err(|_| format!("WAIT count {n}"))?;
+                let ms: u64 = ms.parse().map_err(|_| format!("WAIT timeout {ms}"))?;
+                let timeout = Duration::from_millis(ms);
+                if cloud.wait_connection_count(n, timeout).await {
+                    let auth = cloud.handshakes().last().is_some_and(|h| h.auth_ok);
                     format!(
-                        "CALLBACK {} {} {}",
-                        if cb.signature_ok { "verified" } else { "BAD" },
-                        took.as_millis(),
-                        cb.body_str().replace(['\r', '\n'], " ")
+                        "CONNECTED {} {}",
+                        cloud.connection_count(),
+                        if auth { "ok" } else { "BAD" }
                     )
+                } else {
+                    format!("TIMEOUT {}", cloud.connection_count())
                 }
-                None => "NONE".to_string(),
             }
+            (Some("CALL"), Some(ms), Some(rid), Some(frame)) => {
+                let ms: u64 = ms.parse().map_err(|_| format!("CALL timeout {ms}"))?;
+                let sent = Instant::now();
+                match cloud.request(frame, rid, Duration::from_millis(ms)).await {
+                    Some(cb) => {
+                        let took = cb.received_at.saturating_duration_since(sent);
+                        format!(
+                            "CALLBACK {} {} {}",
+                            if cb.signature_ok { "verified" } else { "BAD" },
+                            took.as_millis(),
+                            cb.body_str().replace(['\r', '\n'], " ")
+                        )
+                    }
+                    None => "NONE".to_string(),
+                }
+            }
+            _ => format!(
+                "ERROR unknown request: {}",
+                line.chars().take(80).collect::<String>()
+            ),
         }
-        _ => format!(
-            "ERROR unknown request: {}",
-            line.chars().take(80).collect::<String>()
-        ),
     };
     wr.write_all(format!("{answer}\n").as_bytes())
         .await
@@ -294,15 +318,41 @@ async fn wait(a: &Args) -> Result<bool, String> {
     Ok(answer.starts_with("CONNECTED ") && answer.ends_with(" ok"))
 }
 
-async fn call(a: &Args) -> Result<bool, String> {
-    a.check_known(&["control", "op", "rid", "fields", "expect", "timeout"])?;
+/// `{"rID":RID,"operation":OP,FIELDS}` from `--op`, `--rid` and `--fields`, on one line.
+fn frame_of(a: &Args) -> Result<(&str, &str, String), String> {
     let (op, rid) = (a.req("op")?, a.req("rid")?);
     if rid.contains(' ') || rid.contains('"') {
         return Err(format!("--rid {rid}: no spaces or quotes"));
     }
     let fields = a.opt("fields").unwrap_or("");
+    if fields.contains(['\r', '\n']) {
+        return Err("--fields: one line only".into());
+    }
     let sep = if fields.is_empty() { "" } else { "," };
     let frame = format!("{{\"rID\":\"{rid}\",\"operation\":\"{op}\"{sep}{fields}}}");
+    Ok((op, rid, frame))
+}
+
+async fn send(a: &Args) -> Result<bool, String> {
+    a.check_known(&["control", "op", "rid", "fields"])?;
+    let (op, rid, frame) = frame_of(a)?;
+    let answer =
+        control_request(a.port("control")?, &format!("SEND {frame}"), Duration::ZERO).await?;
+    let sent = answer == "SENT";
+    println!(
+        "{op} {rid}: {}",
+        if sent {
+            "sent"
+        } else {
+            "NOT sent (no connection)"
+        }
+    );
+    Ok(sent)
+}
+
+async fn call(a: &Args) -> Result<bool, String> {
+    a.check_known(&["control", "op", "rid", "fields", "expect", "timeout"])?;
+    let (op, rid, frame) = frame_of(a)?;
     let timeout = Duration::from_secs(a.num("timeout", 30)?);
     let answer = control_request(
         a.port("control")?,
@@ -408,4 +458,69 @@ fn payments(a: &Args) -> Result<bool, String> {
         list.join(" ")
     );
     Ok(true)
+}
+
+/// What the simulated POS recorded for one rID (`pos_applied`, and `pos_messages` for a
+/// showMessage). `Ok(false)` while it has not applied it yet.
+fn applied(a: &Args) -> Result<bool, String> {
+    use rusqlite::{params, OpenFlags, OptionalExtension};
+    a.check_known(&["mirror", "rid"])?;
+    let (mirror, rid) = (a.req("mirror")?, a.req("rid")?);
+    let db = rusqlite::Connection::open_with_flags(mirror, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| format!("{mirror}: {e}"))?;
+    db.busy_timeout(Duration::from_secs(5))
+        .map_err(|e| e.to_string())?;
+    let row: Option<(String, Option<String>, Option<String>)> = db
+        .query_row(
+            "SELECT status, substate, result FROM pos_applied WHERE rid = ?1",
+            params![rid],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()
+        .map_err(|e| format!("pos_applied (has the simulated POS run?): {e}"))?;
+    let Some((status, substate, result)) = row else {
+        println!("rid={rid}: not applied by the POS (yet)");
+        return Ok(false);
+    };
+    let message: Option<String> = db
+        .query_row(
+            "SELECT request FROM pos_messages WHERE rid = ?1",
+            params![rid],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(|e| format!("pos_messages: {e}"))?;
+    println!(
+        "rid={rid} status={status}{} result={}{}",
+        substate
+            .map(|s| format!(" substate={s}"))
+            .unwrap_or_default(),
+        result.unwrap_or_default(),
+        message
+            .map(|m| format!(" shown={}", m.chars().take(300).collect::<String>()))
+            .unwrap_or_default()
+    );
+    Ok(true)
+}
+
+/// The settings the agent stored for the POS (setSettings). `Ok(false)` when none is stored.
+fn settings(a: &Args) -> Result<bool, String> {
+    use rusqlite::OpenFlags;
+    a.check_known(&["journal"])?;
+    let journal = a.req("journal")?;
+    let db = rusqlite::Connection::open_with_flags(journal, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| format!("{journal}: {e}"))?;
+    db.busy_timeout(Duration::from_secs(5))
+        .map_err(|e| e.to_string())?;
+    match expirenza_agent::journal::store::settings(&db).map_err(|e| e.to_string())? {
+        Some((rid, json)) => {
+            let shown: String = json.chars().take(300).collect();
+            println!("settings from rid={rid}: {shown}");
+            Ok(true)
+        }
+        None => {
+            println!("no settings stored");
+            Ok(false)
+        }
+    }
 }

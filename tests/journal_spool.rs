@@ -261,6 +261,17 @@ fn the_journal_listing_shows_spooled_requests() {
 
 // ------------------------------------------- refused before any journal code ran
 
+/// A payment of bill 0 whose frame fills most of a 4,000-byte `max_pending_bytes`, left
+/// waiting for the POS (none runs here): the next request is past the bound.
+fn fill_admission(r: &Rig) -> testkit::stages::Started {
+    let big = format!(
+        r#"{{"rID":"p-big","operation":"payBill","billId":"{}","sum":100.00,"fiscalData":{{"note":"{}"}}}}"#,
+        bill(0),
+        "x".repeat(3700)
+    );
+    r.ctx.start(&big)
+}
+
 /// A payment over `[limits] max_pending_bytes` is answered FAIL AGENT_BUSY at admission,
 /// before any journal code runs. Its frame is in the spool when the FAIL is delivered; the
 /// move makes it one `review` row with sub-state AGENT_BUSY; the cloud got one callback.
@@ -268,13 +279,7 @@ fn the_journal_listing_shows_spooled_requests() {
 fn a_payment_refused_busy_is_spooled_before_its_fail_and_moved_in_once() {
     let r = rig_with(200, |c| c.limits.max_pending_bytes = 4000);
     add_bills(&r.mirror(), 2);
-    // A payment whose frame fills most of the bound, waiting for the POS (none runs here).
-    let big = format!(
-        r#"{{"rID":"p-big","operation":"payBill","billId":"{}","sum":100.00,"fiscalData":{{"note":"{}"}}}}"#,
-        bill(0),
-        "x".repeat(3700)
-    );
-    let waiting = r.ctx.start(&big);
+    let waiting = fill_admission(&r);
     let busy = pay("p-busy", &bill(1), "100.00");
     let v = r.call(&busy);
     assert_eq!(
@@ -320,12 +325,7 @@ fn a_payment_refused_busy_is_spooled_before_its_fail_and_moved_in_once() {
 fn a_re_send_of_a_payment_refused_before_it_started_is_journaled_in_its_row() {
     let r = rig_with(200, |c| c.limits.max_pending_bytes = 4000);
     add_bills(&r.mirror(), 2);
-    let big = format!(
-        r#"{{"rID":"p-big","operation":"payBill","billId":"{}","sum":100.00,"fiscalData":{{"note":"{}"}}}}"#,
-        bill(0),
-        "x".repeat(3700)
-    );
-    let waiting = r.ctx.start(&big);
+    let waiting = fill_admission(&r);
     let busy = pay("p-again", &bill(1), "100.00");
     assert_eq!(r.call(&busy)["substate"], "AGENT_BUSY");
     // Its spool record is moved by the first journal write: here the re-send's own.
